@@ -1,0 +1,42 @@
+#ifndef SEGSERVE_MODEL_PREPROCESS_H_
+#define SEGSERVE_MODEL_PREPROCESS_H_
+
+#include <array>
+
+#include "opencv2/core/mat.hpp"
+
+namespace segserve {
+
+struct PreprocessOptions {
+  enum class Resize { kStretch, kLetterbox };
+  int height = 512;  // The model's input size.
+  int width = 512;
+  Resize resize = Resize::kStretch;
+  // RGB order, on 0..255 values: x = (pixel - mean) / std.
+  std::array<float, 3> mean = {123.675f, 116.28f, 103.53f};
+  std::array<float, 3> std = {58.395f, 57.12f, 57.375f};
+};
+
+// The part of the model input that holds the image (all of it for STRETCH;
+// the centred, aspect-preserving box for LETTERBOX).
+struct ContentRegion {
+  int x = 0;
+  int y = 0;
+  int width = 0;
+  int height = 0;
+};
+
+// Resizes an 8-bit RGB image (CV_8UC3) to the model's input size and writes
+// 3 x height x width normalized floats (CHW) to `out`. LETTERBOX padding is
+// zero after normalization. Returns where the image lies in the input.
+ContentRegion Preprocess(const cv::Mat& rgb, const PreprocessOptions& options,
+                         float* out);
+
+// Maps labels (or confidence) computed at the model's input size back to the
+// original image size with nearest-neighbour sampling of `region`.
+cv::Mat MapToImageSize(const cv::Mat& input_sized, const ContentRegion& region,
+                       int image_width, int image_height);
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_MODEL_PREPROCESS_H_

@@ -1,0 +1,202 @@
+#include "server/model_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace segserve {
+namespace {
+
+constexpr int kMaxInputSide = 8192;
+constexpr int kMaxInstances = 64;
+
+class CollectErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    errors_.push_back(
+        absl::StrCat("line ", line + 1, ":", column + 1, ": ", message));
+  }
+  std::string Joined() const { return absl::StrJoin(errors_, "; "); }
+
+ private:
+  std::vector<std::string> errors_;
+};
+
+bool IsBuiltin(const std::string& architecture) {
+  for (const char* known : kBuiltinArchitectures) {
+    if (architecture == known) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
+                                                 const std::string& path,
+                                                 const std::string& dir_name) {
+  v1::ModelConfig config;
+  CollectErrors errors;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not a valid ModelConfig in protobuf text format: ",
+        errors.Joined()));
+  }
+  auto bad = [&path](const std::string& field, const std::string& reason) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": field '", field, "': ", reason));
+  };
+
+  if (config.name().empty()) config.set_name(dir_name);
+  if (config.name() != dir_name) {
+    return bad("name", absl::StrCat("'", config.name(),
+                                    "' must equal the model's directory name '",
+                                    dir_name, "'"));
+  }
+  switch (config.platform()) {
+    case v1::ModelConfig::BUILTIN:
+      if (!IsBuiltin(config.architecture())) {
+        return bad("architecture",
+                   absl::StrCat("'", config.architecture(),
+                                "' is not a builtin architecture; allowed: ",
+                                absl::StrJoin(kBuiltinArchitectures, ", ")));
+      }
+      if (config.classifier() == v1::ModelConfig::SSA &&
+          config.architecture() == "sgcpnet") {
+        return bad("classifier", "SSA applies to cgrseg_* architectures only");
+      }
+      break;
+    case v1::ModelConfig::TORCHSCRIPT:
+      if (!config.architecture().empty()) {
+        return bad("architecture",
+                   "only BUILTIN models name an architecture; leave it empty "
+                   "for TORCHSCRIPT");
+      }
+      break;
+    default:
+      return bad("platform", "required: BUILTIN or TORCHSCRIPT");
+  }
+  if (config.num_classes() < 1 || config.num_classes() > 65536) {
+    return bad("num_classes",
+               absl::StrCat(config.num_classes(),
+                            " is out of range; allowed 1..65536"));
+  }
+  if (config.class_names_size() == 0) {
+    for (uint32_t i = 0; i < config.num_classes(); ++i) {
+      config.add_class_names(absl::StrCat("class_", i));
+    }
+  } else if (uint32_t(config.class_names_size()) != config.num_classes()) {
+    return bad("class_names",
+               absl::StrCat("has ", config.class_names_size(),
+                            " entries; give none or exactly num_classes (",
+                            config.num_classes(), ")"));
+  }
+
+  auto* input = config.mutable_input();
+  for (auto [side, value] :
+       {std::pair<const char*, uint32_t>{"input.height", input->height()},
+        {"input.width", input->width()}}) {
+    if (value == 0 || value > kMaxInputSide) {
+      return bad(side, absl::StrCat(value, " is out of range; allowed 1..",
+                                    kMaxInputSide));
+    }
+    if (config.platform() == v1::ModelConfig::BUILTIN && value % 32 != 0) {
+      return bad(side, absl::StrCat(value,
+                                    " must be a multiple of 32 for builtin "
+                                    "architectures (their output stride)"));
+    }
+  }
+  if (input->mean_size() == 0) {
+    for (float m : {123.675f, 116.28f, 103.53f}) input->add_mean(m);
+  }
+  if (input->std_size() == 0) {
+    for (float s : {58.395f, 57.12f, 57.375f}) input->add_std(s);
+  }
+  if (input->mean_size() != 3) {
+    return bad("input.mean", absl::StrCat("has ", input->mean_size(),
+                                          " values; give 3 (R, G, B)"));
+  }
+  if (input->std_size() != 3) {
+    return bad("input.std", absl::StrCat("has ", input->std_size(),
+                                         " values; give 3 (R, G, B)"));
+  }
+  for (float s : input->std()) {
+    if (!(s > 0)) return bad("input.std", "every value must be positive");
+  }
+
+  if (config.max_batch_size() == 0) config.set_max_batch_size(1);
+  if (config.max_batch_size() > 1024) {
+    return bad("max_batch_size",
+               absl::StrCat(config.max_batch_size(),
+                            " is out of range; allowed 0..1024"));
+  }
+  auto* batching = config.mutable_dynamic_batching();
+  for (uint32_t size : batching->preferred_batch_size()) {
+    if (size < 1 || size > config.max_batch_size()) {
+      return bad(
+          "dynamic_batching.preferred_batch_size",
+          absl::StrCat(size, " is out of range; allowed 1..max_batch_size (",
+                       config.max_batch_size(), ")"));
+    }
+  }
+  if (batching->priority_levels() == 0) batching->set_priority_levels(1);
+  if (batching->priority_levels() > 64) {
+    return bad("dynamic_batching.priority_levels",
+               absl::StrCat(batching->priority_levels(),
+                            " is out of range; allowed 1..64"));
+  }
+  if (batching->max_queue_delay_us() > 10'000'000) {
+    return bad("dynamic_batching.max_queue_delay_us",
+               "at most 10000000 (10 s) is allowed");
+  }
+
+  if (config.instance_group_size() == 0) config.add_instance_group();
+  for (auto& group : *config.mutable_instance_group()) {
+    if (group.count() == 0) group.set_count(1);
+    if (group.count() > kMaxInstances) {
+      return bad("instance_group.count",
+                 absl::StrCat(group.count(), " is out of range; allowed 1..",
+                              kMaxInstances));
+    }
+    if (group.kind() == v1::ModelConfig::InstanceGroup::CPU &&
+        group.gpus_size() > 0) {
+      return bad("instance_group.gpus", "a CPU instance group lists no gpus");
+    }
+    if (group.kind() == v1::ModelConfig::InstanceGroup::CPU &&
+        config.precision() != v1::ModelConfig::FP32) {
+      return bad("precision",
+                 "FP16 and BF16 run on GPU instances only; CPU runs FP32");
+    }
+    for (int gpu : group.gpus()) {
+      if (gpu < 0) return bad("instance_group.gpus", "GPU ids are >= 0");
+    }
+  }
+  if (config.warmup_batches() > 100) {
+    return bad("warmup_batches", "at most 100 is allowed");
+  }
+  return config;
+}
+
+absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  const std::filesystem::path dir(model_dir);
+  const std::filesystem::path path = dir / "config.pbtxt";
+  std::ifstream file(path);
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(),
+                     ": cannot read the model configuration; "
+                     "every model directory needs config.pbtxt"));
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  return ParseModelConfig(text.str(), path.string(), dir.filename().string());
+}
+
+}  // namespace segserve

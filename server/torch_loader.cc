@@ -1,0 +1,35 @@
+#include "server/torch_loader.h"
+
+#include "model/torch_model.h"
+
+namespace segserve {
+
+ModelLoader TorchModelLoader() {
+  return [](const v1::ModelConfig& config, const std::string& weights_path,
+            const std::string& device)
+             -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+    TorchModelOptions options;
+    options.platform = config.platform() == v1::ModelConfig::TORCHSCRIPT
+                           ? TorchModelOptions::Platform::kTorchScript
+                           : TorchModelOptions::Platform::kBuiltin;
+    options.architecture = config.architecture();
+    options.num_classes = int(config.num_classes());
+    options.weights_path = weights_path;
+    options.input_height = int(config.input().height());
+    options.input_width = int(config.input().width());
+    options.device = device;
+    switch (config.precision()) {
+      case v1::ModelConfig::FP16:
+        options.precision = TorchModelOptions::Precision::kFp16;
+        break;
+      case v1::ModelConfig::BF16:
+        options.precision = TorchModelOptions::Precision::kBf16;
+        break;
+      default:
+        options.precision = TorchModelOptions::Precision::kFp32;
+    }
+    return LoadTorchModel(options);
+  };
+}
+
+}  // namespace segserve

@@ -1,0 +1,82 @@
+#ifndef SEGSERVE_TESTS_SERVER_FAKE_MODEL_H_
+#define SEGSERVE_TESTS_SERVER_FAKE_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "model/segmentation_model.h"
+
+namespace segserve {
+
+// Shared between a test and the fake models it creates.
+struct FakeModelState {
+  absl::Mutex mu;
+  std::vector<int> batch_sizes ABSL_GUARDED_BY(mu);
+  // Labels of every image run, in order: the first input float of each.
+  std::vector<float> first_values ABSL_GUARDED_BY(mu);
+  absl::Status error ABSL_GUARDED_BY(mu);  // Returned when not OK.
+  // When set, each batch waits for `release` before returning.
+  std::shared_ptr<absl::Notification> release ABSL_GUARDED_BY(mu);
+  int batches_started ABSL_GUARDED_BY(mu) = 0;
+
+  std::vector<int> BatchSizes() {
+    absl::MutexLock lock(&mu);
+    return batch_sizes;
+  }
+  void AwaitBatchesStarted(int n) {
+    absl::MutexLock lock(&mu);
+    auto started = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return batches_started >= n;
+    };
+    mu.Await(absl::Condition(&started));
+  }
+};
+
+// Labels every pixel with int(first input float) % 256, so a test can tell
+// each request's answer from the input it sent.
+class FakeModel : public SegmentationModel {
+ public:
+  FakeModel(std::shared_ptr<FakeModelState> state, int height, int width)
+      : state_(std::move(state)), height_(height), width_(width) {}
+
+  absl::StatusOr<std::vector<InferenceOutput>> Infer(
+      absl::Span<const float* const> inputs, bool with_confidence) override {
+    std::shared_ptr<absl::Notification> release;
+    {
+      absl::MutexLock lock(&state_->mu);
+      ++state_->batches_started;
+      release = state_->release;
+    }
+    if (release) release->WaitForNotification();
+    absl::MutexLock lock(&state_->mu);
+    state_->batch_sizes.push_back(int(inputs.size()));
+    if (!state_->error.ok()) return state_->error;
+    std::vector<InferenceOutput> outputs;
+    for (const float* input : inputs) {
+      state_->first_values.push_back(input[0]);
+      InferenceOutput out;
+      out.labels =
+          cv::Mat(height_, width_, CV_8UC1, cv::Scalar(int(input[0]) & 0xff));
+      if (with_confidence) {
+        out.confidence = cv::Mat(height_, width_, CV_8UC1, cv::Scalar(200));
+      }
+      outputs.push_back(std::move(out));
+    }
+    return outputs;
+  }
+  std::string device() const override { return "cpu"; }
+  int64_t parameter_count() const override { return 42; }
+
+ private:
+  std::shared_ptr<FakeModelState> state_;
+  int height_;
+  int width_;
+};
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_TESTS_SERVER_FAKE_MODEL_H_

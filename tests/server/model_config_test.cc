@@ -1,0 +1,134 @@
+#include "server/model_config.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace segserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kValid[] = R"pb(
+  platform: BUILTIN
+  architecture: "sgcpnet"
+  num_classes: 3
+  class_names: [ "background", "disk", "ring" ]
+  input { height: 256 width: 320 resize: LETTERBOX }
+  max_batch_size: 8
+  dynamic_batching {
+    preferred_batch_size: [ 4, 8 ]
+    max_queue_delay_us: 2000
+  }
+)pb";
+
+absl::StatusOr<v1::ModelConfig> Parse(const std::string& text) {
+  return ParseModelConfig(text, "repo/m/config.pbtxt", "m");
+}
+
+// Each bad config is refused, and the message names the file, the field
+// and what is allowed.
+void ExpectRefused(const std::string& text, const std::string& field,
+                   const std::string& reason) {
+  absl::StatusOr<v1::ModelConfig> config = Parse(text);
+  ASSERT_FALSE(config.ok()) << text;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr("repo/m/config.pbtxt"));
+  EXPECT_THAT(message, HasSubstr(field));
+  EXPECT_THAT(message, HasSubstr(reason));
+}
+
+TEST(ModelConfigTest, ValidConfigGetsDefaults) {
+  absl::StatusOr<v1::ModelConfig> config = Parse(kValid);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->name(), "m");
+  EXPECT_EQ(config->input().mean_size(), 3);
+  EXPECT_FLOAT_EQ(config->input().std(0), 58.395f);
+  EXPECT_EQ(config->dynamic_batching().priority_levels(), 1u);
+  ASSERT_EQ(config->instance_group_size(), 1);
+  EXPECT_EQ(config->instance_group(0).count(), 1u);
+}
+
+TEST(ModelConfigTest, ClassNamesDefaultToNumbers) {
+  auto config = Parse(R"pb(platform: BUILTIN
+                           architecture: "sgcpnet"
+                           num_classes: 2
+                           input { height: 32 width: 32 })pb");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->class_names(),
+              ::testing::ElementsAre("class_0", "class_1"));
+  EXPECT_EQ(config->max_batch_size(), 1u);
+}
+
+TEST(ModelConfigTest, RefusesSyntaxErrorsWithLine) {
+  ExpectRefused("platform: BUILTIN\nnum_classes: \"x\"", "line 2",
+                "protobuf text format");
+}
+
+TEST(ModelConfigTest, RefusesUnknownEnumValue) {
+  ExpectRefused("platform: ONNX", "line 1", "ONNX");
+}
+
+TEST(ModelConfigTest, RefusesBadFields) {
+  const std::string base =
+      "platform: BUILTIN architecture: \"sgcpnet\" num_classes: 3 "
+      "input { height: 64 width: 64 } ";
+  ExpectRefused("name: \"other\" " + base, "'name'", "directory name 'm'");
+  ExpectRefused("num_classes: 3 input { height: 64 width: 64 }", "platform",
+                "BUILTIN or TORCHSCRIPT");
+  ExpectRefused(
+      "platform: BUILTIN architecture: \"resnet\" num_classes: 3 "
+      "input { height: 64 width: 64 }",
+      "architecture", "sgcpnet, cgrseg_t");
+  ExpectRefused(
+      "platform: BUILTIN architecture: \"sgcpnet\" "
+      "input { height: 64 width: 64 }",
+      "num_classes", "1..65536");
+  ExpectRefused(base + "class_names: [\"a\"]", "class_names",
+                "exactly num_classes (3)");
+  ExpectRefused(
+      "platform: BUILTIN architecture: \"sgcpnet\" num_classes: 3 "
+      "input { height: 100 width: 64 }",
+      "input.height", "multiple of 32");
+  ExpectRefused(
+      "platform: BUILTIN architecture: \"sgcpnet\" num_classes: 3 "
+      "input { width: 64 }",
+      "input.height", "1..8192");
+  const std::string head =
+      "platform: BUILTIN architecture: \"sgcpnet\" num_classes: 3 ";
+  ExpectRefused(head + "input { height: 64 width: 64 mean: [1, 2] }",
+                "input.mean", "give 3");
+  ExpectRefused(head + "input { height: 64 width: 64 std: [1, 0, 1] }",
+                "input.std", "positive");
+  ExpectRefused(
+      base + "max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }",
+      "preferred_batch_size", "1..max_batch_size (4)");
+  ExpectRefused(base + "instance_group { kind: CPU gpus: 0 }",
+                "instance_group.gpus", "no gpus");
+  ExpectRefused(base + "precision: FP16 instance_group { kind: CPU }",
+                "precision", "GPU instances only");
+  ExpectRefused(base + "classifier: SSA", "classifier", "cgrseg");
+  ExpectRefused(
+      "platform: TORCHSCRIPT architecture: \"sgcpnet\" num_classes: 3 "
+      "input { height: 64 width: 64 }",
+      "architecture", "TORCHSCRIPT");
+}
+
+TEST(ModelConfigTest, TorchScriptAllowsAnyInputSize) {
+  auto config = Parse(R"pb(platform: TORCHSCRIPT
+                           num_classes: 4
+                           input { height: 100 width: 70 })pb");
+  EXPECT_TRUE(config.ok()) << config.status();
+}
+
+TEST(ModelConfigTest, MissingFileIsReported) {
+  auto config = LoadModelConfig("/nonexistent/model");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("/nonexistent/model/config.pbtxt"));
+}
+
+}  // namespace
+}  // namespace segserve
