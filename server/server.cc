@@ -8,9 +8,9 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/metrics.h"
+#include "server/metrics_endpoint.h"
 #include "server/model_repository.h"
 #include "server/segment_processor.h"
 #include "server/segmentation_service.h"
@@ -18,7 +18,6 @@
 #include "server/torch_loader.h"
 
 namespace segserve {
-
 constexpr char kServiceName[] = "segserve.v1.Segmentation";
 
 Server::Server(Options options) : options_(std::move(options)) {}
@@ -31,17 +30,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   server->registry_ = std::make_shared<prometheus::Registry>();
   server->metrics_ = std::make_unique<Metrics>(server->registry_.get());
   if (!opts.metrics_address.empty()) {
-    try {
-      server->exposer_ =
-          std::make_unique<prometheus::Exposer>(opts.metrics_address);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics on ", opts.metrics_address, ": ",
-                       e.what(), "; choose another --metrics_port"));
-    }
-    server->exposer_->RegisterCollectable(server->registry_);
-    const auto ports = server->exposer_->GetListeningPorts();
-    if (!ports.empty()) server->metrics_port_ = ports.front();
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+        MetricsEndpoint::Create(opts.metrics_address, server->registry_.get());
+    if (!endpoint.ok()) return endpoint.status();
+    server->metrics_endpoint_ = *std::move(endpoint);
+    server->metrics_port_ = server->metrics_endpoint_->port();
   }
 
   server->pool_ = std::make_unique<ThreadPool>(opts.preprocess_threads);
@@ -84,18 +77,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
   SEGSERVE_LOG(Info) << "serving gRPC on port " << server->grpc_port_
-                     << (server->exposer_ ? absl::StrCat(", metrics on port ",
-                                                         server->metrics_port_)
-                                          : std::string());
+                     << (server->metrics_endpoint_
+                             ? absl::StrCat(", metrics on port ",
+                                            server->metrics_port_)
+                             : std::string());
   return server;
 }
 
 bool Server::Shutdown() {
   if (shut_down_ || grpc_server_ == nullptr) return drained_;
   shut_down_ = true;
-  // NOT_SERVING first, so load balancers stop sending before we refuse.
-  grpc_server_->GetHealthCheckService()->Shutdown();
+  // Refuse new calls, then report NOT_SERVING: a client that sees
+  // NOT_SERVING can rely on being refused.
   service_->StartDraining();
+  grpc_server_->GetHealthCheckService()->Shutdown();
   repository_->Shutdown();
   SEGSERVE_LOG(Info) << "draining " << processor_->inflight()
                      << " request(s), up to "

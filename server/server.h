@@ -12,13 +12,13 @@ namespace grpc {
 class Server;
 }
 namespace prometheus {
-class Exposer;
 class Registry;
 }  // namespace prometheus
 
 namespace segserve {
 
 class Metrics;
+class MetricsEndpoint;
 class ModelRepository;
 class SegmentProcessor;
 class SegmentationService;
@@ -60,7 +60,7 @@ class Server {
 
   Options options_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ModelRepository> repository_;

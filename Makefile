@@ -1,0 +1,34 @@
+# The front door. Two commands do everything on a fresh Debian 12 machine:
+#   make serve   set up, build (Release) and serve model_repository/
+#   make test    set up, build and run the whole ctest suite
+BUILD_DIR ?= build
+JOBS ?= 2
+GRPC_PORT ?= 50051
+METRICS_PORT ?= 8002
+CMAKE_ARGS ?=
+
+.PHONY: all setup configure build serve test clean format
+
+all: build
+
+setup:
+	bash scripts/setup-debian.sh
+
+configure: setup
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+serve: build
+	$(BUILD_DIR)/server/segserve --model_repository=model_repository \
+	  --grpc_port=$(GRPC_PORT) --metrics_port=$(METRICS_PORT)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,443 @@
+// The real gRPC server on an ephemeral loopback port, called through the
+// client library. Models are fakes behind the ModelLoader seam so every
+// answer is known: the fake labels each pixel with the image's gray value.
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "client/client.h"
+#include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/server/fake_model.h"
+#include "tests/server/http_get.h"
+
+namespace segserve {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr char kConfig[] = R"pb(
+  platform: BUILTIN
+  architecture: "sgcpnet"
+  num_classes: 256
+  input {
+    height: 32
+    width: 32
+    mean: [ 0, 0, 0 ]
+    std: [ 1, 1, 1 ]
+  }
+  max_batch_size: 8
+  dynamic_batching {
+    max_queue_delay_us: 2000
+    max_queue_size: 512
+    priority_levels: 2
+  }
+)pb";
+
+constexpr char kSmallQueueConfig[] = R"pb(
+  platform: BUILTIN
+  architecture: "sgcpnet"
+  num_classes: 4
+  input {
+    height: 32
+    width: 32
+    mean: [ 0, 0, 0 ]
+    std: [ 1, 1, 1 ]
+  }
+  max_batch_size: 1
+  dynamic_batching { max_queue_size: 2 }
+)pb";
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
+// A gray RGB8 image of the given size, sent RAW; the fake answers `value`.
+v1::SegmentRequest GrayRequest(int width, int height, uint8_t value,
+                               const std::string& id,
+                               const std::string& model = "") {
+  v1::SegmentRequest request;
+  request.set_model(model);
+  request.set_request_id(id);
+  request.set_mask_encoding(v1::RAW);
+  v1::RawImage* raw = request.mutable_image()->mutable_raw();
+  raw->set_width(uint32_t(width));
+  raw->set_height(uint32_t(height));
+  raw->set_format(v1::RGB8);
+  raw->set_data(std::string(size_t(width) * height * 3, char(value)));
+  return request;
+}
+
+// Checks a response is the answer to its own request.
+void ExpectAnswer(const v1::SegmentResponse& response, int width, int height,
+                  uint8_t value, const std::string& id) {
+  EXPECT_EQ(response.request_id(), id);
+  EXPECT_EQ(response.mask().width(), uint32_t(width));
+  EXPECT_EQ(response.mask().height(), uint32_t(height));
+  ASSERT_EQ(response.mask().data().size(), size_t(width) * height) << id;
+  EXPECT_EQ(response.mask().data().find_first_not_of(char(value)),
+            std::string::npos)
+      << id;
+}
+
+class GrpcIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) / "grpc_integration" /
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    WriteFile(root_ / "fake" / "config.pbtxt", kConfig);
+    WriteFile(root_ / "fake" / "1" / "model.pt", "");
+    WriteFile(root_ / "small" / "config.pbtxt", kSmallQueueConfig);
+    WriteFile(root_ / "small" / "1" / "model.pt", "");
+
+    Server::Options options;
+    options.model_repository = root_.string();
+    options.default_model = "fake";
+    options.grpc_address = "127.0.0.1:0";
+    options.metrics_address = "127.0.0.1:0";
+    options.max_image_pixels = 1 << 20;
+    options.drain_timeout = absl::Seconds(20);
+    options.loader = [this](const v1::ModelConfig& config, const std::string&,
+                            const std::string&)
+        -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+      return std::make_unique<FakeModel>(state_, 32, 32);
+    };
+    auto server = Server::Create(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+
+    ClientOptions client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", server_->grpc_port());
+    client_options.retry_max_attempts = 1;
+    auto client = Client::Create(client_options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+  }
+
+  // grpc.health.v1.Health/Check through a generic stub: the request is
+  // {1: service}, the response {1: status enum} (1 SERVING, 2 NOT_SERVING).
+  int HealthStatus(const std::string& service) {
+    grpc::GenericStub stub(client_->channel());
+    std::string bytes = "\x0a" + std::string(1, char(service.size())) + service;
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&context, "/grpc.health.v1.Health/Check",
+                   grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    if (!status.ok()) return -int(status.error_code());
+    std::vector<grpc::Slice> slices;
+    response.Dump(&slices);
+    std::string out;
+    for (const auto& s : slices) out += std::string(s.begin(), s.end());
+    return out.size() == 2 && out[0] == 0x08 ? out[1] : 0;
+  }
+
+  void Block() {
+    absl::MutexLock lock(&state_->mu);
+    release_ = std::make_shared<absl::Notification>();
+    state_->release = release_;
+  }
+  void Unblock() {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->release = nullptr;
+    }
+    release_->Notify();
+  }
+
+  fs::path root_;
+  std::shared_ptr<FakeModelState> state_ = std::make_shared<FakeModelState>();
+  std::shared_ptr<absl::Notification> release_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(GrpcIntegrationTest, SegmentReturnsMaskAtImageSize) {
+  auto response = client_->Segment(GrayRequest(45, 17, 9, "a"));
+  ASSERT_TRUE(response.ok()) << response.status();
+  ExpectAnswer(*response, 45, 17, 9, "a");
+  EXPECT_EQ(response->model(), "fake");
+  EXPECT_EQ(response->model_version(), "1");
+  ASSERT_EQ(response->class_stats_size(), 1);
+  EXPECT_EQ(response->class_stats(0).class_id(), 9u);
+  EXPECT_EQ(response->class_stats(0).pixels(), 45u * 17u);
+  EXPECT_GE(response->timing().batch_size(), 1u);
+}
+
+TEST_F(GrpcIntegrationTest, AsyncAndStreamAnswerInOrder) {
+  absl::Notification done;
+  absl::StatusOr<v1::SegmentResponse> async_response;
+  client_->SegmentAsync(GrayRequest(8, 8, 4, "async"),
+                        [&](absl::StatusOr<v1::SegmentResponse> r) {
+                          async_response = std::move(r);
+                          done.Notify();
+                        });
+  done.WaitForNotification();
+  ASSERT_TRUE(async_response.ok()) << async_response.status();
+  ExpectAnswer(*async_response, 8, 8, 4, "async");
+
+  std::vector<v1::SegmentRequest> frames;
+  for (int i = 0; i < 20; ++i) {
+    frames.push_back(GrayRequest(16 + i, 10, uint8_t(i), absl::StrCat(i)));
+  }
+  auto responses = client_->SegmentStream(frames);
+  ASSERT_TRUE(responses.ok()) << responses.status();
+  ASSERT_EQ(responses->size(), frames.size());
+  for (int i = 0; i < 20; ++i) {
+    ExpectAnswer((*responses)[i], 16 + i, 10, uint8_t(i), absl::StrCat(i));
+  }
+}
+
+TEST_F(GrpcIntegrationTest, StreamEndsWithTheFirstFailedFrame) {
+  std::vector<v1::SegmentRequest> frames = {GrayRequest(8, 8, 1, "ok"),
+                                            GrayRequest(8, 8, 2, "bad")};
+  frames[1].mutable_image()->mutable_raw()->set_data("short");
+  auto responses = client_->SegmentStream(frames);
+  EXPECT_EQ(responses.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(GrpcIntegrationTest, ListAndGetModels) {
+  auto list = client_->ListModels();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->models_size(), 2);
+  EXPECT_EQ(list->models(0).name(), "fake");
+  EXPECT_TRUE(list->models(0).is_default());
+
+  auto info = client_->GetModel("");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->name(), "fake");
+  EXPECT_EQ(info->state(), v1::READY);
+  EXPECT_EQ(info->version(), "1");
+  EXPECT_EQ(info->architecture(), "sgcpnet");
+  EXPECT_EQ(info->input_height(), 32u);
+  EXPECT_EQ(info->max_batch_size(), 8u);
+  EXPECT_EQ(info->class_names_size(), 256);
+  EXPECT_THAT(info->devices(), ::testing::ElementsAre("cpu"));
+  EXPECT_EQ(info->parameter_count(), 42u);
+
+  EXPECT_EQ(client_->GetModel("nope").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetModel("fake", "7").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(GrpcIntegrationTest, HealthIsServing) {
+  EXPECT_EQ(HealthStatus(""), 1);
+  EXPECT_EQ(HealthStatus("segserve.v1.Segmentation"), 1);
+}
+
+TEST_F(GrpcIntegrationTest, BadRequestsGetClearErrors) {
+  v1::SegmentRequest empty;
+  auto no_image = client_->Segment(empty);
+  EXPECT_EQ(no_image.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_image.status().message()), HasSubstr("image"));
+
+  auto bad_encoding = GrayRequest(4, 4, 1, "x");
+  bad_encoding.set_mask_encoding(static_cast<v1::MaskEncoding>(9));
+  auto encoding = client_->Segment(bad_encoding);
+  EXPECT_EQ(encoding.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(encoding.status().message()),
+              HasSubstr("PNG, RAW, RLE"));
+
+  auto bad_format = GrayRequest(4, 4, 1, "x");
+  bad_format.mutable_image()->mutable_raw()->set_format(
+      v1::PIXEL_FORMAT_UNSPECIFIED);
+  EXPECT_EQ(client_->Segment(bad_format).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto zero = GrayRequest(4, 4, 1, "x");
+  zero.mutable_image()->mutable_raw()->set_width(0);
+  EXPECT_EQ(client_->Segment(zero).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto too_big = GrayRequest(2048, 1024, 1, "x");  // Over 1 Mpx.
+  auto big = client_->Segment(too_big);
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("pixel"));
+
+  auto high = GrayRequest(4, 4, 1, "x");
+  high.set_priority(5);
+  EXPECT_EQ(client_->Segment(high).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  v1::SegmentRequest garbage;
+  garbage.mutable_image()->set_encoded("\x89PNG\r\n\x1a\n garbage");
+  EXPECT_EQ(client_->Segment(garbage).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto unknown = GrayRequest(4, 4, 1, "x", "nope");
+  EXPECT_EQ(client_->Segment(unknown).status().code(),
+            absl::StatusCode::kNotFound);
+
+  // The server still serves.
+  auto after = client_->Segment(GrayRequest(4, 4, 3, "after"));
+  ASSERT_TRUE(after.ok()) << after.status();
+  ExpectAnswer(*after, 4, 4, 3, "after");
+}
+
+TEST_F(GrpcIntegrationTest, FullQueueAndExpiredRequests) {
+  Block();
+  std::atomic<int> finished{0};
+  std::atomic<int> succeeded{0};
+  auto send = [&](v1::SegmentRequest request) {
+    client_->SegmentAsync(std::move(request),
+                          [&](absl::StatusOr<v1::SegmentResponse> r) {
+                            if (r.ok()) ++succeeded;
+                            ++finished;
+                          });
+  };
+  // One request runs (blocked) and two fill the queue of "small".
+  send(GrayRequest(4, 4, 1, "run", "small"));
+  state_->AwaitBatchesStarted(1);
+  send(GrayRequest(4, 4, 1, "q1", "small"));
+  send(GrayRequest(4, 4, 1, "q2", "small"));
+  const std::string depth =
+      "segserve_queue_depth{model=\"small\",version=\"1\"} 2";
+  while (HttpGet(server_->metrics_port(), "/metrics").find(depth) ==
+         std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  auto refused = client_->Segment(GrayRequest(4, 4, 1, "full", "small"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("max_queue_size 2"));
+
+  // With the default model's instance busy, a request whose deadline passes
+  // while queued is dropped before inference: the model never sees it.
+  send(GrayRequest(4, 4, 5, "busy"));
+  state_->AwaitBatchesStarted(2);
+  CallOptions short_deadline;
+  short_deadline.deadline_ms = 200;
+  auto expired =
+      client_->Segment(GrayRequest(4, 4, 77, "late"), short_deadline);
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kDeadlineExceeded);
+
+  Unblock();
+  // FIFO: once this answer is back, the expired request has been handled.
+  auto after = client_->Segment(GrayRequest(4, 4, 6, "after"));
+  ASSERT_TRUE(after.ok()) << after.status();
+  while (finished.load() < 4) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(succeeded.load(), 4);
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_THAT(state_->first_values, ::testing::Not(::testing::Contains(77.0f)));
+}
+
+TEST_F(GrpcIntegrationTest, MetricsEndpointServesPrometheusText) {
+  ASSERT_TRUE(client_->Segment(GrayRequest(4, 4, 1, "m")).ok());
+  const std::string reply = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(reply, HasSubstr("200 OK"));
+  EXPECT_THAT(reply, HasSubstr("segserve_requests_total{code=\"OK\",model="
+                               "\"fake\",version=\"1\"} 1"));
+  EXPECT_THAT(reply, HasSubstr("# TYPE segserve_inference_duration_seconds "
+                               "histogram"));
+}
+
+TEST_F(GrpcIntegrationTest, SixtyFourConcurrentClientsGetTheirOwnAnswers) {
+  constexpr int kClients = 64;
+  constexpr int kRequestsEach = 4;
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      ClientOptions options;
+      options.target = absl::StrCat("127.0.0.1:", server_->grpc_port());
+      options.dedicated_connection = c % 4 == 0;
+      auto client = Client::Create(options);
+      if (!client.ok()) {
+        ++failed;
+        return;
+      }
+      for (int r = 0; r < kRequestsEach; ++r) {
+        const uint8_t value = uint8_t(c * kRequestsEach + r);
+        const int width = 10 + c;
+        const int height = 5 + r;
+        const std::string id = absl::StrCat(c, "/", r);
+        auto response =
+            (*client)->Segment(GrayRequest(width, height, value, id));
+        if (!response.ok()) {
+          ++failed;
+          continue;
+        }
+        const std::string& mask = response->mask().data();
+        if (response->request_id() != id ||
+            response->mask().width() != uint32_t(width) ||
+            response->mask().height() != uint32_t(height) ||
+            mask.size() != size_t(width) * height ||
+            mask.find_first_not_of(char(value)) != std::string::npos) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  int images = 0;
+  int largest = 0;
+  for (int size : state_->BatchSizes()) {
+    images += size;
+    largest = std::max(largest, size);
+  }
+  EXPECT_EQ(images, kClients * kRequestsEach);
+  EXPECT_GT(largest, 1) << "concurrent requests were never batched";
+}
+
+TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
+  Block();
+  constexpr int kInFlight = 6;
+  std::atomic<int> ok{0};
+  std::atomic<int> finished{0};
+  for (int i = 0; i < kInFlight; ++i) {
+    client_->SegmentAsync(GrayRequest(6, 6, uint8_t(i), absl::StrCat(i)),
+                          [&, i](absl::StatusOr<v1::SegmentResponse> r) {
+                            if (r.ok() && r->request_id() == absl::StrCat(i)) {
+                              ++ok;
+                            }
+                            ++finished;
+                          });
+  }
+  state_->AwaitBatchesStarted(1);
+  bool drained = false;
+  std::thread stopper([&] { drained = server_->Shutdown(); });
+  // Health goes NOT_SERVING at once and new calls are refused while the
+  // accepted ones wait on the blocked model.
+  int health = 1;
+  while (health == 1) health = HealthStatus("");
+  EXPECT_NE(health, 1);
+  auto late = client_->Segment(GrayRequest(4, 4, 1, "late"));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(finished.load(), 0);
+
+  Unblock();
+  stopper.join();
+  EXPECT_TRUE(drained);
+  EXPECT_EQ(ok.load(), kInFlight);
+}
+
+}  // namespace
+}  // namespace segserve
