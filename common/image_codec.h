@@ -16,22 +16,29 @@ struct ImageSize {
   int height = 0;
 };
 
-// Reads the width and height from a PNG or JPEG header without decoding the
-// pixels, so oversized images are refused before any large allocation.
-// Returns NOT_FOUND for other formats (the caller checks after decoding) and
-// INVALID_ARGUMENT for a PNG/JPEG whose header is malformed.
+// Reads the width and height from the header of a JPEG (SOFn marker), PNG
+// (IHDR), BMP (DIB header), WebP (VP8/VP8L/VP8X) or TIFF (first IFD) file
+// without decoding the pixels, so oversized images are refused before any
+// large allocation. Returns NOT_FOUND for any other format and
+// INVALID_ARGUMENT when the header of one of these is malformed or truncated.
+// Thread-safe; `encoded` is only read during the call.
 absl::StatusOr<ImageSize> PeekImageSize(absl::string_view encoded);
 
 // Decodes a JPEG, PNG, BMP, WebP or TIFF file into an 8-bit RGB image
-// (CV_8UC3). Grayscale, 16-bit and alpha images are converted. Fails with
-// INVALID_ARGUMENT, naming the accepted formats, when it cannot decode, and
-// when the image has more than max_pixels pixels (0: no limit).
+// (CV_8UC3, continuous, owning its pixels). Grayscale and 16-bit images are
+// converted (16-bit keeps the high byte), alpha is dropped, and JPEG EXIF
+// orientation is applied. Other formats OpenCV could read are refused. Fails
+// with INVALID_ARGUMENT, naming the accepted formats, when it cannot decode,
+// and when the image has more than max_pixels pixels (0: no limit): checked
+// from the header before decoding, and again after. OpenCV exceptions are
+// caught and returned as a status. Thread-safe.
 absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
                                     int64_t max_pixels);
 
-// Converts packed row-major raw pixels into an 8-bit RGB image (CV_8UC3).
-// Fails with INVALID_ARGUMENT when a side is zero, the pixel count exceeds
-// max_pixels (0: no limit), or data.size() != width * height * channels.
+// Converts packed row-major raw pixels into an 8-bit RGB image (CV_8UC3) that
+// owns a copy of the pixels. Fails with INVALID_ARGUMENT when a side is not
+// positive, the format is unknown, the pixel count exceeds max_pixels (0: no
+// limit), or data.size() != width * height * channels. Thread-safe.
 absl::StatusOr<cv::Mat> RawToRgb(int width, int height, PixelFormat format,
                                  absl::string_view data, int64_t max_pixels);
 
