@@ -129,13 +129,16 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
   request->priority = job.priority;
   request->deadline = job.deadline;
   request->cancelled = job.cancelled;
+  // Runs on a model instance's thread. Everything else moves to the pool,
+  // including the last reference to the call: releasing the served model
+  // from its own instance thread would make that thread join itself.
   request->done = [this, call](BatchResult batch) mutable {
-    if (!batch.status.ok()) {
-      Finish(*call, std::move(batch.status));
-      return;
-    }
     pool_->Schedule(
         [this, call = std::move(call), batch = std::move(batch)]() mutable {
+          if (!batch.status.ok()) {
+            Finish(*call, std::move(batch.status));
+            return;
+          }
           Postprocess(std::move(call), std::move(batch));
         });
   };

@@ -56,6 +56,13 @@ class ServerComponentsTest : public ::testing::Test {
     WriteFile(root_ / "brokenweights" / "1" / "model.pt", "corrupt");
   }
 
+  void TearDown() override {
+    if (processor_) {
+      EXPECT_TRUE(processor_->WaitForIdle(absl::Now() + absl::Seconds(10)));
+    }
+    repository_.reset();
+  }
+
   void CreateRepository() {
     ModelRepository::Options options;
     options.root = root_.string();
@@ -203,7 +210,8 @@ TEST_F(ServerComponentsTest, RefusesBadImagesWithReasons) {
   unknown.model = "nope";
   EXPECT_EQ(Run(std::move(unknown)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(processor_->inflight(), 0);
+  // Every request is answered and accounted for.
+  EXPECT_TRUE(processor_->WaitForIdle(absl::Now() + absl::Seconds(10)));
 }
 
 TEST_F(ServerComponentsTest, ModelFailureIsInternal) {
@@ -238,6 +246,7 @@ TEST_F(ServerComponentsTest, MetricsAreExposed) {
   unknown.model = "nope";
   Run(std::move(unknown)).IgnoreError();
 
+  ASSERT_TRUE(processor_->WaitForIdle(absl::Now() + absl::Seconds(10)));
   const std::string text =
       prometheus::TextSerializer().Serialize(registry_.Collect());
   EXPECT_THAT(text, HasSubstr("segserve_requests_total{code=\"OK\",model="
