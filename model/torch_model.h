@@ -17,17 +17,30 @@ struct TorchModelOptions {
 
   Platform platform = Platform::kBuiltin;
   std::string architecture = "sgcpnet";  // Builtin only.
+  // Builtin: the classifier's size (1..65536). TorchScript: the class count
+  // the module must produce (checked on every batch); 0 accepts any.
   int num_classes = 19;
-  std::string weights_path;  // model.pt: a state dict or a TorchScript file.
+  // model.pt, told apart by content. Builtin: a torch.save'd flat
+  // {name: tensor} dict (plain dict or model.state_dict()), loaded strictly
+  // by name, or a TorchScript archive whose parameters and buffers are taken
+  // by name the same way. TorchScript: a torch.jit.save archive whose
+  // forward takes N x 3 x H x W floats and returns N x C x h x w logits (a
+  // tensor, a tuple/list starting with one, or a dict with "out").
+  std::string weights_path;
   int input_height = 512;
   int input_width = 512;
-  std::string device = "cpu";  // "cpu" or "cuda:N".
+  std::string device = "cpu";              // "cpu" or "cuda:N".
   Precision precision = Precision::kFp32;  // FP16/BF16 are CUDA only.
 };
 
 // Loads the model and moves it to its device in eval mode. Errors name the
-// file and what was wrong (missing/unexpected/mis-shaped keys, bad format,
-// unknown architecture, CUDA requested but unavailable).
+// file and what was wrong: NOT_FOUND (no such file), INVALID_ARGUMENT
+// (missing/unexpected/mis-shaped keys, bad format, unknown architecture,
+// FP16/BF16 on the CPU, bad device name), FAILED_PRECONDITION (CUDA requested
+// but unavailable). Infer() resizes the logits bilinearly (align_corners
+// false) to input_height x input_width, takes the argmax on the device and
+// returns the confidence as round(255 * winning softmax probability). It
+// never changes LibTorch's thread count.
 absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchModel(
     const TorchModelOptions& options);
 

@@ -1,0 +1,382 @@
+#include "model/torch_model.h"
+
+#include <torch/cuda.h>
+#include <torch/nn/functional/upsampling.h>
+#include <torch/script.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "model/checkpoint.h"
+#include "model/sgcpnet.h"
+#include "opencv2/core.hpp"
+
+namespace segserve {
+namespace {
+
+namespace F = torch::nn::functional;
+
+constexpr const char* kBuiltinArchitectures[] = {"sgcpnet"};
+// Labels are 16-bit above 256 classes; more than 65536 cannot be encoded.
+constexpr int64_t kMaxClasses = 65536;
+
+absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
+  const absl::Status bad = absl::InvalidArgumentError(absl::StrCat(
+      "device '", name, "' is not supported; allowed: cpu, cuda, cuda:N"));
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) != 0) return bad;
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const std::exception&) {
+    return bad;
+  }
+  const int count = CudaDeviceCount();
+  if (count == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", name,
+        "' requested but no CUDA device is available to this LibTorch build"));
+  }
+  const int index = device.has_index() ? device.index() : 0;
+  if (index >= count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", name, "' does not exist; ", count,
+                     " CUDA device(s): cuda:0..cuda:", count - 1));
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+torch::ScalarType ScalarTypeOf(TorchModelOptions::Precision precision) {
+  switch (precision) {
+    case TorchModelOptions::Precision::kFp16:
+      return torch::kHalf;
+    case TorchModelOptions::Precision::kBf16:
+      return torch::kBFloat16;
+    case TorchModelOptions::Precision::kFp32:
+      break;
+  }
+  return torch::kFloat;
+}
+
+// Moves tensors to the device and floating ones to `dtype`; integer buffers
+// (num_batches_tracked) keep their type.
+void MoveTensors(const std::vector<torch::Tensor>& tensors,
+                 torch::Device device, torch::ScalarType dtype) {
+  for (torch::Tensor tensor : tensors) {
+    const bool convert =
+        tensor.is_floating_point() && tensor.scalar_type() != dtype;
+    if (tensor.device() == device && !convert) continue;
+    tensor.set_data(convert ? tensor.to(device, dtype) : tensor.to(device));
+  }
+}
+
+// The model's output: a tensor, the first element of a tuple or list, or the
+// "out" entry of a dict (torchvision-style segmentation models).
+absl::StatusOr<torch::Tensor> LogitsOf(const torch::jit::IValue& output) {
+  if (output.isTensor()) return output.toTensor();
+  if (output.isTuple()) {
+    const auto& elements = output.toTupleRef().elements();
+    if (!elements.empty() && elements[0].isTensor()) {
+      return elements[0].toTensor();
+    }
+  } else if (output.isList()) {
+    const c10::List<torch::jit::IValue> list = output.toList();
+    if (!list.empty() && list.get(0).isTensor()) return list.get(0).toTensor();
+  } else if (output.isGenericDict()) {
+    for (const auto& entry : output.toGenericDict()) {
+      if (entry.key().isString() && entry.key().toStringRef() == "out" &&
+          entry.value().isTensor()) {
+        return entry.value().toTensor();
+      }
+    }
+  }
+  return absl::InternalError(absl::StrCat(
+      "the TorchScript module returned ", output.tagKind(),
+      "; expected a logits tensor, a tuple or list starting with one, or a "
+      "dict with \"out\""));
+}
+
+// Shared by builtin and TorchScript models: batching, device transfer,
+// resizing and labelling.
+class TorchModel : public SegmentationModel {
+ public:
+  TorchModel(const TorchModelOptions& options, torch::Device device,
+             int64_t parameter_count)
+      : options_(options),
+        device_(device),
+        dtype_(ScalarTypeOf(options.precision)),
+        parameter_count_(parameter_count) {}
+
+  absl::StatusOr<std::vector<InferenceOutput>> Infer(
+      absl::Span<const float* const> inputs, bool with_confidence) override;
+
+  std::string device() const override { return device_.str(); }
+  int64_t parameter_count() const override { return parameter_count_; }
+
+ protected:
+  // N x C x h x w logits of an N x 3 x H x W batch already on the device in
+  // the model's dtype. May throw.
+  virtual absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) = 0;
+
+ private:
+  const TorchModelOptions options_;
+  const torch::Device device_;
+  const torch::ScalarType dtype_;
+  const int64_t parameter_count_;
+};
+
+absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
+    absl::Span<const float* const> inputs, bool with_confidence) {
+  if (inputs.empty()) return absl::InvalidArgumentError("empty batch");
+  for (const float* input : inputs) {
+    if (input == nullptr) return absl::InvalidArgumentError("null input");
+  }
+  const int64_t n = static_cast<int64_t>(inputs.size());
+  const int64_t height = options_.input_height;
+  const int64_t width = options_.input_width;
+  try {
+    c10::InferenceMode inference_mode;
+    torch::Tensor batch = torch::empty({n, 3, height, width}, torch::kFloat);
+    for (int64_t i = 0; i < n; ++i) {
+      // from_blob only reads the caller's buffer; copy_ never writes to it.
+      batch[i].copy_(torch::from_blob(const_cast<float*>(inputs[i]),
+                                      {3, height, width}, torch::kFloat));
+    }
+    absl::StatusOr<torch::Tensor> forward = Forward(batch.to(device_, dtype_));
+    if (!forward.ok()) return forward.status();
+    torch::Tensor logits = *std::move(forward);
+    if (logits.dim() != 4 || logits.size(0) != n) {
+      return absl::InternalError(absl::StrCat(
+          "the model returned logits of shape ", c10::str(logits.sizes()),
+          "; expected ", n, " x classes x height x width"));
+    }
+    const int64_t classes = logits.size(1);
+    if (options_.num_classes > 0 && classes != options_.num_classes) {
+      return absl::InternalError(absl::StrCat("the model produced ", classes,
+                                              " classes, configured for ",
+                                              options_.num_classes));
+    }
+    if (classes < 1 || classes > kMaxClasses) {
+      return absl::InternalError(absl::StrCat("the model produced ", classes,
+                                              " classes; 1..", kMaxClasses,
+                                              " are supported"));
+    }
+    // Resizing and softmax in FP32 whatever the model's precision.
+    logits = logits.to(torch::kFloat);
+    if (logits.size(2) != height || logits.size(3) != width) {
+      logits =
+          F::interpolate(logits, F::InterpolateFuncOptions()
+                                     .size(std::vector<int64_t>{height, width})
+                                     .mode(torch::kBilinear)
+                                     .align_corners(false));
+    }
+    auto [max_logit, index] = logits.max(/*dim=*/1);
+    const bool wide = classes > 256;
+    const torch::Tensor labels = index.to(wide ? torch::kInt16 : torch::kUInt8);
+    torch::Tensor confidence;
+    if (with_confidence) {
+      // The winning softmax probability: 1 / sum_c exp(l_c - max_c l_c).
+      const torch::Tensor total =
+          (logits - max_logit.unsqueeze(1)).exp_().sum(/*dim=*/1);
+      confidence = total.reciprocal_().mul_(255).round_().clamp_(0, 255).to(
+          torch::kUInt8);
+    }
+    std::vector<InferenceOutput> outputs(inputs.size());
+    for (int64_t i = 0; i < n; ++i) {
+      InferenceOutput& output = outputs[i];
+      output.labels = cv::Mat(static_cast<int>(height), static_cast<int>(width),
+                              wide ? CV_16UC1 : CV_8UC1);
+      torch::from_blob(output.labels.data, {height, width},
+                       labels.scalar_type())
+          .copy_(labels[i]);
+      if (with_confidence) {
+        output.confidence =
+            cv::Mat(static_cast<int>(height), static_cast<int>(width), CV_8UC1);
+        torch::from_blob(output.confidence.data, {height, width}, torch::kUInt8)
+            .copy_(confidence[i]);
+      }
+    }
+    return outputs;
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("inference failed: ", ExceptionMessage(e)));
+  }
+}
+
+class BuiltinModel final : public TorchModel {
+ public:
+  BuiltinModel(const TorchModelOptions& options, torch::Device device,
+               SgcpNet net, int64_t parameter_count)
+      : TorchModel(options, device, parameter_count), net_(std::move(net)) {}
+
+ protected:
+  absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) override {
+    return net_->forward(batch);
+  }
+
+ private:
+  SgcpNet net_;
+};
+
+class TorchScriptModel final : public TorchModel {
+ public:
+  TorchScriptModel(const TorchModelOptions& options, torch::Device device,
+                   torch::jit::Module module, int64_t parameter_count)
+      : TorchModel(options, device, parameter_count),
+        module_(std::move(module)) {}
+
+ protected:
+  absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) override {
+    return LogitsOf(module_.forward({batch}));
+  }
+
+ private:
+  torch::jit::Module module_;
+};
+
+int64_t CountParameters(const std::vector<torch::Tensor>& parameters) {
+  int64_t count = 0;
+  for (const torch::Tensor& parameter : parameters) count += parameter.numel();
+  return count;
+}
+
+// A TorchScript archive's parameters and buffers by name, for builtin
+// architectures given a scripted model as weights.
+StateDict TorchScriptState(const std::string& path) {
+  const torch::jit::Module module = torch::jit::load(path, torch::kCPU);
+  StateDict state;
+  for (const auto& parameter : module.named_parameters(/*recurse=*/true)) {
+    state.emplace_back(parameter.name, parameter.value);
+  }
+  for (const auto& buffer : module.named_buffers(/*recurse=*/true)) {
+    state.emplace_back(buffer.name, buffer.value);
+  }
+  return state;
+}
+
+absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
+    const TorchModelOptions& options, torch::Device device,
+    ModelFileFormat format) {
+  if (options.architecture != "sgcpnet") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown builtin architecture '", options.architecture,
+        "'; allowed: ", absl::StrJoin(kBuiltinArchitectures, ", ")));
+  }
+  if (options.num_classes < 1 || options.num_classes > kMaxClasses) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_classes is ", options.num_classes, "; allowed: 1..", kMaxClasses));
+  }
+  const std::string& path = options.weights_path;
+  StateDict state;
+  if (format == ModelFileFormat::kStateDict) {
+    absl::StatusOr<StateDict> read = ReadStateDict(path);
+    if (!read.ok()) return read.status();
+    state = *std::move(read);
+  } else {
+    try {
+      state = TorchScriptState(path);
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": cannot read TorchScript weights: ", ExceptionMessage(e)));
+    }
+  }
+  try {
+    SgcpNet net(options.num_classes);
+    absl::Status loaded = LoadStateDict(state, path, net.get());
+    if (!loaded.ok()) return loaded;
+    net->eval();
+    MoveTensors(net->parameters(), device, ScalarTypeOf(options.precision));
+    MoveTensors(net->buffers(), device, ScalarTypeOf(options.precision));
+    const int64_t parameter_count = CountParameters(net->parameters());
+    return std::make_unique<BuiltinModel>(options, device, std::move(net),
+                                          parameter_count);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(path, ": cannot build ",
+                                            options.architecture, ": ",
+                                            ExceptionMessage(e)));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchScript(
+    const TorchModelOptions& options, torch::Device device,
+    ModelFileFormat format) {
+  const std::string& path = options.weights_path;
+  if (format != ModelFileFormat::kTorchScript) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        ": holds a state dict (torch.save), not a TorchScript module; use "
+        "platform BUILTIN with its architecture, or export the model with "
+        "torch.jit.script/trace and torch.jit.save"));
+  }
+  if (options.num_classes < 0 || options.num_classes > kMaxClasses) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_classes is ", options.num_classes,
+                     "; allowed: 0 (any) or 1..", kMaxClasses));
+  }
+  try {
+    torch::jit::Module module = torch::jit::load(path, device);
+    module.eval();
+    std::vector<torch::Tensor> parameters, buffers;
+    for (const torch::Tensor& parameter : module.parameters()) {
+      parameters.push_back(parameter);
+    }
+    for (const torch::Tensor& buffer : module.buffers()) {
+      buffers.push_back(buffer);
+    }
+    MoveTensors(parameters, device, ScalarTypeOf(options.precision));
+    MoveTensors(buffers, device, ScalarTypeOf(options.precision));
+    return std::make_unique<TorchScriptModel>(
+        options, device, std::move(module), CountParameters(parameters));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": cannot load TorchScript module: ", ExceptionMessage(e)));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchModel(
+    const TorchModelOptions& options) {
+  if (options.input_height < 1 || options.input_width < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input size ", options.input_height, "x",
+                     options.input_width, " is not positive"));
+  }
+  if (options.weights_path.empty()) {
+    return absl::InvalidArgumentError("weights_path is empty");
+  }
+  absl::StatusOr<torch::Device> device = ParseDevice(options.device);
+  if (!device.ok()) return device.status();
+  if (options.precision != TorchModelOptions::Precision::kFp32 &&
+      !device->is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("FP16 and BF16 precision need a CUDA device, not '",
+                     options.device, "'; use FP32 on the CPU"));
+  }
+  absl::StatusOr<ModelFileFormat> format =
+      DetectModelFileFormat(options.weights_path);
+  if (!format.ok()) return format.status();
+  switch (options.platform) {
+    case TorchModelOptions::Platform::kBuiltin:
+      return LoadBuiltin(options, *device, *format);
+    case TorchModelOptions::Platform::kTorchScript:
+      return LoadTorchScript(options, *device, *format);
+  }
+  return absl::InvalidArgumentError("unknown platform");
+}
+
+int CudaDeviceCount() {
+  try {
+    return torch::cuda::is_available()
+               ? static_cast<int>(torch::cuda::device_count())
+               : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+}  // namespace segserve

@@ -1,0 +1,157 @@
+// Helpers shared by the model tests: temporary paths, seeded random module
+// state, and the Python-side fixtures (tests/model/make_fixtures.py run by
+// /usr/bin/python3 with Debian's python3-torch).
+
+#ifndef SEGSERVE_TESTS_MODEL_MODEL_TEST_UTIL_H_
+#define SEGSERVE_TESTS_MODEL_MODEL_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+#include <torch/nn/module.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "model/checkpoint.h"
+
+namespace segserve {
+namespace testing_util {
+
+inline const char kKeysFile[] =
+    SEGSERVE_SOURCE_DIR "/tests/data/sgcpnet.keys.txt";
+inline const char kFixtureScript[] =
+    SEGSERVE_SOURCE_DIR "/tests/model/make_fixtures.py";
+inline const char kReferenceScript[] =
+    SEGSERVE_SOURCE_DIR "/tests/model/sgcpnet_reference.py";
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+inline std::vector<std::string> ReadLines(const std::string& path) {
+  std::ifstream file(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);) lines.push_back(line);
+  return lines;
+}
+
+// A path in the test temp directory, unique to this process and test. The
+// file, if made, is removed when the process exits.
+inline std::string TempPath(const std::string& name) {
+  struct Cleanup {
+    ~Cleanup() {
+      std::error_code error;
+      for (const std::string& path : paths) {
+        std::filesystem::remove(path, error);
+      }
+    }
+    std::vector<std::string> paths;
+  };
+  static Cleanup cleanup;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string path =
+      absl::StrCat(::testing::TempDir(), "segserve_", getpid(), "_",
+                   info ? info->name() : "suite", "_", name);
+  cleanup.paths.push_back(path);
+  return path;
+}
+
+// Seeded random values in every parameter and buffer: conv weights scaled by
+// fan-in, positive running variances, non-zero batch counters. Loading bugs
+// cannot hide behind default values.
+inline void Randomize(torch::nn::Module& module, uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : ModuleState(module)) {
+    if (!tensor.is_floating_point()) {
+      tensor.fill_(static_cast<int64_t>(seed % 1000 + 1));
+    } else if (absl::EndsWith(name, "running_var")) {
+      tensor.uniform_(0.5, 1.5);
+    } else if (tensor.dim() == 4) {
+      const double fan_in = static_cast<double>(tensor[0].numel());
+      tensor.normal_(0, std::sqrt(2.0 / fan_in));
+    } else {
+      tensor.uniform_(0.5, 1.0);
+    }
+  }
+}
+
+inline bool PythonTorchAvailable() {
+  static const bool available =
+      std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+  return available;
+}
+
+// The directory holding make_fixtures.py's outputs. It is made once per
+// version of the Python scripts (its name carries their hash) and shared by
+// all test processes: written to a private directory, then renamed into
+// place. Empty when generation failed.
+inline std::string PythonFixtureDir() {
+  static const std::string dir = [] {
+    const size_t hash = std::hash<std::string>{}(ReadFile(kFixtureScript) +
+                                                 ReadFile(kReferenceScript));
+    const std::string final_dir = absl::StrCat(
+        SEGSERVE_BINARY_DIR, "/tests/model/python_fixtures_", absl::Hex(hash));
+    std::error_code error;
+    if (std::filesystem::exists(final_dir + "/expected.pt", error)) {
+      return final_dir;
+    }
+    const std::string scratch = absl::StrCat(final_dir, ".tmp", getpid());
+    std::filesystem::create_directories(scratch, error);
+    const std::string command = absl::StrCat(
+        "/usr/bin/python3 -B ", kFixtureScript, " write ", scratch);
+    if (std::system(command.c_str()) != 0) {
+      std::filesystem::remove_all(scratch, error);
+      return std::string();
+    }
+    std::filesystem::rename(scratch, final_dir, error);
+    // Another process may have won the race; its copy is as good.
+    if (error) std::filesystem::remove_all(scratch, error);
+    return final_dir;
+  }();
+  return dir;
+}
+
+// Tests that need the Python fixtures: skipped when /usr/bin/python3 cannot
+// import torch.
+class PythonFixtureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!PythonTorchAvailable()) {
+      GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
+    }
+    dir_ = PythonFixtureDir();
+    ASSERT_FALSE(dir_.empty()) << "make_fixtures.py failed";
+    absl::StatusOr<StateDict> expected =
+        ReadStateDict(absl::StrCat(dir_, "/expected.pt"));
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    for (auto& [name, tensor] : *expected) expected_[name] = tensor;
+  }
+
+  std::string Fixture(const std::string& name) const {
+    return absl::StrCat(dir_, "/", name);
+  }
+
+  std::string dir_;
+  std::map<std::string, torch::Tensor> expected_;
+};
+
+}  // namespace testing_util
+}  // namespace segserve
+
+#endif  // SEGSERVE_TESTS_MODEL_MODEL_TEST_UTIL_H_

@@ -1,0 +1,87 @@
+#include "model/preprocess.h"
+
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "opencv2/core.hpp"
+
+namespace segserve {
+namespace {
+
+PreprocessOptions Options(int height, int width,
+                          PreprocessOptions::Resize resize) {
+  PreprocessOptions options;
+  options.height = height;
+  options.width = width;
+  options.resize = resize;
+  options.mean = {10, 20, 30};
+  options.std = {2, 4, 5};
+  return options;
+}
+
+TEST(PreprocessTest, NormalizesEachChannelIntoChwPlanes) {
+  cv::Mat rgb(4, 6, CV_8UC3, cv::Scalar(50, 100, 200));
+  rgb.at<cv::Vec3b>(1, 2) = cv::Vec3b(0, 0, 255);
+  const auto options = Options(4, 6, PreprocessOptions::Resize::kStretch);
+  std::vector<float> out(3 * 4 * 6, -1);
+  ContentRegion region = Preprocess(rgb, options, out.data());
+  EXPECT_EQ(region.width, 6);
+  EXPECT_EQ(region.height, 4);
+  EXPECT_FLOAT_EQ(out[0], (50 - 10) / 2.0f);    // R plane.
+  EXPECT_FLOAT_EQ(out[24], (100 - 20) / 4.0f);  // G plane.
+  EXPECT_FLOAT_EQ(out[48], (200 - 30) / 5.0f);  // B plane.
+  EXPECT_FLOAT_EQ(out[1 * 6 + 2], (0 - 10) / 2.0f);
+  EXPECT_FLOAT_EQ(out[48 + 1 * 6 + 2], (255 - 30) / 5.0f);
+}
+
+TEST(PreprocessTest, StretchFillsTheWholeInput) {
+  cv::Mat rgb(10, 40, CV_8UC3, cv::Scalar(12, 24, 35));
+  const auto options = Options(8, 8, PreprocessOptions::Resize::kStretch);
+  std::vector<float> out(3 * 64);
+  ContentRegion region = Preprocess(rgb, options, out.data());
+  EXPECT_EQ(region.x, 0);
+  EXPECT_EQ(region.width, 8);
+  for (int i = 0; i < 64; ++i) EXPECT_NEAR(out[i], 1.0f, 1e-5);
+}
+
+TEST(PreprocessTest, LetterboxKeepsAspectAndPadsWithZero) {
+  // A 40x10 image into 8x8: content 8 wide, 2 high, centred vertically.
+  cv::Mat rgb(10, 40, CV_8UC3, cv::Scalar(12, 24, 35));
+  const auto options = Options(8, 8, PreprocessOptions::Resize::kLetterbox);
+  std::vector<float> out(3 * 64, -1);
+  ContentRegion region = Preprocess(rgb, options, out.data());
+  EXPECT_EQ(region.width, 8);
+  EXPECT_EQ(region.height, 2);
+  EXPECT_EQ(region.x, 0);
+  EXPECT_EQ(region.y, 3);
+  for (int y = 0; y < 8; ++y) {
+    const bool inside = y >= 3 && y < 5;
+    EXPECT_NEAR(out[y * 8], inside ? 1.0f : 0.0f, 1e-5) << y;
+  }
+}
+
+TEST(PreprocessTest, MapsLabelsBackToTheImageSize) {
+  // Labels at an 8x8 input whose content is rows 3..4 (letterbox above).
+  cv::Mat labels(8, 8, CV_8UC1, cv::Scalar(9));
+  labels(cv::Rect(0, 3, 4, 2)).setTo(1);
+  labels(cv::Rect(4, 3, 4, 2)).setTo(2);
+  cv::Mat mask = MapToImageSize(labels, ContentRegion{0, 3, 8, 2}, 40, 10);
+  ASSERT_EQ(mask.cols, 40);
+  ASSERT_EQ(mask.rows, 10);
+  EXPECT_EQ(mask.at<uint8_t>(0, 0), 1);
+  EXPECT_EQ(mask.at<uint8_t>(9, 19), 1);
+  EXPECT_EQ(mask.at<uint8_t>(9, 20), 2);
+  EXPECT_EQ(mask.at<uint8_t>(5, 39), 2);
+  // The padding (label 9) never reaches the mask.
+  EXPECT_EQ(cv::countNonZero(mask == 9), 0);
+}
+
+TEST(PreprocessTest, MapsSixteenBitLabels) {
+  cv::Mat labels(4, 4, CV_16UC1, cv::Scalar(300));
+  cv::Mat mask = MapToImageSize(labels, ContentRegion{0, 0, 4, 4}, 7, 3);
+  EXPECT_EQ(mask.type(), CV_16UC1);
+  EXPECT_EQ(mask.at<uint16_t>(2, 6), 300);
+}
+
+}  // namespace
+}  // namespace segserve

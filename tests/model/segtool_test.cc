@@ -1,0 +1,125 @@
+// Runs the segtool binary (SEGTOOL_PATH) as a user would.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "model/torch_model.h"
+
+namespace segserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr.
+};
+
+Result RunSegtool(const std::string& arguments) {
+  const std::string command =
+      absl::StrCat(SEGTOOL_PATH, " ", arguments, " 2>&1");
+  Result result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t read;
+  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    result.output.append(buffer, read);
+  }
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(::testing::TempDir(), "segtool_test_", getpid(), "_",
+                      name);
+}
+
+TEST(SegtoolTest, KeysPrintsTheOfficialKeysFile) {
+  const Result result = RunSegtool("keys --arch sgcpnet");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.output,
+            ReadFile(SEGSERVE_SOURCE_DIR "/tests/data/sgcpnet.keys.txt"));
+}
+
+TEST(SegtoolTest, KeysFollowNumClasses) {
+  const Result result = RunSegtool("keys --arch=sgcpnet --num_classes=7");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_THAT(result.output,
+              HasSubstr("classifier.weight\t(7, 64, 1, 1)\tfloat32\n"
+                        "classifier.bias\t(7,)\tfloat32\n"));
+}
+
+TEST(SegtoolTest, InitIsDeterministicAndLoadsAsBuiltin) {
+  const std::string first = TempPath("first.pt");
+  const std::string second = TempPath("second.pt");
+  const std::string other = TempPath("other.pt");
+  ASSERT_EQ(
+      RunSegtool("init --arch sgcpnet --seed 42 --output " + first).exit_code,
+      0);
+  ASSERT_EQ(
+      RunSegtool("init --arch sgcpnet --seed 42 --output " + second).exit_code,
+      0);
+  ASSERT_EQ(
+      RunSegtool("init --arch sgcpnet --seed 43 --output " + other).exit_code,
+      0);
+  EXPECT_EQ(ReadFile(first), ReadFile(second));
+  EXPECT_NE(ReadFile(first), ReadFile(other));
+
+  TorchModelOptions options;
+  options.weights_path = first;
+  options.input_height = 32;
+  options.input_width = 32;
+  auto model = LoadTorchModel(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->parameter_count(), 607826);
+
+  const Result info = RunSegtool("info --arch sgcpnet --weights " + first);
+  EXPECT_EQ(info.exit_code, 0);
+  EXPECT_THAT(info.output, HasSubstr("parameters: 607826"));
+  EXPECT_THAT(info.output, HasSubstr("loads strictly"));
+  for (const std::string& path : {first, second, other}) {
+    std::filesystem::remove(path);
+  }
+}
+
+TEST(SegtoolTest, UsageErrorsExitWithTwo) {
+  // Each run loads LibTorch (about a second), so only a few cases.
+  for (const char* arguments :
+       {"", "bogus", "keys --arch resnet", "keys --arch sgcpnet --x 1",
+        "init --arch sgcpnet --seed -1 --output x.pt"}) {
+    const Result result = RunSegtool(arguments);
+    EXPECT_EQ(result.exit_code, 2) << arguments;
+    EXPECT_THAT(result.output, HasSubstr("usage:")) << arguments;
+  }
+}
+
+TEST(SegtoolTest, BadWeightsExitWithOne) {
+  const Result result = RunSegtool(
+      "info --arch sgcpnet --num_classes 5 --weights " + TempPath("no.pt"));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("no such file"));
+}
+
+}  // namespace
+}  // namespace segserve

@@ -1,0 +1,363 @@
+#include "model/torch_model.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/nn/functional/upsampling.h>
+#include <torch/script.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "model/checkpoint.h"
+#include "model/sgcpnet.h"
+#include "opencv2/core.hpp"
+#include "tests/model/model_test_util.h"
+
+namespace segserve {
+namespace {
+
+namespace F = torch::nn::functional;
+using ::testing::HasSubstr;
+using testing_util::Randomize;
+using testing_util::TempPath;
+using Platform = TorchModelOptions::Platform;
+using Precision = TorchModelOptions::Precision;
+
+// Tests that need the Python fixtures (skipped without python3-torch).
+using TorchModelPythonTest = testing_util::PythonFixtureTest;
+
+TorchModelOptions Options(Platform platform, const std::string& weights,
+                          int height, int width, int num_classes) {
+  TorchModelOptions options;
+  options.platform = platform;
+  options.weights_path = weights;
+  options.input_height = height;
+  options.input_width = width;
+  options.num_classes = num_classes;
+  return options;
+}
+
+// Saves a seeded, randomized SgcpNet; returns its path.
+std::string SaveModel(SgcpNet& net, uint64_t seed) {
+  Randomize(*net, seed);
+  const std::string path = TempPath("model.pt");
+  EXPECT_TRUE(SaveStateDict(ModuleState(*net), path).ok());
+  return path;
+}
+
+std::vector<const float*> Pointers(const torch::Tensor& batch) {
+  std::vector<const float*> pointers;
+  for (int64_t i = 0; i < batch.size(0); ++i) {
+    pointers.push_back(batch[i].data_ptr<float>());
+  }
+  return pointers;
+}
+
+// Logits resized bilinearly to the input size, computed here independently
+// of TorchModel: N x C x H x W.
+torch::Tensor ResizedLogits(SgcpNet& net, const torch::Tensor& batch) {
+  c10::InferenceMode inference_mode;
+  net->eval();
+  return F::interpolate(
+      net->forward(batch),
+      F::InterpolateFuncOptions()
+          .size(std::vector<int64_t>{batch.size(2), batch.size(3)})
+          .mode(torch::kBilinear)
+          .align_corners(false));
+}
+
+torch::Tensor LabelsOf(const cv::Mat& labels) {
+  const auto dtype = labels.type() == CV_8UC1 ? torch::kUInt8 : torch::kInt16;
+  return torch::from_blob(labels.data, {labels.rows, labels.cols}, dtype)
+      .to(torch::kLong);
+}
+
+// Pixels whose label is not an argmax of `resized` (C x H x W); a label whose
+// logit ties the maximum within float rounding counts as one.
+int64_t WrongLabels(const cv::Mat& labels, const torch::Tensor& resized) {
+  const torch::Tensor best = std::get<0>(resized.max(0));
+  const torch::Tensor chosen =
+      resized.gather(0, LabelsOf(labels).unsqueeze(0)).squeeze(0);
+  return ((best - chosen) > 1e-4 * (1 + best.abs())).sum().item<int64_t>();
+}
+
+int64_t DifferentLabels(const cv::Mat& labels, const torch::Tensor& expected) {
+  return (LabelsOf(labels) != expected).sum().item<int64_t>();
+}
+
+TEST(TorchModelTest, BuiltinLabelsAreArgmaxOfResizedLogitsAtInputSize) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 1);
+  absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
+      LoadTorchModel(Options(Platform::kBuiltin, path, 64, 96, 19));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->device(), "cpu");
+  EXPECT_EQ((*model)->parameter_count(), 607826);
+
+  const torch::Tensor batch = torch::randn({2, 3, 64, 96});
+  absl::StatusOr<std::vector<InferenceOutput>> outputs =
+      (*model)->Infer(Pointers(batch), /*with_confidence=*/true);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  ASSERT_EQ(outputs->size(), 2u);
+
+  const torch::Tensor resized = ResizedLogits(net, batch);
+  const torch::Tensor probabilities = torch::softmax(resized, 1);
+  for (int i = 0; i < 2; ++i) {
+    const InferenceOutput& output = (*outputs)[i];
+    ASSERT_EQ(output.labels.type(), CV_8UC1);
+    ASSERT_EQ(output.labels.rows, 64);
+    ASSERT_EQ(output.labels.cols, 96);
+    EXPECT_EQ(WrongLabels(output.labels, resized[i]), 0);
+    EXPECT_LE(DifferentLabels(output.labels, resized[i].argmax(0)), 6);
+    // Several classes appear: the weights are not degenerate.
+    EXPECT_GT(std::get<0>(torch::_unique(LabelsOf(output.labels))).numel(), 1);
+
+    ASSERT_EQ(output.confidence.type(), CV_8UC1);
+    ASSERT_EQ(output.confidence.size(), output.labels.size());
+    const torch::Tensor confidence =
+        LabelsOf(output.confidence).to(torch::kFloat);
+    const torch::Tensor expected =
+        (std::get<0>(probabilities[i].max(0)) * 255).round();
+    EXPECT_LE((confidence - expected).abs().max().item<float>(), 1);
+    // The winner's probability is at least 1/19.
+    EXPECT_GE(confidence.min().item<float>(), 13);
+  }
+}
+
+TEST(TorchModelTest, ConfidenceIsEmptyUnlessAsked) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 2);
+  auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 32, 19));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const torch::Tensor batch = torch::randn({1, 3, 32, 32});
+  auto outputs = (*model)->Infer(Pointers(batch), /*with_confidence=*/false);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  EXPECT_FALSE((*outputs)[0].labels.empty());
+  EXPECT_TRUE((*outputs)[0].confidence.empty());
+}
+
+TEST(TorchModelTest, InputSizesThatAreNotMultiplesOf32Work) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 3);
+  auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 70, 90, 19));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const torch::Tensor batch = torch::randn({1, 3, 70, 90});
+  auto outputs = (*model)->Infer(Pointers(batch), false);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  EXPECT_EQ((*outputs)[0].labels.size(), cv::Size(90, 70));
+  EXPECT_EQ(WrongLabels((*outputs)[0].labels, ResizedLogits(net, batch)[0]), 0);
+}
+
+TEST(TorchModelTest, MoreThan256ClassesGiveSixteenBitLabels) {
+  SgcpNet net(300);
+  const std::string path = SaveModel(net, 4);
+  auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 64, 300));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const torch::Tensor batch = torch::randn({1, 3, 32, 64});
+  auto outputs = (*model)->Infer(Pointers(batch), true);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  const cv::Mat& labels = (*outputs)[0].labels;
+  ASSERT_EQ(labels.type(), CV_16UC1);
+  EXPECT_EQ(WrongLabels(labels, ResizedLogits(net, batch)[0]), 0);
+  EXPECT_LT(LabelsOf(labels).max().item<int64_t>(), 300);
+  EXPECT_EQ((*outputs)[0].confidence.type(), CV_8UC1);
+}
+
+TEST(TorchModelTest, UnknownArchitectureListsTheAllowedOnes) {
+  SgcpNet net;
+  TorchModelOptions options =
+      Options(Platform::kBuiltin, SaveModel(net, 5), 32, 32, 19);
+  options.architecture = "cgrseg_x";
+  auto model = LoadTorchModel(options);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(),
+              HasSubstr("unknown builtin architecture 'cgrseg_x'; allowed: "
+                        "sgcpnet"));
+}
+
+TEST(TorchModelTest, HalfPrecisionNeedsCuda) {
+  SgcpNet net;
+  TorchModelOptions options =
+      Options(Platform::kBuiltin, SaveModel(net, 6), 32, 32, 19);
+  for (Precision precision : {Precision::kFp16, Precision::kBf16}) {
+    options.precision = precision;
+    auto model = LoadTorchModel(options);
+    EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(model.status().message(), HasSubstr("need a CUDA device"));
+  }
+}
+
+TEST(TorchModelTest, DeviceNamesAreChecked) {
+  SgcpNet net;
+  TorchModelOptions options =
+      Options(Platform::kBuiltin, SaveModel(net, 7), 32, 32, 19);
+  options.device = "tpu:0";
+  auto model = LoadTorchModel(options);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr("allowed: cpu, cuda"));
+
+  if (CudaDeviceCount() > 0) return;
+  options.device = "cuda:0";
+  model = LoadTorchModel(options);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(model.status().message(), HasSubstr("no CUDA device"));
+}
+
+TEST(TorchModelTest, CudaInferenceMatchesCpu) {
+  if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
+  SgcpNet net;
+  TorchModelOptions options =
+      Options(Platform::kBuiltin, SaveModel(net, 8), 64, 96, 19);
+  options.device = "cuda:0";
+  auto model = LoadTorchModel(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->device(), "cuda:0");
+  const torch::Tensor batch = torch::randn({2, 3, 64, 96});
+  auto outputs = (*model)->Infer(Pointers(batch), true);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  const torch::Tensor resized = ResizedLogits(net, batch);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_LE(DifferentLabels((*outputs)[i].labels, resized[i].argmax(0)),
+              64 * 96 / 100);
+  }
+  options.precision = Precision::kFp16;
+  model = LoadTorchModel(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  outputs = (*model)->Infer(Pointers(batch), true);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+}
+
+TEST(TorchModelTest, MissingWeightsAreNotFound) {
+  auto model = LoadTorchModel(
+      Options(Platform::kBuiltin, TempPath("absent.pt"), 32, 32, 19));
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(model.status().message(), HasSubstr("absent.pt"));
+}
+
+TEST(TorchModelTest, WeightsForOtherClassCountNameFileAndKeys) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 9);
+  auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 32, 5));
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr(path));
+  EXPECT_THAT(model.status().message(),
+              HasSubstr("classifier.weight (file (19, 64, 1, 1), model "
+                        "(5, 64, 1, 1))"));
+}
+
+TEST(TorchModelTest, StateDictIsNotATorchScriptModule) {
+  SgcpNet net;
+  auto model = LoadTorchModel(
+      Options(Platform::kTorchScript, SaveModel(net, 10), 32, 32, 19));
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr("holds a state dict"));
+}
+
+TEST(TorchModelTest, BadBatchesAreRejected) {
+  SgcpNet net;
+  auto model = LoadTorchModel(
+      Options(Platform::kBuiltin, SaveModel(net, 11), 32, 32, 19));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->Infer({}, false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<const float*> null_input = {nullptr};
+  EXPECT_EQ((*model)->Infer(null_input, false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// A TorchScript module made here: logits = the input's channels times a
+// parameter, at half resolution, returned in the shape given by `body`.
+std::string SaveScriptedModule(const std::string& body) {
+  torch::jit::Module module("Channels");
+  module.register_parameter("scale", torch::full({1}, 2.0f), false);
+  module.define(
+      "def forward(self, x):\n"
+      "  y = (x * self.scale)[:, :, ::2, ::2]\n"
+      "  return " +
+      body + "\n");
+  const std::string path = TempPath("module.ts");
+  module.save(path);
+  return path;
+}
+
+TEST(TorchModelTest, TorchScriptOutputsTensorTupleListOrDict) {
+  const torch::Tensor batch = torch::randn({2, 3, 32, 48});
+  const torch::Tensor resized =
+      F::interpolate((batch * 2).slice(2, 0, 32, 2).slice(3, 0, 48, 2),
+                     F::InterpolateFuncOptions()
+                         .size(std::vector<int64_t>{32, 48})
+                         .mode(torch::kBilinear)
+                         .align_corners(false));
+  for (const char* body : {"y", "(y, x)", "[y, x]", "{'aux': x, 'out': y}"}) {
+    auto model = LoadTorchModel(
+        Options(Platform::kTorchScript, SaveScriptedModule(body), 32, 48, 3));
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_EQ((*model)->parameter_count(), 1);
+    auto outputs = (*model)->Infer(Pointers(batch), true);
+    ASSERT_TRUE(outputs.ok()) << body << ": " << outputs.status();
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0) << body;
+    }
+  }
+}
+
+TEST(TorchModelTest, TorchScriptOutputIsChecked) {
+  const torch::Tensor batch = torch::randn({1, 3, 32, 48});
+  auto model = LoadTorchModel(
+      Options(Platform::kTorchScript, SaveScriptedModule("3"), 32, 48, 3));
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto outputs = (*model)->Infer(Pointers(batch), false);
+  EXPECT_EQ(outputs.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(outputs.status().message(),
+              HasSubstr("expected a logits tensor"));
+
+  model = LoadTorchModel(
+      Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 5));
+  ASSERT_TRUE(model.ok()) << model.status();
+  outputs = (*model)->Infer(Pointers(batch), false);
+  EXPECT_EQ(outputs.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(outputs.status().message(),
+              HasSubstr("produced 3 classes, configured for 5"));
+
+  // num_classes 0 accepts whatever the module produces.
+  model = LoadTorchModel(
+      Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 0));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE((*model)->Infer(Pointers(batch), false).ok());
+}
+
+// The reference SGCPNet exported by Python (torch.jit.script) as a
+// TorchScript module, and its weights as a state dict: Infer's labels are
+// the argmax of the module's output resized in Python.
+TEST_F(TorchModelPythonTest, PythonTorchScriptLabelsMatchPythonArgmax) {
+  const torch::Tensor input = expected_.at("input");
+  const torch::Tensor resized = expected_.at("resized");
+  const torch::Tensor labels = expected_.at("labels");
+  struct Case {
+    Platform platform;
+    const char* file;
+  };
+  for (const Case& c : {Case{Platform::kTorchScript, "ref_model.ts"},
+                        Case{Platform::kTorchScript, "ref_tuple.ts"},
+                        Case{Platform::kTorchScript, "ref_dict.ts"},
+                        Case{Platform::kBuiltin, "ref_state_dict.pt"},
+                        Case{Platform::kBuiltin, "ref_model.ts"}}) {
+    auto model = LoadTorchModel(
+        Options(c.platform, Fixture(c.file), input.size(2), input.size(3), 19));
+    ASSERT_TRUE(model.ok()) << c.file << ": " << model.status();
+    EXPECT_EQ((*model)->parameter_count(), 607826) << c.file;
+    auto outputs = (*model)->Infer(Pointers(input), true);
+    ASSERT_TRUE(outputs.ok()) << c.file << ": " << outputs.status();
+    for (int i = 0; i < input.size(0); ++i) {
+      EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0) << c.file;
+      EXPECT_LE(DifferentLabels((*outputs)[i].labels, labels[i]), 6) << c.file;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace segserve
