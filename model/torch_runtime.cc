@@ -2,12 +2,20 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 
 namespace segserve {
 
 void SetTorchThreads(int intra_op_threads) {
-  if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
+  // Always set explicitly: LibTorch's own default depends on the OpenMP
+  // runtime and environment variables.
+  const int threads = intra_op_threads > 0
+                          ? intra_op_threads
+                          : std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
 }
 
 std::string TorchRuntimeSummary() {

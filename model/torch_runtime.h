@@ -5,8 +5,8 @@
 
 namespace segserve {
 
-// Sets LibTorch's intra-op thread count for the process (0: leave
-// LibTorch's default). Call once at startup, before any model runs.
+// Sets LibTorch's intra-op thread count for the process (0: one per
+// hardware thread). Call once at startup, before any model runs.
 void SetTorchThreads(int intra_op_threads);
 
 // "LibTorch 1.13.1, intra-op threads 2, CUDA devices 0", for the log.

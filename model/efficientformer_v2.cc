@@ -1,0 +1,1 @@
+// EfficientFormerV2 feature backbone: being written.

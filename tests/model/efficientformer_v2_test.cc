@@ -1,0 +1,1 @@
+// EfficientFormerV2 backbone tests: being written.
