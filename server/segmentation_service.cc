@@ -238,7 +238,6 @@ class SegmentationService::StreamReactor final
 
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&mu_);
-    reading_ = false;
     if (!ok) {
       reads_done_ = true;
       MaybeProgressLocked();
@@ -298,7 +297,6 @@ class SegmentationService::StreamReactor final
     StartNextReadLocked();
   }
   void StartNextReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    reading_ = true;
     StartRead(&incoming_);
   }
 
@@ -344,7 +342,6 @@ class SegmentationService::StreamReactor final
   v1::SegmentRequest incoming_;  // Target of the pending read.
   std::deque<std::shared_ptr<Frame>> frames_ ABSL_GUARDED_BY(mu_);
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // Frames being processed.
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
