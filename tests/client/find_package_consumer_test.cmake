@@ -1,7 +1,7 @@
 # ctest driver (cmake -P): installs the segserve build tree to a temporary
 # prefix, then configures, builds and runs find_package_consumer/ against it.
 # Inputs: SEGSERVE_BUILD_DIR, CONSUMER_SOURCE_DIR, WORK_DIR, CXX_COMPILER,
-# COMPILER_LAUNCHER (may be empty).
+# COMPILER_LAUNCHER and SANITIZE (may be empty).
 
 foreach(var SEGSERVE_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR CXX_COMPILER)
   if(NOT ${var})
@@ -32,6 +32,12 @@ set(configure_args
   -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 if(COMPILER_LAUNCHER)
   list(APPEND configure_args -DCMAKE_CXX_COMPILER_LAUNCHER=${COMPILER_LAUNCHER})
+endif()
+# A sanitizer build installs instrumented libraries: the consumer links the
+# sanitizer runtime too.
+if(SANITIZE)
+  list(APPEND configure_args -DCMAKE_CXX_FLAGS=-fsanitize=${SANITIZE}
+       -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${SANITIZE})
 endif()
 run("configure consumer" ${CMAKE_COMMAND} ${configure_args})
 run("build consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)

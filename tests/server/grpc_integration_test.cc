@@ -421,7 +421,11 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
                             ++finished;
                           });
   }
-  state_->AwaitBatchesStarted(1);
+  // All six accepted (one running on the blocked model, five queued).
+  while (HttpGet(server_->metrics_port(), "/metrics")
+             .find("segserve_inflight_requests 6") == std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   bool drained = false;
   std::thread stopper([&] { drained = server_->Shutdown(); });
   // Health goes NOT_SERVING at once and new calls are refused while the
