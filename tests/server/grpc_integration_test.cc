@@ -250,6 +250,48 @@ TEST_F(GrpcIntegrationTest, HealthIsServing) {
   EXPECT_EQ(HealthStatus("segserve.v1.Segmentation"), 1);
 }
 
+TEST_F(GrpcIntegrationTest, ReflectionListsTheService) {
+  // grpc.reflection.v1alpha ServerReflectionInfo with {7: list_services ""}.
+  grpc::GenericStub stub(client_->channel());
+  grpc::ClientContext context;
+  grpc::CompletionQueue queue;
+  auto call = stub.PrepareCall(
+      &context,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  void* tag;
+  bool ok = false;
+  auto step = [&](intptr_t id) {
+    EXPECT_TRUE(queue.Next(&tag, &ok));
+    EXPECT_EQ(tag, reinterpret_cast<void*>(id));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  const std::string list_services("\x3a\x00", 2);
+  grpc::Slice slice(list_services);
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  response.Dump(&slices);
+  std::string bytes;
+  for (const auto& s : slices) bytes += std::string(s.begin(), s.end());
+  EXPECT_THAT(bytes, HasSubstr("segserve.v1.Segmentation"));
+  EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
 TEST_F(GrpcIntegrationTest, BadRequestsGetClearErrors) {
   v1::SegmentRequest empty;
   auto no_image = client_->Segment(empty);
