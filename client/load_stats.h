@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -15,10 +14,22 @@ namespace segserve {
 // Statistics of segload, the load generator; kept apart from its main() so
 // they can be tested. Plain functions on values: thread-compatible.
 
-// One finished request as segload saw it.
+// One finished request as segload saw it. Times in microseconds.
 struct LoadSample {
-  int64_t latency_us = 0;  // Client round trip, issue to response.
+  int64_t seq = 0;  // The request's number within its step, warm-up first.
+  int target = 0;   // Index into segload's target list.
   absl::StatusCode code = absl::StatusCode::kOk;
+  // wait_us + deserialize_us: what an application waits for a mask.
+  int64_t latency_us = 0;
+  // The RPC: from just before the call is issued to its result. gRPC
+  // serializes the request and parses the response inside this time.
+  int64_t wait_us = 0;
+  // The protobuf serialization cost of this request (SerializeToString,
+  // timed once per distinct request before the run; gRPC does the same work
+  // inside wait_us).
+  double serialize_us = 0;
+  // Decoding the response's mask to a label map (0 when not decoded).
+  int64_t deserialize_us = 0;
   // The server's Timing, for OK responses.
   uint64_t queue_us = 0;
   uint64_t preprocess_us = 0;
@@ -36,13 +47,27 @@ struct LatencySummary {
   double mean = 0;
 };
 
-// The result of one concurrency step.
+struct TargetCounts {
+  int64_t ok = 0;
+  int64_t failed = 0;
+};
+
+// The result of one load step (or of one measurement window).
 struct LoadStepResult {
+  // The load level: closed loop sets concurrency (rate_rps 0), open loop
+  // sets rate_rps (concurrency 0).
   int concurrency = 0;
-  double elapsed_s = 0;       // From the first request to the last response.
+  double rate_rps = 0;
+
+  double elapsed_s = 0;       // Measured time.
   int64_t ok = 0;             // Successful responses.
+  int64_t failed = 0;         // Failed requests.
   double throughput_rps = 0;  // ok / elapsed_s.
   LatencySummary latency_us;  // Over successful responses only.
+  // Means over successful responses, microseconds (see LoadSample).
+  double client_serialize_us = 0;
+  double client_wait_us = 0;
+  double client_deserialize_us = 0;
   // Failed requests by status code name ("UNAVAILABLE"), sorted by name.
   std::map<std::string, int64_t> errors;
   // Means of the server's timing over successful responses, microseconds.
@@ -51,32 +76,48 @@ struct LoadStepResult {
   double server_inference_us = 0;
   double server_postprocess_us = 0;
   double mean_batch_size = 0;  // Over responses that report one (> 0).
+  // Requests by target index; as long as the highest index seen + 1.
+  std::vector<TargetCounts> targets;
+
+  // Open loop: requests sent in the measured time, how many of them left
+  // more than kLateSendUs after their scheduled time, and the largest delay.
+  int64_t sent = 0;
+  int64_t late_sends = 0;
+  int64_t max_send_lag_us = 0;
+
+  // Measurement windows run, whether the stability rule was applied (not for
+  // a fixed duration or request count, which is one window) and whether the
+  // last windows met it (see IsStable).
+  int windows = 0;
+  bool stability_checked = false;
+  bool stable = false;
 };
+
+// An open-loop send counts as late when it leaves more than this after its
+// scheduled time (the scheduler sleeps with about 0.1 ms of jitter).
+inline constexpr int64_t kLateSendUs = 1000;
 
 // The nearest-rank percentile (q in [0, 1]) of ascending `sorted`; 0 when it
 // is empty. q = 0.5 of {1, 2, 3, 4} is 2; q = 1 is the maximum.
 int64_t Percentile(absl::Span<const int64_t> sorted, double q);
 
-LoadStepResult SummarizeStep(int concurrency,
-                             absl::Span<const LoadSample> samples,
-                             double elapsed_s);
+// Fills the measurement fields of a result (not the load level, the send
+// counts or the window fields) from the samples of `elapsed_s` seconds.
+LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
+                                double elapsed_s);
 
-// The column header and one row per step for the terminal, latencies in ms.
-std::string FormatStepHeader();
-std::string FormatStepRow(const LoadStepResult& step);
+// What the stability rule looks at in each window.
+struct WindowStats {
+  double throughput_rps = 0;
+  int64_t p95_us = 0;
+};
 
-// A JSON string literal for `text`, quotes included, with escapes.
-std::string JsonString(const std::string& text);
-
-// The whole report:
-//   {"steps":[{"concurrency":N,"rate":null,"throughput_rps":x,"duration_s":s,
-//    "ok":n,"latency_us":{"p50":..,"p90":..,"p95":..,"p99":..,"max":..,
-//    "mean":..},"errors":{"CODE":n},"server_us":{"queue":..,"preprocess":..,
-//    "inference":..,"postprocess":..},"mean_batch_size":b}],"config":{...}}
-// `config` holds (key, JSON value) pairs written as they are, in order.
-std::string LoadReportJson(
-    absl::Span<const LoadStepResult> steps,
-    const std::vector<std::pair<std::string, std::string>>& config);
+// perf_analyzer's rule: stable when there are at least `count` windows and,
+// over the last `count`, every window's throughput and every window's p95
+// latency lies within `percent` % of the mean of those `count` values. A
+// window without a successful response is never stable.
+bool IsStable(absl::Span<const WindowStats> windows, double percent,
+              int count = 3);
 
 }  // namespace segserve
 

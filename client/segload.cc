@@ -1,19 +1,22 @@
-// segload: a closed-loop load generator for segserve.
+// segload: a load generator for segserve, in the manner of Triton's
+// perf_analyzer.
 //
-// For each concurrency level N, N workers each send the next request as soon
-// as the previous one returns, for --duration_s seconds after a warm-up. Each
-// step prints throughput, latency percentiles, errors by status code and the
-// server's mean timing and batch size; --json writes the same as JSON.
+// Each load level is a step: closed loop (--concurrency: N workers, each
+// sending its next request when the previous one returns) or open loop
+// (--rate: sends on a constant or Poisson schedule, never waiting for
+// responses). A step warms up, then measures windows until throughput and
+// p95 are stable, or a fixed duration, or a fixed request count. Each step
+// prints throughput, latency percentiles, the client-side and server-side
+// split of the time, errors by status code and late sends; --json, --csv and
+// --plot write the same to files.
 
-#include <atomic>
-#include <chrono>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -22,71 +25,131 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/client.h"
-#include "client/load_stats.h"
-#include "client/request_util.h"
-#include "opencv2/core.hpp"
-#include "opencv2/imgcodecs.hpp"
-#include "opencv2/imgproc.hpp"
+#include "client/load_inputs.h"
+#include "client/load_parse.h"
+#include "client/load_plot.h"
+#include "client/load_report.h"
+#include "client/load_runner.h"
+#include "client/load_schedule.h"
+#include "client/load_step.h"
 
+// Where the load goes.
 ABSL_FLAG(std::string, target, "localhost:50051",
-          "Server address: host:port or dns:///name:port.");
-ABSL_FLAG(std::string, concurrency, "1,4,16",
-          "Comma-separated concurrency levels, one step each (1..1024).");
-ABSL_FLAG(double, duration_s, 10, "Measured seconds per step.");
-ABSL_FLAG(int, warmup_requests, 20,
-          "Requests sent (and not measured) before each step.");
-ABSL_FLAG(std::string, image, "",
-          "Image file to send; empty: a synthetic image of --width x "
-          "--height deterministic random pixels.");
-ABSL_FLAG(int, width, 512, "Synthetic image width.");
-ABSL_FLAG(int, height, 512, "Synthetic image height.");
-ABSL_FLAG(bool, raw, false,
-          "Send raw RGB8 pixels instead of an encoded file (JPEG for the "
-          "synthetic image, the file's own bytes for --image).");
+          "Server address(es): host:port, dns:///name:port, unix:/path; "
+          "comma-separated for several servers, which get the requests in "
+          "turn (client-side round robin).");
+ABSL_FLAG(int, channels, 1,
+          "gRPC channels per target, each its own connection (1..64); "
+          "requests are spread over them in turn.");
+ABSL_FLAG(int, connect_timeout_s, 10,
+          "Give up when a target cannot be reached within this time.");
+ABSL_FLAG(int64_t, deadline_ms, 10000, "Deadline of each request in ms.");
+
+// The load levels.
+ABSL_FLAG(std::string, concurrency, "",
+          "Closed loop: concurrency levels, one step each (1..1024): a list "
+          "'1,4,16', a range '1:64:x2' (1,2,4,..,64) or '1:16:+4' (1,5,9,13), "
+          "or a mix. Default when --rate is not given: 1,4,16.");
+ABSL_FLAG(std::string, rate, "",
+          "Open loop: request rates per second, one step each, in the same "
+          "list/range syntax ('10,50', '10:160:x2'). Requests leave on "
+          "schedule whether or not earlier ones have returned.");
+ABSL_FLAG(std::string, arrivals, "constant",
+          "Open loop: 'constant' (evenly spaced) or 'poisson' (exponential "
+          "gaps, seeded by --seed) arrivals.");
+ABSL_FLAG(int, max_outstanding, 1000,
+          "Open loop: most requests in flight; a send that would exceed it "
+          "waits and counts as late.");
+
+// How long each step measures.
+ABSL_FLAG(double, window_s, 5,
+          "Length of a measurement window in seconds. Windows repeat until "
+          "the last three have throughput and p95 within "
+          "--stability_percent of their mean, or --max_windows ran; the "
+          "step reports the last three windows together.");
+ABSL_FLAG(int, max_windows, 10, "Most measurement windows per step.");
+ABSL_FLAG(double, stability_percent, 10,
+          "Stability threshold in percent (see --window_s).");
+ABSL_FLAG(double, duration_s, 0,
+          "If > 0: measure exactly this many seconds per step (one window, "
+          "no stability rule).");
+ABSL_FLAG(int64_t, requests, 0,
+          "If > 0: measure exactly this many requests per step (after the "
+          "warm-up); the step gives up after --max_step_s.");
+ABSL_FLAG(double, max_step_s, 600,
+          "With --requests: most seconds a step may measure.");
+ABSL_FLAG(int64_t, warmup_requests, 20,
+          "Requests sent at the step's load level, not measured, before "
+          "each step.");
+ABSL_FLAG(double, warmup_s, 10, "Longest warm-up in seconds.");
+
+// What is sent.
+ABSL_FLAG(std::string, image, "", "An image file to send.");
+ABSL_FLAG(std::string, image_dir, "",
+          "A folder whose JPEG, PNG, BMP, WebP and TIFF files are sent in "
+          "turn (sorted by name).");
+ABSL_FLAG(std::string, sizes, "512x512",
+          "Without --image/--image_dir: synthetic images (random pixels "
+          "from --seed) of these sizes, sent in turn: '512x512,1024x768'.");
+ABSL_FLAG(std::string, send, "file",
+          "How images travel when encoded: 'file' (files' own bytes; JPEG "
+          "for synthetic images), 'jpeg' or 'png' (encoded by segload once, "
+          "before the run).");
+ABSL_FLAG(bool, raw, false, "Send raw RGB8 pixels instead of encoded images.");
+ABSL_FLAG(int, jpeg_quality, 90, "JPEG quality when segload encodes.");
 ABSL_FLAG(std::string, model, "", "Model name; empty: the server's default.");
 ABSL_FLAG(std::string, mask_encoding, "png",
           "Mask encoding to ask for: png, raw or rle.");
-ABSL_FLAG(int64_t, deadline_ms, 10000, "Deadline of each request in ms.");
-ABSL_FLAG(int, channels, 1,
-          "gRPC channels (connections) per step; workers share them "
-          "round-robin.");
-ABSL_FLAG(int, connect_timeout_s, 10,
-          "Give up when the server cannot be reached within this time.");
-ABSL_FLAG(uint64_t, seed, 1, "Seed of the synthetic image.");
+ABSL_FLAG(bool, decode_masks, true,
+          "Decode every mask at the client (the 'deser' column); a mask "
+          "that does not decode to the image's size counts as DATA_LOSS.");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of the synthetic images and arrivals.");
+
+// Outputs.
 ABSL_FLAG(std::string, json, "", "Also write the results as JSON here.");
+ABSL_FLAG(std::string, csv, "", "Also write one CSV line per step here.");
+ABSL_FLAG(std::string, plot, "",
+          "Also draw p50 and p99 latency against throughput as SVG here.");
 
 namespace segserve {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+constexpr char kUsage[] =
+    "load generator for segserve (closed and open loop).\n"
+    "  segload --target host:port[,host:port]\n"
+    "          [--concurrency 1:64:x2 | --rate 10,50 [--arrivals poisson]]\n"
+    "          [--image F | --image_dir D | --sizes 512x512,1024x768]\n"
+    "          [--send jpeg|png | --raw] [--mask_encoding png|raw|rle]\n"
+    "          [--window_s 5 --max_windows 10 | --duration_s S | "
+    "--requests N]\n"
+    "          [--json F] [--csv F] [--plot F.svg]\n"
+    "\n"
+    "Columns (per successful request; means unless a percentile):\n"
+    "  req/s      successful responses per second of measured time\n"
+    "  pNN, max   latency: issuing the call to the decoded mask "
+    "(wait + deser)\n"
+    "  ser        protobuf serialization of the request, timed once per\n"
+    "             distinct request before the run (gRPC repeats this work\n"
+    "             inside 'wait')\n"
+    "  wait       the RPC, issue to response: gRPC's serialization and\n"
+    "             parsing, the network and the server\n"
+    "  deser      decoding the mask to a label map (--decode_masks)\n"
+    "  queue .. batch  the server's Timing, from the responses\n"
+    "  win        windows measured; '*': not stable within --max_windows\n"
+    "  late       open loop: sends that left over 1 ms after schedule\n"
+    "Exit status 1 on a bad flag, or when no request of a step succeeded\n"
+    "(the later steps are skipped).";
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "segload: error: %s: %s\n",
                absl::StatusCodeToString(status.code()).c_str(),
                std::string(status.message()).c_str());
   return 1;
-}
-
-absl::StatusOr<std::vector<int>> ParseConcurrency(const std::string& text) {
-  std::vector<int> levels;
-  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
-    int level = 0;
-    if (!absl::SimpleAtoi(part, &level) || level < 1 || level > 1024) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--concurrency has '", part,
-                       "'; use comma-separated integers 1..1024"));
-    }
-    levels.push_back(level);
-  }
-  if (levels.empty()) {
-    return absl::InvalidArgumentError("--concurrency lists no level");
-  }
-  return levels;
 }
 
 absl::StatusOr<v1::MaskEncoding> ParseEncoding(const std::string& name) {
@@ -97,211 +160,389 @@ absl::StatusOr<v1::MaskEncoding> ParseEncoding(const std::string& name) {
       "--mask_encoding=", name, " is unknown; use png, raw or rle"));
 }
 
-absl::StatusOr<v1::SegmentRequest> BuildRequest() {
-  const std::string path = absl::GetFlag(FLAGS_image);
-  const bool raw = absl::GetFlag(FLAGS_raw);
-  cv::Mat rgb;
-  std::string encoded;
-  if (!path.empty()) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-    encoded.assign(std::istreambuf_iterator<char>(in),
-                   std::istreambuf_iterator<char>());
-    if (raw) {
-      const cv::Mat bgr = cv::imdecode(
-          cv::Mat(1, static_cast<int>(encoded.size()), CV_8UC1, encoded.data()),
-          cv::IMREAD_COLOR);
-      if (bgr.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("cannot decode ", path, " to send it raw"));
-      }
-      cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-    }
+absl::StatusOr<SendAs> ParseSend(const std::string& name, bool raw) {
+  SendAs send;
+  if (name == "file") {
+    send = SendAs::kFile;
+  } else if (name == "jpeg") {
+    send = SendAs::kJpeg;
+  } else if (name == "png") {
+    send = SendAs::kPng;
   } else {
-    const int width = absl::GetFlag(FLAGS_width);
-    const int height = absl::GetFlag(FLAGS_height);
-    if (width < 1 || height < 1 || width > 16384 || height > 16384) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--width/--height ", width, "x", height,
-                       " is out of range; each side must be 1..16384"));
-    }
-    rgb.create(height, width, CV_8UC3);
-    cv::RNG rng(absl::GetFlag(FLAGS_seed));
-    rng.fill(rgb, cv::RNG::UNIFORM, 0, 256);
-    if (!raw) {
-      std::vector<uchar> buffer;
-      cv::Mat bgr;
-      cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-      cv::imencode(".jpg", bgr, buffer, {cv::IMWRITE_JPEG_QUALITY, 90});
-      encoded.assign(buffer.begin(), buffer.end());
-    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("--send=", name, " is unknown; use file, jpeg or png"));
   }
-  v1::SegmentRequest request;
-  if (raw) {
-    absl::StatusOr<v1::SegmentRequest> made = MakeRawRequest(rgb, v1::RGB8);
-    if (!made.ok()) return made.status();
-    request = std::move(*made);
+  if (!raw) return send;
+  if (send != SendAs::kFile) {
+    return absl::InvalidArgumentError(
+        "--raw sends pixels; it cannot be combined with --send jpeg|png");
+  }
+  return SendAs::kRaw;
+}
+
+absl::Status CheckRange(const char* flag, double value, double min,
+                        double max) {
+  if (value >= min && value <= max) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", flag, "=", value, " is out of range; allowed: ", min, "..", max));
+}
+
+// Everything the flags say, checked.
+struct Config {
+  std::vector<std::string> targets;
+  std::vector<int> concurrency;  // Closed loop when not empty.
+  std::vector<double> rates;     // Open loop when not empty.
+  Arrivals arrivals = Arrivals::kConstant;
+  StepPlan plan;
+  LoadInputOptions inputs;
+  bool open_loop() const { return !rates.empty(); }
+};
+
+absl::Status CheckNumbers() {
+  const absl::Status checks[] = {
+      CheckRange("channels", absl::GetFlag(FLAGS_channels), 1, 64),
+      CheckRange("connect_timeout_s", absl::GetFlag(FLAGS_connect_timeout_s), 1,
+                 3600),
+      CheckRange("deadline_ms", absl::GetFlag(FLAGS_deadline_ms), 1, 3600000),
+      CheckRange("max_outstanding", absl::GetFlag(FLAGS_max_outstanding), 1,
+                 100000),
+      CheckRange("window_s", absl::GetFlag(FLAGS_window_s), 0.01, 3600),
+      CheckRange("max_windows", absl::GetFlag(FLAGS_max_windows), 1, 1000),
+      CheckRange("stability_percent", absl::GetFlag(FLAGS_stability_percent), 0,
+                 1000),
+      CheckRange("duration_s", absl::GetFlag(FLAGS_duration_s), 0, 3600),
+      CheckRange("requests", absl::GetFlag(FLAGS_requests), 0, 1e9),
+      CheckRange("max_step_s", absl::GetFlag(FLAGS_max_step_s), 0.01, 86400),
+      CheckRange("warmup_requests", absl::GetFlag(FLAGS_warmup_requests), 0,
+                 1e6),
+      CheckRange("warmup_s", absl::GetFlag(FLAGS_warmup_s), 0, 3600),
+      CheckRange("jpeg_quality", absl::GetFlag(FLAGS_jpeg_quality), 1, 100),
+  };
+  for (const absl::Status& status : checks) {
+    if (!status.ok()) return status;
+  }
+  if (absl::GetFlag(FLAGS_duration_s) > 0 &&
+      absl::GetFlag(FLAGS_requests) > 0) {
+    return absl::InvalidArgumentError(
+        "give --duration_s or --requests, not both");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ReadFlags() {
+  if (absl::Status s = CheckNumbers(); !s.ok()) return s;
+  Config config;
+  absl::StatusOr<std::vector<std::string>> targets =
+      ParseTargets(absl::GetFlag(FLAGS_target));
+  if (!targets.ok()) return targets.status();
+  config.targets = std::move(*targets);
+
+  const std::string concurrency = absl::GetFlag(FLAGS_concurrency);
+  const std::string rate = absl::GetFlag(FLAGS_rate);
+  if (!concurrency.empty() && !rate.empty()) {
+    return absl::InvalidArgumentError(
+        "give --concurrency (closed loop) or --rate (open loop), not both");
+  }
+  if (!rate.empty()) {
+    absl::StatusOr<std::vector<double>> rates = ParseRates(rate);
+    if (!rates.ok()) return rates.status();
+    config.rates = std::move(*rates);
   } else {
-    request = MakeEncodedRequest(std::move(encoded));
+    absl::StatusOr<std::vector<int>> levels =
+        ParseConcurrencyLevels(concurrency.empty() ? "1,4,16" : concurrency);
+    if (!levels.ok()) return levels.status();
+    config.concurrency = std::move(*levels);
   }
-  request.set_model(absl::GetFlag(FLAGS_model));
+  absl::StatusOr<Arrivals> arrivals =
+      ParseArrivals(absl::GetFlag(FLAGS_arrivals));
+  if (!arrivals.ok()) return arrivals.status();
+  config.arrivals = *arrivals;
+
+  StepPlan& plan = config.plan;
+  plan.warmup_requests = absl::GetFlag(FLAGS_warmup_requests);
+  plan.warmup_max_s = absl::GetFlag(FLAGS_warmup_s);
+  plan.requests = absl::GetFlag(FLAGS_requests);
+  plan.max_step_s = absl::GetFlag(FLAGS_max_step_s);
+  plan.duration_s = absl::GetFlag(FLAGS_duration_s);
+  plan.window_s = absl::GetFlag(FLAGS_window_s);
+  plan.max_windows = absl::GetFlag(FLAGS_max_windows);
+  plan.stability_percent = absl::GetFlag(FLAGS_stability_percent);
+
+  LoadInputOptions& inputs = config.inputs;
+  inputs.image = absl::GetFlag(FLAGS_image);
+  inputs.image_dir = absl::GetFlag(FLAGS_image_dir);
+  absl::StatusOr<std::vector<ImageDims>> sizes =
+      ParseSizes(absl::GetFlag(FLAGS_sizes));
+  if (!sizes.ok()) return sizes.status();
+  inputs.sizes = std::move(*sizes);
+  absl::StatusOr<SendAs> send =
+      ParseSend(absl::GetFlag(FLAGS_send), absl::GetFlag(FLAGS_raw));
+  if (!send.ok()) return send.status();
+  inputs.send = *send;
+  inputs.jpeg_quality = absl::GetFlag(FLAGS_jpeg_quality);
+  inputs.seed = absl::GetFlag(FLAGS_seed);
+  inputs.model = absl::GetFlag(FLAGS_model);
   absl::StatusOr<v1::MaskEncoding> encoding =
       ParseEncoding(absl::GetFlag(FLAGS_mask_encoding));
   if (!encoding.ok()) return encoding.status();
-  request.set_mask_encoding(*encoding);
-  return request;
+  inputs.mask_encoding = *encoding;
+  return config;
 }
 
-// Runs `concurrency` closed-loop workers until `stop_at`, or until
-// `max_requests` requests were sent (0: no limit), and returns every finished
-// request. Bounded: no request starts after stop_at and each has a deadline.
-std::vector<LoadSample> RunClosedLoop(
-    const std::vector<std::unique_ptr<Client>>& clients,
-    const v1::SegmentRequest& request, int concurrency,
-    Clock::time_point stop_at, int64_t max_requests) {
-  std::atomic<int64_t> sent{0};
-  std::vector<std::vector<LoadSample>> per_worker(concurrency);
-  std::vector<std::thread> workers;
-  workers.reserve(concurrency);
-  for (int w = 0; w < concurrency; ++w) {
-    workers.emplace_back([&, w] {
-      Client& client = *clients[w % clients.size()];
-      std::vector<LoadSample>& samples = per_worker[w];
-      while (Clock::now() < stop_at &&
-             (max_requests == 0 || sent.fetch_add(1) < max_requests)) {
-        const Clock::time_point start = Clock::now();
-        absl::StatusOr<v1::SegmentResponse> response = client.Segment(request);
-        LoadSample sample;
-        sample.latency_us =
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
-                                                                  start)
-                .count();
-        sample.code = response.status().code();
-        if (response.ok()) {
-          const v1::Timing& t = response->timing();
-          sample.queue_us = t.queue_us();
-          sample.preprocess_us = t.preprocess_us();
-          sample.inference_us = t.inference_us();
-          sample.postprocess_us = t.postprocess_us();
-          sample.batch_size = t.batch_size();
-        }
-        samples.push_back(sample);
-      }
-    });
-  }
-  for (std::thread& worker : workers) worker.join();
-  std::vector<LoadSample> all;
-  for (std::vector<LoadSample>& samples : per_worker) {
-    all.insert(all.end(), samples.begin(), samples.end());
-  }
-  return all;
-}
+// The clients, channel-major so that consecutive requests go to different
+// targets: client c * targets + t is channel c of target t.
+struct Connections {
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<int> client_targets;
+};
 
-int Run() {
-  absl::StatusOr<std::vector<int>> levels =
-      ParseConcurrency(absl::GetFlag(FLAGS_concurrency));
-  if (!levels.ok()) return Fail(levels.status());
-  const double duration_s = absl::GetFlag(FLAGS_duration_s);
-  if (!(duration_s > 0 && duration_s <= 3600)) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--duration_s=", duration_s, " is out of range; use (0, 3600]")));
-  }
-  const int warmup = absl::GetFlag(FLAGS_warmup_requests);
+absl::StatusOr<Connections> Connect(const Config& config) {
   const int channels = absl::GetFlag(FLAGS_channels);
-  if (warmup < 0 || channels < 1 || channels > 64) {
-    return Fail(absl::InvalidArgumentError(
-        "--warmup_requests must be >= 0 and --channels 1..64"));
-  }
-  const int64_t deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
-  if (deadline_ms < 1) {
-    return Fail(absl::InvalidArgumentError(
-        "--deadline_ms must be >= 1 so that every step ends"));
-  }
-  absl::StatusOr<v1::SegmentRequest> request = BuildRequest();
-  if (!request.ok()) return Fail(request.status());
-
-  std::printf("segload: target %s, request %zu bytes (%s), %g s per step\n",
-              absl::GetFlag(FLAGS_target).c_str(), request->ByteSizeLong(),
-              request->image().has_raw() ? "raw RGB8" : "encoded", duration_s);
-  std::printf("%s\n", FormatStepHeader().c_str());
-
-  std::vector<LoadStepResult> steps;
-  for (const int concurrency : *levels) {
-    ClientOptions options;
-    options.target = absl::GetFlag(FLAGS_target);
-    options.default_deadline_ms = deadline_ms;
-    // Retries would hide errors and inflate latencies: measure what is there.
-    options.retry_max_attempts = 1;
-    options.dedicated_connection = channels > 1;
-    std::vector<std::unique_ptr<Client>> clients;
-    for (int c = 0; c < channels; ++c) {
+  Connections connections;
+  for (int c = 0; c < channels; ++c) {
+    for (size_t t = 0; t < config.targets.size(); ++t) {
+      ClientOptions options;
+      options.target = config.targets[t];
+      options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
+      // Retries would hide errors and inflate latencies: measure what is
+      // there.
+      options.retry_max_attempts = 1;
+      options.dedicated_connection = channels > 1;
       absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
-      if (!client.ok()) return Fail(client.status());
+      if (!client.ok()) return client.status();
       if (absl::Status s = (*client)->WaitForConnected(
               absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)));
           !s.ok()) {
-        return Fail(s);
+        return s;
       }
-      clients.push_back(std::move(*client));
+      connections.clients.push_back(std::move(*client));
+      connections.client_targets.push_back(static_cast<int>(t));
     }
-    const auto step_limit = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(duration_s));
-    if (warmup > 0) {
-      // Capped by the step's duration as well, so a slow server cannot make
-      // the warm-up unbounded.
-      RunClosedLoop(clients, *request, concurrency, Clock::now() + step_limit,
-                    warmup);
+  }
+  return connections;
+}
+
+std::string JsonList(const std::vector<std::string>& values) {
+  std::vector<std::string> quoted;
+  for (const std::string& value : values) quoted.push_back(JsonString(value));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+std::vector<std::pair<std::string, std::string>> ConfigJson(
+    const Config& config, const std::vector<LoadInput>& inputs) {
+  uint64_t bytes = 0;
+  for (const LoadInput& input : inputs) bytes += input.request_bytes;
+  auto b = [](bool value) -> std::string { return value ? "true" : "false"; };
+  return {
+      {"targets", JsonList(config.targets)},
+      {"channels", absl::StrCat(absl::GetFlag(FLAGS_channels))},
+      {"mode", JsonString(config.open_loop() ? "open_loop" : "closed_loop")},
+      {"arrivals",
+       config.open_loop() ? JsonString(ArrivalsName(config.arrivals)) : "null"},
+      {"max_outstanding", absl::StrCat(absl::GetFlag(FLAGS_max_outstanding))},
+      {"model", JsonString(absl::GetFlag(FLAGS_model))},
+      {"image", JsonString(absl::GetFlag(FLAGS_image))},
+      {"image_dir", JsonString(absl::GetFlag(FLAGS_image_dir))},
+      {"sizes", JsonString(absl::GetFlag(FLAGS_sizes))},
+      {"send", JsonString(absl::GetFlag(FLAGS_send))},
+      {"raw", b(absl::GetFlag(FLAGS_raw))},
+      {"inputs", absl::StrCat(inputs.size())},
+      {"request_bytes_mean", JsonNumber(static_cast<double>(bytes) /
+                                        static_cast<double>(inputs.size()))},
+      {"mask_encoding", JsonString(absl::GetFlag(FLAGS_mask_encoding))},
+      {"decode_masks", b(absl::GetFlag(FLAGS_decode_masks))},
+      {"window_s", JsonNumber(config.plan.window_s)},
+      {"max_windows", absl::StrCat(config.plan.max_windows)},
+      {"stability_percent", JsonNumber(config.plan.stability_percent)},
+      {"duration_s", JsonNumber(config.plan.duration_s)},
+      {"requests", absl::StrCat(config.plan.requests)},
+      {"warmup_requests", absl::StrCat(config.plan.warmup_requests)},
+      {"deadline_ms", absl::StrCat(absl::GetFlag(FLAGS_deadline_ms))},
+      {"seed", absl::StrCat(absl::GetFlag(FLAGS_seed))},
+  };
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& content,
+                       const char* flag) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+  out.close();
+  if (!out) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot write the --", flag, " file ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteOutputs(const LoadReport& report, const Config& config) {
+  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
+    if (absl::Status s = WriteFile(path, LoadReportJson(report), "json");
+        !s.ok()) {
+      return s;
     }
-    const Clock::time_point start = Clock::now();
-    std::vector<LoadSample> samples = RunClosedLoop(
-        clients, *request, concurrency, start + step_limit, /*max_requests=*/0);
-    const double elapsed_s =
-        std::chrono::duration<double>(Clock::now() - start).count();
-    steps.push_back(SummarizeStep(concurrency, samples, elapsed_s));
-    std::printf("%s\n", FormatStepRow(steps.back()).c_str());
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
+    if (absl::Status s = WriteFile(path, LoadReportCsv(report), "csv");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_plot); !path.empty()) {
+    const std::string title = absl::StrCat(
+        "segload: latency vs throughput (",
+        config.open_loop()
+            ? absl::StrCat("open loop, ", ArrivalsName(config.arrivals))
+            : std::string("closed loop"),
+        ", ", absl::StrJoin(config.targets, ", "), ")");
+    if (absl::Status s =
+            WriteFile(path, LatencyThroughputSvg(report.steps, title), "plot");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string PlanText(const StepPlan& plan) {
+  if (plan.requests > 0) return absl::StrCat(plan.requests, " requests");
+  if (plan.duration_s > 0) return absl::StrCat(plan.duration_s, " s");
+  return absl::StrCat("windows of ", plan.window_s, " s until stable (",
+                      plan.stability_percent, "%, at most ", plan.max_windows,
+                      ")");
+}
+
+// Rewrites one line on a terminal; does nothing when stdout is not one.
+class ProgressLine {
+ public:
+  ProgressLine() : enabled_(isatty(STDOUT_FILENO) == 1) {}
+
+  void Show(const std::string& level, const StepProgress& p) {
+    if (!enabled_) return;
+    std::string where = "warming up";
+    if (!p.warming_up) {
+      where = p.max_windows > 0
+                  ? absl::StrCat("window ", p.window, "/", p.max_windows)
+                  : std::string("measuring");
+    }
+    std::printf("\r\033[K  %s: %s, %.1f s, %lld ok, %lld failed", level.c_str(),
+                where.c_str(), p.window_elapsed_s, static_cast<long long>(p.ok),
+                static_cast<long long>(p.failed));
     std::fflush(stdout);
   }
 
-  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
-    const std::vector<std::pair<std::string, std::string>> config = {
-        {"target", JsonString(absl::GetFlag(FLAGS_target))},
-        {"model", JsonString(absl::GetFlag(FLAGS_model))},
-        {"mode", JsonString("closed_loop")},
-        {"image", JsonString(absl::GetFlag(FLAGS_image))},
-        {"width", absl::StrCat(absl::GetFlag(FLAGS_width))},
-        {"height", absl::StrCat(absl::GetFlag(FLAGS_height))},
-        {"raw", absl::GetFlag(FLAGS_raw) ? "true" : "false"},
-        {"request_bytes", absl::StrCat(request->ByteSizeLong())},
-        {"mask_encoding", JsonString(absl::GetFlag(FLAGS_mask_encoding))},
-        {"duration_s", absl::StrCat(duration_s)},
-        {"warmup_requests", absl::StrCat(warmup)},
-        {"deadline_ms", absl::StrCat(deadline_ms)},
-        {"channels", absl::StrCat(channels)},
-    };
-    std::ofstream out(path);
-    out << LoadReportJson(steps, config);
-    if (!out) {
-      return Fail(absl::PermissionDeniedError(
-          absl::StrCat("cannot write --json file ", path)));
+  void Clear() {
+    if (enabled_) std::printf("\r\033[K");
+  }
+
+ private:
+  const bool enabled_;
+};
+
+std::string LevelName(const Config& config, size_t step) {
+  return config.open_loop()
+             ? absl::StrFormat("rate %g/s", config.rates[step])
+             : absl::StrCat("concurrency ", config.concurrency[step]);
+}
+
+// Runs step `step` of the run: starts its sender, measures, stops.
+LoadStepResult RunStep(const Config& config, size_t step,
+                       LoadRunnerOptions runner_options,
+                       ProgressLine* progress) {
+  SampleSink sink(config.plan.warmup_requests);
+  runner_options.sink = &sink;
+  std::unique_ptr<LoadRunner> runner =
+      config.open_loop()
+          ? StartOpenLoop(runner_options, config.rates[step], config.arrivals,
+                          absl::GetFlag(FLAGS_seed) + step,
+                          absl::GetFlag(FLAGS_max_outstanding))
+          : StartClosedLoop(runner_options, config.concurrency[step]);
+  const std::string level = LevelName(config, step);
+  LoadStepResult result =
+      MeasureStep(config.plan, &sink, runner.get(),
+                  [&](const StepProgress& p) { progress->Show(level, p); });
+  runner.reset();  // Before the sink goes.
+  progress->Clear();
+  if (config.open_loop()) {
+    result.rate_rps = config.rates[step];
+  } else {
+    result.concurrency = config.concurrency[step];
+  }
+  return result;
+}
+
+int Run() {
+  absl::StatusOr<Config> config = ReadFlags();
+  if (!config.ok()) return Fail(config.status());
+  absl::StatusOr<std::vector<LoadInput>> inputs =
+      BuildLoadInputs(config->inputs);
+  if (!inputs.ok()) return Fail(inputs.status());
+  absl::StatusOr<Connections> connections = Connect(*config);
+  if (!connections.ok()) return Fail(connections.status());
+
+  const bool open_loop = config->open_loop();
+  const int channels = absl::GetFlag(FLAGS_channels);
+  const std::string mode =
+      open_loop ? absl::StrCat("open loop, ", ArrivalsName(config->arrivals))
+                : "closed loop";
+  std::printf("segload: %s x %d channel%s, %zu input%s (%s), %s, %s per step\n",
+              absl::StrJoin(config->targets, ",").c_str(), channels,
+              channels == 1 ? "" : "s", inputs->size(),
+              inputs->size() == 1 ? "" : "s",
+              absl::GetFlag(FLAGS_raw) ? "raw RGB8" : "encoded", mode.c_str(),
+              PlanText(config->plan).c_str());
+  std::printf("%s\n", FormatStepHeader(open_loop).c_str());
+  std::fflush(stdout);
+
+  LoadRunnerOptions runner_options;
+  for (const std::unique_ptr<Client>& client : connections->clients) {
+    runner_options.clients.push_back(client.get());
+  }
+  runner_options.client_targets = connections->client_targets;
+  runner_options.inputs = &*inputs;
+  runner_options.decode_masks = absl::GetFlag(FLAGS_decode_masks);
+  if (config->plan.requests > 0) {
+    runner_options.max_requests =
+        config->plan.warmup_requests + config->plan.requests;
+  }
+
+  LoadReport report;
+  report.targets = config->targets;
+  report.config = ConfigJson(*config, *inputs);
+  ProgressLine progress;
+  const size_t steps =
+      open_loop ? config->rates.size() : config->concurrency.size();
+  bool failed_step = false;
+  for (size_t i = 0; i < steps && !failed_step; ++i) {
+    LoadStepResult step = RunStep(*config, i, runner_options, &progress);
+    std::printf("%s\n", FormatStepRow(step, open_loop).c_str());
+    std::fflush(stdout);
+    if (step.ok == 0) {
+      failed_step = true;
+      std::fprintf(stderr,
+                   "segload: error: no request of the %s step succeeded (see "
+                   "the errors column)%s\n",
+                   LevelName(*config, i).c_str(),
+                   i + 1 < steps ? "; skipping the remaining steps" : "");
+    }
+    report.steps.push_back(std::move(step));
+  }
+  for (const LoadStepResult& step : report.steps) {
+    if (step.stability_checked && !step.stable && step.ok > 0) {
+      std::printf(
+          "* not stable within --max_windows: the last (up to) three "
+          "windows are reported\n");
+      break;
     }
   }
-  for (const LoadStepResult& step : steps) {
-    if (step.ok > 0) return 0;
-  }
-  std::fprintf(
-      stderr, "segload: error: no request succeeded (see the errors column)\n");
-  return 1;
+  if (absl::Status s = WriteOutputs(report, *config); !s.ok()) return Fail(s);
+  return failed_step ? 1 : 0;
 }
 
 }  // namespace
 }  // namespace segserve
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "closed-loop load generator for segserve.\n"
-      "  segload --target host:port --concurrency 1,4,16 --duration_s 10 "
-      "[--image FILE | --width W --height H] [--raw] [--model M] "
-      "[--json out.json]");
+  absl::SetProgramUsageMessage(segserve::kUsage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     std::fprintf(stderr,

@@ -4,13 +4,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace segserve {
 namespace {
-
-using ::testing::HasSubstr;
 
 TEST(PercentileTest, NearestRank) {
   const std::vector<int64_t> four = {1, 2, 3, 4};
@@ -26,17 +23,22 @@ TEST(PercentileTest, NearestRank) {
   EXPECT_EQ(Percentile(hundred, 0.90), 90);
 }
 
-TEST(SummarizeStepTest, CountsAndMeans) {
+TEST(SummarizeSamplesTest, CountsMeansAndSplits) {
   std::vector<LoadSample> samples;
   for (int i = 1; i <= 10; ++i) {
     LoadSample s;
+    s.target = i % 2;
     s.latency_us = i * 1000;
+    s.wait_us = i * 1000 - 100;
+    s.deserialize_us = 100;
+    s.serialize_us = 2.5;
     s.queue_us = 100;
     s.inference_us = 2000 + i;
     s.batch_size = i % 2 == 0 ? 4 : 2;
     samples.push_back(s);
   }
   LoadSample error;
+  error.target = 2;
   error.code = absl::StatusCode::kResourceExhausted;
   error.latency_us = 99999999;  // Not part of the latencies.
   samples.push_back(error);
@@ -44,61 +46,81 @@ TEST(SummarizeStepTest, CountsAndMeans) {
   error.code = absl::StatusCode::kDeadlineExceeded;
   samples.push_back(error);
 
-  const LoadStepResult step = SummarizeStep(4, samples, 2.0);
-  EXPECT_EQ(step.concurrency, 4);
+  const LoadStepResult step = SummarizeSamples(samples, 2.0);
   EXPECT_EQ(step.ok, 10);
+  EXPECT_EQ(step.failed, 3);
   EXPECT_DOUBLE_EQ(step.throughput_rps, 5.0);
+  EXPECT_DOUBLE_EQ(step.elapsed_s, 2.0);
   EXPECT_EQ(step.latency_us.p50, 5000);
   EXPECT_EQ(step.latency_us.p90, 9000);
+  EXPECT_EQ(step.latency_us.p95, 10000);
   EXPECT_EQ(step.latency_us.p99, 10000);
   EXPECT_EQ(step.latency_us.max, 10000);
   EXPECT_DOUBLE_EQ(step.latency_us.mean, 5500);
+  EXPECT_DOUBLE_EQ(step.client_wait_us, 5400);
+  EXPECT_DOUBLE_EQ(step.client_deserialize_us, 100);
+  EXPECT_DOUBLE_EQ(step.client_serialize_us, 2.5);
   EXPECT_DOUBLE_EQ(step.server_queue_us, 100);
   EXPECT_DOUBLE_EQ(step.server_inference_us, 2005.5);
   EXPECT_DOUBLE_EQ(step.mean_batch_size, 3);
   ASSERT_EQ(step.errors.size(), 2u);
   EXPECT_EQ(step.errors.at("RESOURCE_EXHAUSTED"), 2);
   EXPECT_EQ(step.errors.at("DEADLINE_EXCEEDED"), 1);
-  EXPECT_THAT(FormatStepRow(step),
-              HasSubstr("DEADLINE_EXCEEDED=1 RESOURCE_EXHAUSTED=2"));
+  ASSERT_EQ(step.targets.size(), 3u);
+  EXPECT_EQ(step.targets[0].ok, 5);
+  EXPECT_EQ(step.targets[1].ok, 5);
+  EXPECT_EQ(step.targets[2].ok, 0);
+  EXPECT_EQ(step.targets[2].failed, 3);
+  // Not SummarizeSamples' business.
+  EXPECT_EQ(step.concurrency, 0);
+  EXPECT_EQ(step.windows, 0);
 }
 
-TEST(SummarizeStepTest, AllFailed) {
+TEST(SummarizeSamplesTest, AllFailed) {
   LoadSample error;
   error.code = absl::StatusCode::kUnavailable;
-  const LoadStepResult step = SummarizeStep(1, {error}, 1.0);
+  const LoadStepResult step = SummarizeSamples({error}, 1.0);
   EXPECT_EQ(step.ok, 0);
+  EXPECT_EQ(step.failed, 1);
   EXPECT_EQ(step.throughput_rps, 0);
   EXPECT_EQ(step.latency_us.max, 0);
   EXPECT_EQ(step.errors.at("UNAVAILABLE"), 1);
 }
 
-TEST(LoadReportJsonTest, Layout) {
-  LoadSample s;
-  s.latency_us = 1500;
-  s.queue_us = 10;
-  s.preprocess_us = 20;
-  s.inference_us = 30;
-  s.postprocess_us = 40;
-  s.batch_size = 2;
-  LoadSample error;
-  error.code = absl::StatusCode::kUnavailable;
-  const LoadStepResult step = SummarizeStep(16, {s, error}, 0.5);
-  const std::string json =
-      LoadReportJson({step}, {{"target", JsonString("h:1")}, {"raw", "false"}});
-  EXPECT_EQ(json,
-            "{\"steps\":[{\"concurrency\":16,\"rate\":null,"
-            "\"throughput_rps\":2,\"duration_s\":0.5,\"ok\":1,"
-            "\"latency_us\":{\"p50\":1500,\"p90\":1500,\"p95\":1500,"
-            "\"p99\":1500,\"max\":1500,\"mean\":1500},"
-            "\"errors\":{\"UNAVAILABLE\":1},"
-            "\"server_us\":{\"queue\":10,\"preprocess\":20,\"inference\":30,"
-            "\"postprocess\":40},\"mean_batch_size\":2}],"
-            "\"config\":{\"target\":\"h:1\",\"raw\":false}}\n");
+TEST(SummarizeSamplesTest, Empty) {
+  const LoadStepResult step = SummarizeSamples({}, 0);
+  EXPECT_EQ(step.ok, 0);
+  EXPECT_EQ(step.throughput_rps, 0);
+  EXPECT_TRUE(step.targets.empty());
 }
 
-TEST(JsonStringTest, Escapes) {
-  EXPECT_EQ(JsonString("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+TEST(IsStableTest, NeedsThreeWindows) {
+  EXPECT_FALSE(IsStable({}, 10));
+  EXPECT_FALSE(IsStable({{100, 1000}, {100, 1000}}, 10));
+  EXPECT_TRUE(IsStable({{100, 1000}, {100, 1000}, {100, 1000}}, 10));
+}
+
+TEST(IsStableTest, WithinPercentOfTheMean) {
+  // Mean throughput 100: 91 and 109 are within 10%, 89 is not.
+  EXPECT_TRUE(IsStable({{91, 1000}, {100, 1000}, {109, 1000}}, 10));
+  EXPECT_FALSE(IsStable({{89, 1000}, {100, 1000}, {111, 1000}}, 10));
+  // The same for p95.
+  EXPECT_TRUE(IsStable({{100, 910}, {100, 1000}, {100, 1090}}, 10));
+  EXPECT_FALSE(IsStable({{100, 880}, {100, 1000}, {100, 1120}}, 10));
+  EXPECT_TRUE(IsStable({{100, 880}, {100, 1000}, {100, 1120}}, 15));
+}
+
+TEST(IsStableTest, OnlyTheLastWindowsCount) {
+  EXPECT_TRUE(IsStable(
+      {{10, 99999}, {500, 1}, {100, 1000}, {100, 1000}, {100, 1000}}, 10));
+  EXPECT_FALSE(
+      IsStable({{100, 1000}, {100, 1000}, {100, 1000}, {300, 1000}}, 10));
+  EXPECT_TRUE(IsStable({{100, 1000}, {100, 1000}}, 10, /*count=*/2));
+}
+
+TEST(IsStableTest, NoThroughputIsNeverStable) {
+  EXPECT_FALSE(IsStable({{0, 0}, {0, 0}, {0, 0}}, 10));
+  EXPECT_FALSE(IsStable({{100, 1000}, {0, 0}, {100, 1000}}, 1000));
 }
 
 }  // namespace
