@@ -18,6 +18,7 @@
 #include "server/server.h"
 #include "tests/server/fake_model.h"
 #include "tests/server/http_get.h"
+#include "tests/server/test_files.h"
 
 namespace segserve {
 namespace {
@@ -57,11 +58,6 @@ constexpr char kSmallQueueConfig[] = R"pb(
   dynamic_batching { max_queue_size: 2 }
 )pb";
 
-void WriteFile(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << text;
-}
-
 // A gray RGB8 image of the given size, sent RAW; the fake answers `value`.
 v1::SegmentRequest GrayRequest(int width, int height, uint8_t value,
                                const std::string& id,
@@ -93,9 +89,7 @@ void ExpectAnswer(const v1::SegmentResponse& response, int width, int height,
 class GrpcIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) / "grpc_integration" /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
+    root_ = FreshTestDir("grpc_integration");
     WriteFile(root_ / "fake" / "config.pbtxt", kConfig);
     WriteFile(root_ / "fake" / "1" / "model.pt", "");
     WriteFile(root_ / "small" / "config.pbtxt", kSmallQueueConfig);

@@ -15,6 +15,7 @@
 #include "server/segment_processor.h"
 #include "server/thread_pool.h"
 #include "tests/server/fake_model.h"
+#include "tests/server/test_files.h"
 
 namespace segserve {
 namespace {
@@ -36,17 +37,10 @@ constexpr char kGoodConfig[] = R"pb(
   max_batch_size: 4
 )pb";
 
-void WriteFile(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << text;
-}
-
 class ServerComponentsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
+    root_ = FreshTestDir("server_components");
     WriteFile(root_ / "good" / "config.pbtxt", kGoodConfig);
     WriteFile(root_ / "good" / "1" / "model.pt", "v1");
     WriteFile(root_ / "good" / "2" / "model.pt", "v2");
