@@ -10,9 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "model/architectures.h"
 #include "model/checkpoint.h"
-#include "model/sgcpnet.h"
 #include "opencv2/core.hpp"
 
 namespace segserve {
@@ -20,7 +19,6 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-constexpr const char* kBuiltinArchitectures[] = {"sgcpnet"};
 // Labels are 16-bit above 256 classes; more than 65536 cannot be encoded.
 constexpr int64_t kMaxClasses = 65536;
 
@@ -210,16 +208,17 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
 class BuiltinModel final : public TorchModel {
  public:
   BuiltinModel(const TorchModelOptions& options, torch::Device device,
-               SgcpNet net, int64_t parameter_count)
-      : TorchModel(options, device, parameter_count), net_(std::move(net)) {}
+               BuiltinNetwork network, int64_t parameter_count)
+      : TorchModel(options, device, parameter_count),
+        network_(std::move(network)) {}
 
  protected:
   absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) override {
-    return net_->forward(batch);
+    return network_.forward(batch);
   }
 
  private:
-  SgcpNet net_;
+  BuiltinNetwork network_;
 };
 
 class TorchScriptModel final : public TorchModel {
@@ -261,10 +260,15 @@ StateDict TorchScriptState(const std::string& path) {
 absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
     const TorchModelOptions& options, torch::Device device,
     ModelFileFormat format) {
-  if (options.architecture != "sgcpnet") {
+  absl::StatusOr<std::string> architecture = BuiltinArchitectureName(
+      options.architecture,
+      options.classifier == TorchModelOptions::Classifier::kSsa);
+  if (!architecture.ok()) return architecture.status();
+  if (options.classifier == TorchModelOptions::Classifier::kDpg &&
+      *architecture != options.architecture) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "unknown builtin architecture '", options.architecture,
-        "'; allowed: ", absl::StrJoin(kBuiltinArchitectures, ", ")));
+        "architecture '", options.architecture,
+        "' has the SSA classifier; classifier DPG contradicts it"));
   }
   if (options.num_classes < 1 || options.num_classes > kMaxClasses) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -284,20 +288,31 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
           path, ": cannot read TorchScript weights: ", ExceptionMessage(e)));
     }
   }
+  absl::StatusOr<BuiltinNetwork> network =
+      CreateBuiltinNetwork(*architecture, options.num_classes);
+  if (!network.ok()) return network.status();
+  if (options.input_height % network->input_multiple != 0 ||
+      options.input_width % network->input_multiple != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input size ", options.input_height, "x", options.input_width,
+        " is not a multiple of ", network->input_multiple, ", which ",
+        *architecture, " needs"));
+  }
   try {
-    SgcpNet net(options.num_classes);
-    absl::Status loaded = LoadStateDict(state, path, net.get());
+    torch::nn::Module& module = *network->module;
+    absl::Status loaded = LoadStateDict(state, path, &module);
     if (!loaded.ok()) return loaded;
-    net->eval();
-    MoveTensors(net->parameters(), device, ScalarTypeOf(options.precision));
-    MoveTensors(net->buffers(), device, ScalarTypeOf(options.precision));
-    const int64_t parameter_count = CountParameters(net->parameters());
-    return std::make_unique<BuiltinModel>(options, device, std::move(net),
+    module.eval();
+    MoveTensors(module.parameters(), device, ScalarTypeOf(options.precision));
+    MoveTensors(module.buffers(), device, ScalarTypeOf(options.precision));
+    // After the move: the folded copies it makes are not module tensors.
+    PrepareForInference(*network);
+    const int64_t parameter_count = CountParameters(module.parameters());
+    return std::make_unique<BuiltinModel>(options, device, *std::move(network),
                                           parameter_count);
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(path, ": cannot build ",
-                                            options.architecture, ": ",
-                                            ExceptionMessage(e)));
+    return absl::InternalError(absl::StrCat(
+        path, ": cannot build ", *architecture, ": ", ExceptionMessage(e)));
   }
 }
 

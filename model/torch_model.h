@@ -15,8 +15,16 @@ struct TorchModelOptions {
   enum class Platform { kBuiltin, kTorchScript };
   enum class Precision { kFp32, kFp16, kBf16 };
 
+  // The head's classifier for builtin CGRSeg architectures: kDefault and
+  // kDpg are the architecture's own (DPG), kSsa the SSA classifier (the
+  // checkpoint must then be an SSA one). kSsa with sgcpnet is refused.
+  enum class Classifier { kDefault, kDpg, kSsa };
+
   Platform platform = Platform::kBuiltin;
-  std::string architecture = "sgcpnet";  // Builtin only.
+  // Builtin only: sgcpnet, cgrseg_t, cgrseg_b, cgrseg_l (or cgrseg_*_ssa,
+  // the same as classifier kSsa).
+  std::string architecture = "sgcpnet";
+  Classifier classifier = Classifier::kDefault;  // Builtin only.
   // Builtin: the classifier's size (1..65536). TorchScript: the class count
   // the module must produce (checked on every batch); 0 accepts any.
   int num_classes = 19;
