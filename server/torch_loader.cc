@@ -13,6 +13,11 @@ ModelLoader TorchModelLoader() {
                            ? TorchModelOptions::Platform::kTorchScript
                            : TorchModelOptions::Platform::kBuiltin;
     options.architecture = config.architecture();
+    if (config.classifier() == v1::ModelConfig::SSA) {
+      options.classifier = TorchModelOptions::Classifier::kSsa;
+    } else if (config.classifier() == v1::ModelConfig::DPG) {
+      options.classifier = TorchModelOptions::Classifier::kDpg;
+    }
     options.num_classes = int(config.num_classes());
     options.weights_path = weights_path;
     options.input_height = int(config.input().height());
