@@ -254,7 +254,9 @@ class CgrSegHeadImpl : public torch::nn::Module {
   // float rounding): every BatchNorm folded into a neighbouring conv, the
   // RCMs' band convs computed by shifted multiply-adds. Needs eval mode and
   // the final weights (load first: registered tensors are not changed, the
-  // folded copies are not updated by later loads). Call at most once.
+  // folded copies are not updated by later loads). Call at most once; the
+  // head is for inference only afterwards (the folded path has no autograd
+  // and ignores train()).
   void PrepareForInference();
 
   const CgrSegHeadConfig& config() const { return config_; }
