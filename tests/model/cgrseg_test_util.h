@@ -86,33 +86,12 @@ inline float RelativeError(const torch::Tensor& actual,
          (scale > 0 ? scale : 1.0f);
 }
 
-// The directory of cgrseg_reference.py's outputs, made once per version of
-// the script (its name carries the script's hash) and shared by all test
-// processes: written to a private directory, then renamed into place. Empty
-// when generation failed.
+// The directory of cgrseg_reference.py's outputs (see
+// testing_util::CachedPythonOutputDir).
 inline std::string ReferenceDir() {
-  static const std::string dir = [] {
-    const size_t hash =
-        std::hash<std::string>{}(testing_util::ReadFile(kReferenceScript));
-    const std::string final_dir = absl::StrCat(
-        SEGSERVE_BINARY_DIR, "/tests/model/cgrseg_reference_", absl::Hex(hash));
-    std::error_code error;
-    if (std::filesystem::exists(final_dir + "/params.txt", error)) {
-      return final_dir;
-    }
-    const std::string scratch = absl::StrCat(final_dir, ".tmp", getpid());
-    std::filesystem::create_directories(scratch, error);
-    const std::string command = absl::StrCat(
-        "/usr/bin/python3 -B ", kReferenceScript, " write ", scratch);
-    if (std::system(command.c_str()) != 0) {
-      std::filesystem::remove_all(scratch, error);
-      return std::string();
-    }
-    std::filesystem::rename(scratch, final_dir, error);
-    // Another process may have won the race; its copy is as good.
-    if (error) std::filesystem::remove_all(scratch, error);
-    return final_dir;
-  }();
+  static const std::string dir = testing_util::CachedPythonOutputDir(
+      "cgrseg_reference", testing_util::ReadFile(kReferenceScript),
+      absl::StrCat(kReferenceScript, " write"), "params.txt");
   return dir;
 }
 

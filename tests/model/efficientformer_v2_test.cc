@@ -496,42 +496,24 @@ TEST(EfficientFormerV2Test, RunsInBFloat16) {
 }
 
 // Where the Python fixtures live: one directory per version of the reference
-// script and key files, shared by all test processes.
+// script and key files, shared by all test processes. Empty when the script
+// failed.
 const std::string& FixtureDir() {
-  static const std::string* dir = [] {
-    const size_t hash = std::hash<std::string>{}(
-        ReadFile(kEfficientFormerReference) +
-        ReadFile(absl::StrCat(kDataDir, "/cgrseg_t.keys.txt")) +
-        ReadFile(absl::StrCat(kDataDir, "/cgrseg_l.keys.txt")));
-    return new std::string(absl::StrCat(
-        SEGSERVE_BINARY_DIR, "/tests/model/efficientformer_v2_fixtures_",
-        absl::Hex(hash)));
-  }();
+  static const std::string* dir =
+      new std::string(testing_util::CachedPythonOutputDir(
+          "efficientformer_v2_fixtures",
+          ReadFile(kEfficientFormerReference) +
+              ReadFile(absl::StrCat(kDataDir, "/cgrseg_t.keys.txt")) +
+              ReadFile(absl::StrCat(kDataDir, "/cgrseg_l.keys.txt")),
+          absl::StrCat(kEfficientFormerReference, " write ", kDataDir),
+          "expected.pt"));
   return *dir;
 }
 
 bool FixturesExist() {
   std::error_code error;
-  return std::filesystem::exists(FixtureDir() + "/expected.pt", error);
-}
-
-// Runs the reference script into a private directory, then renames it into
-// place. False when the script failed.
-bool MakeFixtures() {
-  const std::string scratch = absl::StrCat(FixtureDir(), ".tmp", getpid());
-  std::error_code error;
-  std::filesystem::create_directories(scratch, error);
-  const std::string command =
-      absl::StrCat("/usr/bin/python3 -B ", kEfficientFormerReference, " write ",
-                   kDataDir, " ", scratch);
-  if (std::system(command.c_str()) != 0) {
-    std::filesystem::remove_all(scratch, error);
-    return false;
-  }
-  std::filesystem::rename(scratch, FixtureDir(), error);
-  // Another process may have won the race; its copy is as good.
-  if (error) std::filesystem::remove_all(scratch, error);
-  return FixturesExist();
+  return !FixtureDir().empty() &&
+         std::filesystem::exists(FixtureDir() + "/expected.pt", error);
 }
 
 // Compares with efficientformer_v2_reference.py, an independent functional
@@ -544,7 +526,7 @@ class EfficientFormerV2PythonTest : public ::testing::Test {
       if (!testing_util::PythonTorchAvailable()) {
         GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
       }
-      ASSERT_TRUE(MakeFixtures()) << "efficientformer_v2_reference.py failed";
+      FAIL() << "efficientformer_v2_reference.py failed";
     }
     dir_ = FixtureDir();
     absl::StatusOr<StateDict> expected =

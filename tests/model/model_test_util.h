@@ -97,33 +97,42 @@ inline bool PythonTorchAvailable() {
   return available;
 }
 
-// The directory holding make_fixtures.py's outputs. It is made once per
-// version of the Python scripts (its name carries their hash) and shared by
-// all test processes: written to a private directory, then renamed into
-// place. Empty when generation failed.
-inline std::string PythonFixtureDir() {
-  static const std::string dir = [] {
-    const size_t hash = std::hash<std::string>{}(ReadFile(kFixtureScript) +
-                                                 ReadFile(kReferenceScript));
-    const std::string final_dir = absl::StrCat(
-        SEGSERVE_BINARY_DIR, "/tests/model/python_fixtures_", absl::Hex(hash));
-    std::error_code error;
-    if (std::filesystem::exists(final_dir + "/expected.pt", error)) {
-      return final_dir;
-    }
-    const std::string scratch = absl::StrCat(final_dir, ".tmp", getpid());
-    std::filesystem::create_directories(scratch, error);
-    const std::string command = absl::StrCat(
-        "/usr/bin/python3 -B ", kFixtureScript, " write ", scratch);
-    if (std::system(command.c_str()) != 0) {
-      std::filesystem::remove_all(scratch, error);
-      return std::string();
-    }
-    std::filesystem::rename(scratch, final_dir, error);
-    // Another process may have won the race; its copy is as good.
-    if (error) std::filesystem::remove_all(scratch, error);
+// Runs `/usr/bin/python3 -B <script_and_args> <dir>` once per `version` (text
+// whose hash names the directory, e.g. the scripts' contents) and returns
+// <build>/tests/model/<name>_<hash>, shared by all test processes: written
+// to a private directory, then renamed into place. Empty when the script
+// failed. `marker` is a file the script always writes last.
+inline std::string CachedPythonOutputDir(const std::string& name,
+                                         const std::string& version,
+                                         const std::string& script_and_args,
+                                         const std::string& marker) {
+  const std::string final_dir =
+      absl::StrCat(SEGSERVE_BINARY_DIR, "/tests/model/", name, "_",
+                   absl::Hex(std::hash<std::string>{}(version)));
+  std::error_code error;
+  if (std::filesystem::exists(final_dir + "/" + marker, error)) {
     return final_dir;
-  }();
+  }
+  const std::string scratch = absl::StrCat(final_dir, ".tmp", getpid());
+  std::filesystem::create_directories(scratch, error);
+  const std::string command =
+      absl::StrCat("/usr/bin/python3 -B ", script_and_args, " ", scratch);
+  if (std::system(command.c_str()) != 0) {
+    std::filesystem::remove_all(scratch, error);
+    return std::string();
+  }
+  std::filesystem::rename(scratch, final_dir, error);
+  // Another process may have won the race; its copy is as good.
+  if (error) std::filesystem::remove_all(scratch, error);
+  return final_dir;
+}
+
+// The directory holding make_fixtures.py's outputs (see
+// CachedPythonOutputDir).
+inline std::string PythonFixtureDir() {
+  static const std::string dir = CachedPythonOutputDir(
+      "python_fixtures", ReadFile(kFixtureScript) + ReadFile(kReferenceScript),
+      absl::StrCat(kFixtureScript, " write"), "expected.pt");
   return dir;
 }
 
