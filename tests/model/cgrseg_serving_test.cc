@@ -21,6 +21,7 @@
 #include "opencv2/core.hpp"
 #include "tests/model/cgrseg_test_util.h"
 #include "tests/model/model_test_util.h"
+#include "tests/model/segtool_runner.h"
 
 namespace segserve {
 namespace {
@@ -154,26 +155,8 @@ TEST(CgrSegServingTest, BadCombinationsAreRefused) {
               HasSubstr("allowed: sgcpnet, cgrseg_t, cgrseg_b, cgrseg_l"));
 }
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr.
-};
-
-Result RunSegtool(const std::string& arguments) {
-  const std::string command =
-      absl::StrCat(SEGTOOL_PATH, " ", arguments, " 2>&1");
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t read;
-  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    result.output.append(buffer, read);
-  }
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using Result = testing_util::SegtoolResult;
+using testing_util::RunSegtool;
 
 TEST(CgrSegSegtoolTest, KeysPrintTheOfficialKeysFiles) {
   for (const char* arch : {"cgrseg_t", "cgrseg_t_ssa"}) {

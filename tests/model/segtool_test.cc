@@ -16,32 +16,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/torch_model.h"
+#include "tests/model/segtool_runner.h"
 
 namespace segserve {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr.
-};
-
-Result RunSegtool(const std::string& arguments) {
-  const std::string command =
-      absl::StrCat(SEGTOOL_PATH, " ", arguments, " 2>&1");
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t read;
-  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    result.output.append(buffer, read);
-  }
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using Result = testing_util::SegtoolResult;
+using testing_util::RunSegtool;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
