@@ -1,13 +1,17 @@
 # The front door. Two commands do everything on a fresh Debian 12 machine:
 #   make serve   set up, build (Release) and serve model_repository/
 #   make test    set up, build and run the whole ctest suite
+# and:
+#   make demo           serve, segment one synthetic scene, write the input,
+#                       mask and overlay to demo/ and print per-class IoU
+#   make train-default  retrain the shipped scene models from scratch
 BUILD_DIR ?= build
 JOBS ?= 2
 GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test clean format
+.PHONY: all setup configure build serve test demo train-default clean format
 
 all: build
 
@@ -26,6 +30,13 @@ serve: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+SEED ?= 3
+demo: build
+	bash scripts/demo.sh $(BUILD_DIR) $(SEED)
+
+train-default: build
+	bash scripts/train-default.sh $(BUILD_DIR)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

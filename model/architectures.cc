@@ -51,6 +51,13 @@ BuiltinNetwork MakeSgcpNet(int64_t num_classes) {
   network.forward = [net](const torch::Tensor& x) mutable {
     return net->forward(x);
   };
+  network.forward_with_features = [net](const torch::Tensor& x) mutable {
+    DecoderOutputs outputs;
+    outputs.features = net->Decode(x);
+    outputs.logits = net->Classify(outputs.features);
+    return outputs;
+  };
+  network.feature_channels = SgcpNetImpl::kFeatureChannels;
   // SGCPNet's MobileNetV3-style feature layers; the rest is its head.
   network.backbone_prefixes = {"l1.", "l2.", "l3.", "l4.", "l5."};
   // Measured (BENCHMARKS.md): its 1x1 and depthwise convs run 2-3x faster
@@ -68,6 +75,12 @@ BuiltinNetwork MakeCgrSeg(const CgrSegName& entry, int64_t num_classes) {
   network.forward = [net](const torch::Tensor& x) mutable {
     return net->forward(x);
   };
+  network.forward_with_features = [net](const torch::Tensor& x) mutable {
+    DecoderOutputs outputs;
+    outputs.logits = net->ForwardWithFeatures(x, &outputs.features);
+    return outputs;
+  };
+  network.feature_channels = net->decode_head()->config().channels;
   network.backbone_forward = [net](const torch::Tensor& x) mutable {
     net->backbone()->forward(x);
   };

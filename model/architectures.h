@@ -23,6 +23,11 @@
 
 namespace segserve {
 
+struct DecoderOutputs {
+  torch::Tensor features;  // N x feature_channels x h x w.
+  torch::Tensor logits;    // N x num_classes x h x w.
+};
+
 // A constructed network. `module` is the root whose state dict is the
 // official checkpoint's; `forward` maps N x 3 x H x W normalized RGB to
 // logits at 1/output_stride of the input.
@@ -31,6 +36,11 @@ struct BuiltinNetwork {
   int64_t num_classes = 0;
   std::shared_ptr<torch::nn::Module> module;
   std::function<torch::Tensor(const torch::Tensor&)> forward;
+  // forward() that also returns the decoder's last feature map before the
+  // classifier (at 1/output_stride; SGCPNet 64 channels, CGRSeg the head's
+  // reconstruction width): what relation distillation compares.
+  std::function<DecoderOutputs(const torch::Tensor&)> forward_with_features;
+  int64_t feature_channels = 0;
   // The feature extractor alone, for per-part figures (MACs); its
   // parameters are those whose names start with one of backbone_prefixes.
   std::function<void(const torch::Tensor&)> backbone_forward;

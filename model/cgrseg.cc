@@ -76,4 +76,9 @@ torch::Tensor CgrSegImpl::forward(const torch::Tensor& x) {
   return decode_head_->forward(backbone_->forward(x));
 }
 
+torch::Tensor CgrSegImpl::ForwardWithFeatures(const torch::Tensor& x,
+                                              torch::Tensor* features) {
+  return decode_head_->ForwardWithFeatures(backbone_->forward(x), features);
+}
+
 }  // namespace segserve

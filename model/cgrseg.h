@@ -61,6 +61,10 @@ class CgrSegImpl : public torch::nn::Module {
   // x: N x 3 x H x W normalized RGB, H and W positive multiples of 32
   // (anything else throws c10::Error). Returns N x num_classes x H/8 x W/8.
   torch::Tensor forward(const torch::Tensor& x);
+  // forward() that also stores the head's 1/8 reconstruction (the decoder
+  // features) in `*features`.
+  torch::Tensor ForwardWithFeatures(const torch::Tensor& x,
+                                    torch::Tensor* features);
 
   EfficientFormerV2& backbone() { return backbone_; }
   CgrSegHead& decode_head() { return decode_head_; }

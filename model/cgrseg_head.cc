@@ -372,7 +372,13 @@ void CgrSegHeadImpl::PrepareForInference() {
 
 torch::Tensor CgrSegHeadImpl::forward(
     const std::vector<torch::Tensor>& features) {
+  return ForwardWithFeatures(features, nullptr);
+}
+
+torch::Tensor CgrSegHeadImpl::ForwardWithFeatures(
+    const std::vector<torch::Tensor>& features, torch::Tensor* reconstruction) {
   const torch::Tensor x = Reconstruct(features);
+  if (reconstruction != nullptr) *reconstruction = x;
   const torch::Tensor fused = linear_fuse_->forward(x);
   const torch::Tensor coarse = conv_seg_->forward(fused);
   if (ssa_) return ssa_->Forward(coarse, fused, conv_seg_->weight);

@@ -244,6 +244,10 @@ class CgrSegHeadImpl : public torch::nn::Module {
   // is unused, as in_index is 1, 2, 3) with config.in_channels channels at
   // strides 8..32. Returns N x num_classes logits at the 1/8 size.
   torch::Tensor forward(const std::vector<torch::Tensor>& features);
+  // forward() that also stores Reconstruct()'s result in `*reconstruction`
+  // (when not null): the decoder features that distillation compares.
+  torch::Tensor ForwardWithFeatures(const std::vector<torch::Tensor>& features,
+                                    torch::Tensor* reconstruction);
 
   // The first part of forward(): the 1/8 reconstruction with `channels`
   // channels ("results[-1]" of the official forward). For tests and

@@ -376,14 +376,21 @@ SgcpNetImpl::SgcpNetImpl(int64_t num_classes) : num_classes_(num_classes) {
 }
 
 torch::Tensor SgcpNetImpl::forward(const torch::Tensor& x) {
+  return Classify(Decode(x));
+}
+
+torch::Tensor SgcpNetImpl::Classify(const torch::Tensor& features) {
+  return classifier_->forward(features);
+}
+
+torch::Tensor SgcpNetImpl::Decode(const torch::Tensor& x) {
   const torch::Tensor x1 = l1_->forward(x);
   const torch::Tensor x2 = l2_->forward(x1);
   const torch::Tensor x3 = l3_->forward(x2);
   const torch::Tensor x4 = l4_->forward(x3);
   const torch::Tensor x5 = l5_->forward(x4);
-  const torch::Tensor p3 = sgcp_->forward(
-      conv3_->forward(x3), conv4_->forward(x4), conv5_->forward(x5));
-  return classifier_->forward(p3);
+  return sgcp_->forward(conv3_->forward(x3), conv4_->forward(x4),
+                        conv5_->forward(x5));
 }
 
 }  // namespace segserve

@@ -219,6 +219,11 @@ class SgcpNetImpl : public torch::nn::Module {
   // pyramid levels exactly aligned). Returns N x num_classes x ceil(H/8) x
   // ceil(W/8) logits.
   torch::Tensor forward(const torch::Tensor& x);
+  // forward() in two parts: the 1/8 decoder features (kFeatureChannels
+  // channels, the context propagation's finest output) and the classifier.
+  torch::Tensor Decode(const torch::Tensor& x);
+  torch::Tensor Classify(const torch::Tensor& features);
+  static constexpr int64_t kFeatureChannels = 64;
 
   int64_t num_classes() const { return num_classes_; }
 

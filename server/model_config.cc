@@ -199,4 +199,18 @@ absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& model_dir) {
   return ParseModelConfig(text.str(), path.string(), dir.filename().string());
 }
 
+PreprocessOptions PreprocessOptionsFromConfig(const v1::ModelConfig& config) {
+  PreprocessOptions options;
+  options.height = int(config.input().height());
+  options.width = int(config.input().width());
+  options.resize = config.input().resize() == v1::ModelConfig::Input::LETTERBOX
+                       ? PreprocessOptions::Resize::kLetterbox
+                       : PreprocessOptions::Resize::kStretch;
+  for (int c = 0; c < 3; ++c) {
+    options.mean[c] = config.input().mean(c);
+    options.std[c] = config.input().std(c);
+  }
+  return options;
+}
+
 }  // namespace segserve

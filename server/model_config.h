@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "model/preprocess.h"
 #include "segserve/v1/model_config.pb.h"
 
 namespace segserve {
@@ -22,6 +23,9 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
 
 // Reads <model_dir>/config.pbtxt and parses it as above.
 absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& model_dir);
+
+// The preprocessing a valid config asks for (input size, resize, mean, std).
+PreprocessOptions PreprocessOptionsFromConfig(const v1::ModelConfig& config);
 
 }  // namespace segserve
 

@@ -4,23 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "server/model_config.h"
 
 namespace segserve {
 namespace {
-
-PreprocessOptions ToPreprocessOptions(const v1::ModelConfig& config) {
-  PreprocessOptions options;
-  options.height = int(config.input().height());
-  options.width = int(config.input().width());
-  options.resize = config.input().resize() == v1::ModelConfig::Input::LETTERBOX
-                       ? PreprocessOptions::Resize::kLetterbox
-                       : PreprocessOptions::Resize::kStretch;
-  for (int c = 0; c < 3; ++c) {
-    options.mean[c] = config.input().mean(c);
-    options.std[c] = config.input().std(c);
-  }
-  return options;
-}
 
 DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config) {
   const auto& batching = config.dynamic_batching();
@@ -77,7 +64,7 @@ absl::StatusOr<std::vector<std::string>> InstanceDevices(
 
 ServedModel::ServedModel(Options options)
     : options_(std::move(options)),
-      preprocess_(ToPreprocessOptions(options_.config)),
+      preprocess_(PreprocessOptionsFromConfig(options_.config)),
       metrics_(
           options_.metrics->ForModel(options_.config.name(), options_.version)),
       batcher_(ToBatcherOptions(options_.config), options_.clock) {}

@@ -1,0 +1,222 @@
+// segtrain: trains (or evaluates) the builtin model of a model directory on
+// the synthetic scenes or on a folder dataset, optionally distilled from a
+// trained teacher. Usage and the data format: train/README.md.
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "model/architectures.h"
+#include "server/model_config.h"
+#include "train/dataset.h"
+#include "train/scene.h"
+#include "train/seeds.h"
+#include "train/trainer.h"
+
+ABSL_FLAG(std::string, model_dir, "",
+          "model directory whose config.pbtxt names the architecture, classes "
+          "and input (required)");
+ABSL_FLAG(std::string, data, "scenes",
+          "'scenes' (synthetic, seeds from 1000000) or a dataset folder "
+          "(classes.txt, images/, masks/)");
+ABSL_FLAG(std::string, output, "",
+          "where the trained weights go (default MODEL_DIR/1/model.pt)");
+ABSL_FLAG(int64_t, steps, 1000, "optimizer steps");
+ABSL_FLAG(int, batch_size, 8, "images per batch");
+ABSL_FLAG(int, accumulation, 1, "batches per optimizer step");
+ABSL_FLAG(double, lr, 2e-3, "peak learning rate (AdamW)");
+ABSL_FLAG(double, weight_decay, 0.01, "AdamW weight decay");
+ABSL_FLAG(int64_t, warmup_steps, 100, "linear warm-up steps");
+ABSL_FLAG(double, min_scale, 0.75, "smallest random scale");
+ABSL_FLAG(double, max_scale, 1.25, "largest random scale");
+ABSL_FLAG(int, crop, 0,
+          "train on random crops of this side, at the server's pixel scale "
+          "(0: whole inputs); CGRSeg needs a multiple of 32");
+ABSL_FLAG(bool, flip, true, "random horizontal and vertical flips");
+ABSL_FLAG(uint64_t, seed, 0, "initialisation, sample order, augmentation");
+ABSL_FLAG(int, threads, 2, "LibTorch intra-op threads");
+ABSL_FLAG(std::string, init, "", "start from these weights (a state dict)");
+ABSL_FLAG(std::string, checkpoint_dir, "",
+          "where checkpoints go (model.pt + trainer_state.pt)");
+ABSL_FLAG(int64_t, checkpoint_every, 200, "steps between checkpoints");
+ABSL_FLAG(std::string, resume, "",
+          "a checkpoint_dir to continue from (same options)");
+ABSL_FLAG(std::string, teacher, "",
+          "a trained teacher's model directory (or its config.pbtxt): "
+          "distil from it");
+ABSL_FLAG(double, pixel_relation_weight, 0,
+          "weight of the pixel-wise relation loss (DRKD)");
+ABSL_FLAG(double, class_relation_weight, 0,
+          "weight of the class-wise relation loss (DRKD)");
+ABSL_FLAG(double, kl_weight, 0, "weight of the KL loss on the logits");
+ABSL_FLAG(double, temperature, 1, "softmax temperature of the KL loss");
+ABSL_FLAG(int64_t, eval_images, 100, "images scored after training (0: none)");
+ABSL_FLAG(std::string, eval_data, "scenes",
+          "'scenes' or a dataset folder to score on");
+ABSL_FLAG(uint64_t, eval_first, segserve::kValidationSeedBase,
+          "first scene seed (or folder index) scored");
+ABSL_FLAG(bool, evaluate_only, false,
+          "only score the weights (--weights, default MODEL_DIR/1/model.pt)");
+ABSL_FLAG(std::string, weights, "", "weights to score with --evaluate_only");
+
+namespace segserve {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<NetworkSpec> SpecFromModelDir(std::string dir) {
+  if (fs::path(dir).filename() == "config.pbtxt") {
+    dir = fs::path(dir).parent_path().string();
+  }
+  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(dir);
+  if (!config.ok()) return config.status();
+  if (config->platform() != v1::ModelConfig::BUILTIN) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir,
+        ": platform must be BUILTIN to train; TorchScript models are "
+        "trained elsewhere"));
+  }
+  absl::StatusOr<std::string> name = BuiltinArchitectureName(
+      config->architecture(), config->classifier() == v1::ModelConfig::SSA);
+  if (!name.ok()) return name.status();
+  NetworkSpec spec;
+  spec.architecture = *name;
+  spec.num_classes = static_cast<int>(config->num_classes());
+  spec.preprocess = PreprocessOptionsFromConfig(*config);
+  spec.weights = (fs::path(dir) / "1" / "model.pt").string();
+  return spec;
+}
+
+absl::StatusOr<std::unique_ptr<LabeledImageSource>> OpenSource(
+    const std::string& data, uint64_t seed_base) {
+  if (data == "scenes") return MakeSceneSource(seed_base);
+  return OpenFolderDataset(data);
+}
+
+absl::Status CheckClasses(const LabeledImageSource& source,
+                          const NetworkSpec& spec) {
+  if (static_cast<int>(source.class_names().size()) != spec.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the data has ", source.class_names().size(),
+        " classes but the model's config says num_classes ", spec.num_classes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run() {
+  const std::string model_dir = absl::GetFlag(FLAGS_model_dir);
+  if (model_dir.empty()) {
+    return absl::InvalidArgumentError("--model_dir is required");
+  }
+  absl::StatusOr<NetworkSpec> student = SpecFromModelDir(model_dir);
+  if (!student.ok()) return student.status();
+  const std::string default_weights = student->weights;
+  const int threads = absl::GetFlag(FLAGS_threads);
+
+  if (!absl::GetFlag(FLAGS_evaluate_only)) {
+    absl::StatusOr<std::unique_ptr<LabeledImageSource>> data =
+        OpenSource(absl::GetFlag(FLAGS_data), kTrainingSeedBase);
+    if (!data.ok()) return data.status();
+    absl::Status classes = CheckClasses(**data, *student);
+    if (!classes.ok()) return classes;
+
+    TrainerOptions options;
+    options.student = *student;
+    options.student.weights = absl::GetFlag(FLAGS_init);
+    options.steps = absl::GetFlag(FLAGS_steps);
+    options.batch_size = absl::GetFlag(FLAGS_batch_size);
+    options.accumulation = absl::GetFlag(FLAGS_accumulation);
+    options.learning_rate = absl::GetFlag(FLAGS_lr);
+    options.weight_decay = absl::GetFlag(FLAGS_weight_decay);
+    options.warmup_steps = absl::GetFlag(FLAGS_warmup_steps);
+    options.augment.min_scale = absl::GetFlag(FLAGS_min_scale);
+    options.augment.max_scale = absl::GetFlag(FLAGS_max_scale);
+    options.augment.crop_width = absl::GetFlag(FLAGS_crop);
+    options.augment.crop_height = absl::GetFlag(FLAGS_crop);
+    options.augment.horizontal_flip = absl::GetFlag(FLAGS_flip);
+    options.augment.vertical_flip = absl::GetFlag(FLAGS_flip);
+    options.seed = absl::GetFlag(FLAGS_seed);
+    options.threads = threads;
+    options.output = absl::GetFlag(FLAGS_output).empty()
+                         ? default_weights
+                         : absl::GetFlag(FLAGS_output);
+    options.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
+    options.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
+    options.resume = absl::GetFlag(FLAGS_resume);
+    if (!absl::GetFlag(FLAGS_teacher).empty()) {
+      absl::StatusOr<NetworkSpec> teacher =
+          SpecFromModelDir(absl::GetFlag(FLAGS_teacher));
+      if (!teacher.ok()) return teacher.status();
+      options.teacher = *teacher;
+      options.pixel_relation_weight =
+          absl::GetFlag(FLAGS_pixel_relation_weight);
+      options.class_relation_weight =
+          absl::GetFlag(FLAGS_class_relation_weight);
+      options.logits_kl_weight = absl::GetFlag(FLAGS_kl_weight);
+      options.temperature = absl::GetFlag(FLAGS_temperature);
+    }
+    options.progress_tty = isatty(STDERR_FILENO) == 1;
+    std::cerr << "training " << options.student.architecture << " ("
+              << options.student.num_classes << " classes, "
+              << options.student.preprocess.width << "x"
+              << options.student.preprocess.height << ") for " << options.steps
+              << " steps of " << options.batch_size << " x "
+              << options.accumulation << " images"
+              << (options.teacher.architecture.empty()
+                      ? ""
+                      : absl::StrCat(", distilled from ",
+                                     options.teacher.architecture))
+              << "\n";
+    absl::Status trained = Train(options, **data, std::cerr);
+    if (!trained.ok()) return trained;
+    std::cerr << "wrote " << options.output << "\n";
+    student->weights = options.output;
+  } else if (!absl::GetFlag(FLAGS_weights).empty()) {
+    student->weights = absl::GetFlag(FLAGS_weights);
+  }
+
+  const int64_t eval_images = absl::GetFlag(FLAGS_eval_images);
+  if (eval_images <= 0) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<LabeledImageSource>> eval =
+      OpenSource(absl::GetFlag(FLAGS_eval_data), 0);
+  if (!eval.ok()) return eval.status();
+  absl::Status classes = CheckClasses(**eval, *student);
+  if (!classes.ok()) return classes;
+  const int64_t first = static_cast<int64_t>(absl::GetFlag(FLAGS_eval_first));
+  absl::StatusOr<ConfusionMatrix> scores =
+      Evaluate(*student, **eval, first, eval_images, threads);
+  if (!scores.ok()) return scores.status();
+  std::cout << "evaluation of " << student->weights << " on " << eval_images
+            << " images from " << absl::GetFlag(FLAGS_eval_data) << " #"
+            << first << ":\n"
+            << scores->Report((*eval)->class_names());
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace segserve
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "trains or evaluates a builtin segmentation model.\n"
+      "  segtrain --model_dir model_repository/scenes-sgcpnet --steps 3000\n"
+      "  segtrain --model_dir DIR --teacher model_repository/scenes-cgrseg-t "
+      "--pixel_relation_weight 1 --class_relation_weight 1 --kl_weight 1\n"
+      "  segtrain --model_dir DIR --evaluate_only --eval_first 0 "
+      "--eval_images 200");
+  absl::ParseCommandLine(argc, argv);
+  const absl::Status status = segserve::Run();
+  if (!status.ok()) {
+    std::cerr << "segtrain: " << status << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,79 @@
+// segtrain's engine: trains a builtin architecture, optionally distilled
+// from a frozen teacher, and evaluates networks the way the server runs
+// them. Torch-free header; LibTorch stays inside train/*.cc.
+#ifndef SEGSERVE_TRAIN_TRAINER_H_
+#define SEGSERVE_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/preprocess.h"
+#include "train/augment.h"
+#include "train/confusion.h"
+#include "train/dataset.h"
+
+namespace segserve {
+
+// A builtin network and its weights: what a model directory describes.
+struct NetworkSpec {
+  std::string architecture;  // A name of BuiltinArchitectureNames().
+  int num_classes = 0;
+  std::string weights;  // A state dict; empty: seeded initialisation.
+  PreprocessOptions preprocess;
+};
+
+struct TrainerOptions {
+  NetworkSpec student;
+  int64_t steps = 1000;  // Optimizer steps.
+  int batch_size = 8;
+  int accumulation = 1;         // Batches per optimizer step.
+  double learning_rate = 2e-3;  // Peak, after the warm-up.
+  double weight_decay = 0.01;   // AdamW; not on biases and norms.
+  int64_t warmup_steps = 100;   // Linear from 1% of the peak.
+  double poly_power = 0.9;      // lr = peak * (1 - step / steps)^power.
+  AugmentOptions augment;
+  uint64_t seed = 0;  // Initialisation, sample order and augmentation.
+  int threads = 2;    // LibTorch intra-op threads.
+  // Channels-last weights and activations for the architectures that
+  // prefer them (SGCPNet); the saved weights are the same either way.
+  bool channels_last = true;
+
+  // Where the final weights go (a flat state dict the server loads).
+  std::string output;
+  // Every checkpoint_every steps (0: never), the weights and the trainer
+  // state (optimizer, distiller, step) go to checkpoint_dir.
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;
+  // A checkpoint_dir of an earlier run with the same options: training
+  // continues from its step and gives the same result.
+  std::string resume;
+
+  // Distillation: teacher.architecture empty = none.
+  NetworkSpec teacher;
+  double pixel_relation_weight = 0;
+  double class_relation_weight = 0;
+  double logits_kl_weight = 0;
+  double temperature = 1;
+
+  int64_t log_every = 10;     // Steps between progress lines (non-TTY).
+  bool progress_tty = false;  // Redraw one line with '\r'.
+};
+
+// Trains and writes options.output. Progress lines go to `log`.
+absl::Status Train(const TrainerOptions& options,
+                   const LabeledImageSource& data, std::ostream& log);
+
+// Scores `spec` on images first..first+count-1 of `source`: each image is
+// preprocessed as the server does, the logits resized to the input, the
+// argmax mapped back to the image size and compared with its labels.
+absl::StatusOr<ConfusionMatrix> Evaluate(const NetworkSpec& spec,
+                                         const LabeledImageSource& source,
+                                         int64_t first, int64_t count,
+                                         int threads);
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_TRAIN_TRAINER_H_
