@@ -18,6 +18,7 @@
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
+#include "train/scene.h"
 
 namespace segserve {
 namespace {
@@ -108,11 +109,12 @@ absl::StatusOr<LoadInput> FileInput(const std::string& path,
 absl::StatusOr<LoadInput> SyntheticInput(const ImageDims& dims, uint64_t seed,
                                          const LoadInputOptions& options,
                                          v1::SegmentRequest* request) {
-  cv::Mat rgb(dims.height, dims.width, CV_8UC3);
-  cv::RNG rng(seed);
-  rng.fill(rgb, cv::RNG::UNIFORM, 0, 256);
+  // The synthetic scenes the default models know (train/scene.h), so the
+  // server does the work of real images: objects to find, not noise.
+  const Scene scene =
+      DrawScene(seed, {.width = dims.width, .height = dims.height});
   absl::StatusOr<v1::SegmentRequest> made =
-      RequestFromPixels(rgb, options.send, options.jpeg_quality);
+      RequestFromPixels(scene.rgb, options.send, options.jpeg_quality);
   if (!made.ok()) return made.status();
   *request = std::move(*made);
   LoadInput input;

@@ -29,7 +29,7 @@ struct LoadInputOptions {
   std::vector<ImageDims> sizes = {{512, 512}};
   SendAs send = SendAs::kFile;
   int jpeg_quality = 90;
-  uint64_t seed = 1;  // Of the synthetic pixels.
+  uint64_t seed = 1;  // Of the synthetic scenes (train/scene.h).
   std::string model;  // Empty: the server's default.
   v1::MaskEncoding mask_encoding = v1::PNG;
 };

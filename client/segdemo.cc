@@ -44,6 +44,8 @@ ABSL_FLAG(int, height, 0, "scene height (0: drawn from the seed)");
 ABSL_FLAG(int, concurrency, 4, "scoring: calls in flight");
 ABSL_FLAG(double, min_miou, 0, "scoring: fail below this mIoU");
 ABSL_FLAG(double, min_class_iou, 0, "scoring: fail when a class is below");
+ABSL_FLAG(double, min_foreground_iou, 0,
+          "scoring: fail when objects (any class) against background is below");
 ABSL_FLAG(int64_t, deadline_ms, 60000, "deadline of each call");
 
 namespace segserve {
@@ -150,6 +152,11 @@ absl::Status Score(Client& client) {
   if (total.MeanIou() < min_miou) {
     absl::StrAppendFormat(&below, " mIoU %.4f < %.2f;", total.MeanIou(),
                           min_miou);
+  }
+  const double min_foreground = absl::GetFlag(FLAGS_min_foreground_iou);
+  if (total.ForegroundIou() < min_foreground) {
+    absl::StrAppendFormat(&below, " foreground IoU %.4f < %.2f;",
+                          total.ForegroundIou(), min_foreground);
   }
   for (int c = 0; c < kNumSceneClasses; ++c) {
     if (total.Iou(c) < min_class) {

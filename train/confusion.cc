@@ -93,6 +93,22 @@ double ConfusionMatrix::PixelAccuracy() const {
                     : static_cast<double>(correct) / static_cast<double>(total);
 }
 
+double ConfusionMatrix::ForegroundIou(int background) const {
+  int64_t intersection = 0;
+  int64_t union_size = 0;
+  for (int t = 0; t < num_classes_; ++t) {
+    for (int p = 0; p < num_classes_; ++p) {
+      const bool true_object = t != background;
+      const bool predicted_object = p != background;
+      if (true_object && predicted_object) intersection += Count(t, p);
+      if (true_object || predicted_object) union_size += Count(t, p);
+    }
+  }
+  return union_size == 0 ? std::numeric_limits<double>::quiet_NaN()
+                         : static_cast<double>(intersection) /
+                               static_cast<double>(union_size);
+}
+
 std::string ConfusionMatrix::Report(
     const std::vector<std::string>& class_names) const {
   std::string out;
@@ -102,8 +118,9 @@ std::string ConfusionMatrix::Report(
                                  : absl::StrCat("class ", c);
     absl::StrAppendFormat(&out, "  %-12s IoU %.4f\n", name, Iou(c));
   }
-  absl::StrAppendFormat(&out, "  mIoU %.4f  pixel accuracy %.4f\n", MeanIou(),
-                        PixelAccuracy());
+  absl::StrAppendFormat(
+      &out, "  mIoU %.4f  pixel accuracy %.4f  foreground IoU %.4f\n",
+      MeanIou(), PixelAccuracy(), ForegroundIou());
   return out;
 }
 

@@ -32,6 +32,9 @@ class ConfusionMatrix {
   // Mean over the classes whose IoU is defined.
   double MeanIou() const;
   double PixelAccuracy() const;
+  // IoU of "any class but `background`" against background: how well
+  // objects are placed, whatever their class.
+  double ForegroundIou(int background = 0) const;
   int64_t Count(int truth, int predicted) const {
     return counts_[static_cast<size_t>(truth) * num_classes_ + predicted];
   }

@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, checkpoint_dir, "",
 ABSL_FLAG(int64_t, checkpoint_every, 200, "steps between checkpoints");
 ABSL_FLAG(std::string, resume, "",
           "a checkpoint_dir to continue from (same options)");
+ABSL_FLAG(int64_t, stop_after_step, 0,
+          "stop after this step, checkpointed (0: train all --steps); "
+          "continue later with --resume");
 ABSL_FLAG(std::string, teacher, "",
           "a trained teacher's model directory (or its config.pbtxt): "
           "distil from it");
@@ -151,6 +154,7 @@ absl::Status Run() {
     options.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
     options.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
     options.resume = absl::GetFlag(FLAGS_resume);
+    options.stop_after_step = absl::GetFlag(FLAGS_stop_after_step);
     if (!absl::GetFlag(FLAGS_teacher).empty()) {
       absl::StatusOr<NetworkSpec> teacher =
           SpecFromModelDir(absl::GetFlag(FLAGS_teacher));
@@ -177,6 +181,13 @@ absl::Status Run() {
               << "\n";
     absl::Status trained = Train(options, **data, std::cerr);
     if (!trained.ok()) return trained;
+    if (options.stop_after_step > 0 &&
+        options.stop_after_step < options.steps) {
+      std::cerr << "stopped after step " << options.stop_after_step
+                << "; continue with --resume " << options.checkpoint_dir
+                << "\n";
+      return absl::OkStatus();
+    }
     std::cerr << "wrote " << options.output << "\n";
     student->weights = options.output;
   } else if (!absl::GetFlag(FLAGS_weights).empty()) {

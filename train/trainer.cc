@@ -402,11 +402,15 @@ absl::Status Train(const TrainerOptions& options,
           interval_images = 0;
         }
       }
-      if (!options.checkpoint_dir.empty() && options.checkpoint_every > 0 &&
-          (step % options.checkpoint_every == 0 || last)) {
+      const bool stop = step == options.stop_after_step;
+      if (!options.checkpoint_dir.empty() &&
+          ((options.checkpoint_every > 0 &&
+            step % options.checkpoint_every == 0) ||
+           last || stop)) {
         absl::Status saved = Checkpoint(options, trainee, step);
         if (!saved.ok()) return saved;
       }
+      if (stop) return absl::OkStatus();
     }
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("training failed at step ", step,

@@ -50,6 +50,10 @@ struct TrainerOptions {
   // A checkpoint_dir of an earlier run with the same options: training
   // continues from its step and gives the same result.
   std::string resume;
+  // Stop after this step (0: run to `steps`), as a time-boxed session
+  // would; the schedule still spans `steps`. Writes the checkpoint (when
+  // checkpoint_dir is set), not the output.
+  int64_t stop_after_step = 0;
 
   // Distillation: teacher.architecture empty = none.
   NetworkSpec teacher;

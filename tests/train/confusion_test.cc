@@ -23,6 +23,16 @@ TEST(ConfusionMatrixTest, IouAccumulatesIntersectionAndUnionOverImages) {
   EXPECT_DOUBLE_EQ(confusion.PixelAccuracy(), 5.0 / 6.0);
 }
 
+TEST(ConfusionMatrixTest, ForegroundIouMergesTheObjectClasses) {
+  ConfusionMatrix confusion(3);
+  // Objects 1 and 2 swapped but placed right; one object pixel missed.
+  const cv::Mat truth = (cv::Mat_<uint8_t>(1, 5) << 0, 1, 2, 2, 0);
+  const cv::Mat predicted = (cv::Mat_<uint8_t>(1, 5) << 0, 2, 1, 0, 0);
+  ASSERT_TRUE(confusion.Add(predicted, truth).ok());
+  EXPECT_DOUBLE_EQ(confusion.ForegroundIou(), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(confusion.Iou(1), 0.0);
+}
+
 TEST(ConfusionMatrixTest, IgnoresTheIgnoreLabelInTheTruth) {
   ConfusionMatrix confusion(2);
   const cv::Mat truth = (cv::Mat_<uint8_t>(1, 3) << 0, 255, 1);

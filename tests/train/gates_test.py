@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Accuracy gates of the shipped scene models, through the real binaries.
+
+Starts segserve on a model repository, then scores held-out scenes (seeds
+that training never draws) with segdemo, which draws each scene, sends it
+encoded as its seed says (PNG or JPEG) and compares the returned mask with
+the scene's exact labels. segdemo exits 1 when a gate is missed.
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def start_server(segserve, repository, log_path):
+    log = open(log_path, "w+")
+    server = subprocess.Popen([
+        segserve, f"--model_repository={repository}", "--grpc_port=0",
+        "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
+        "--default_model=scenes-sgcpnet"], stderr=log)
+    deadline = time.time() + 300
+    while time.time() < deadline and server.poll() is None:
+        log.seek(0)
+        match = re.search(r"ready grpc_port=(\d+)", log.read())
+        if match:
+            return server, int(match.group(1))
+        time.sleep(0.2)
+    server.kill()
+    log.seek(0)
+    sys.exit("segserve did not become ready:\n" + log.read())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--segserve", required=True)
+    parser.add_argument("--segdemo", required=True)
+    parser.add_argument("--model_repository", required=True)
+    parser.add_argument("--gate", action="append", required=True,
+                        help="MODEL:SCENES:MIN_MIOU:MIN_CLASS_IOU[:WxH]")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="segserve-gates-")
+    server, port = start_server(args.segserve, args.model_repository,
+                                os.path.join(tmp, "server.log"))
+    failed = 0
+    try:
+        for gate in args.gate:
+            parts = gate.split(":")
+            model, count, min_miou, min_class = parts[:4]
+            command = [args.segdemo, f"--target=127.0.0.1:{port}",
+                       f"--model={model}", "--first_seed=0",
+                       f"--count={count}", f"--min_miou={min_miou}",
+                       f"--min_class_iou={min_class}"]
+            if len(parts) > 4:
+                width, height = parts[4].split("x")
+                command += [f"--width={width}", f"--height={height}"]
+            started = time.time()
+            result = subprocess.run(command, capture_output=True, text=True)
+            print(f"--- {gate} ({time.time() - started:.1f} s)")
+            print(result.stdout + result.stderr, end="")
+            print("PASS" if result.returncode == 0 else "FAIL")
+            failed += result.returncode != 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"{len(args.gate) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Mask geometry through the real binaries, for every input size class.
+
+Serves the shipped scenes-sgcpnet weights under two configs, STRETCH and
+LETTERBOX, and segments scenes of fixed sizes from 256 to 1024 on each side.
+segdemo fails when a mask's size differs from its image's; the foreground
+IoU (objects of any class against background) shows that the mask also lies
+where the objects are: a transposed, shifted or mis-padded mask would lose it.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SIDES = [256, 257, 480, 512, 777, 1024]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--segserve", required=True)
+    parser.add_argument("--segdemo", required=True)
+    parser.add_argument("--model_repository", required=True)
+    parser.add_argument("--min_foreground_iou", type=float, default=0.8)
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="segserve-geometry-")
+    source = os.path.join(args.model_repository, "scenes-sgcpnet")
+    with open(os.path.join(source, "config.pbtxt")) as f:
+        config = f.read()
+    for mode in ("STRETCH", "LETTERBOX"):
+        name = f"scenes-{mode.lower()}"
+        os.makedirs(os.path.join(tmp, "repo", name, "1"))
+        text = config.replace('name: "scenes-sgcpnet"', f'name: "{name}"')
+        text = re.sub(r"resize: \w+", f"resize: {mode}", text)
+        with open(os.path.join(tmp, "repo", name, "config.pbtxt"), "w") as f:
+            f.write(text)
+        shutil.copy(os.path.join(source, "1", "model.pt"),
+                    os.path.join(tmp, "repo", name, "1", "model.pt"))
+
+    log = open(os.path.join(tmp, "server.log"), "w+")
+    server = subprocess.Popen([
+        args.segserve, f"--model_repository={tmp}/repo", "--grpc_port=0",
+        "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
+        "--default_model=scenes-stretch"], stderr=log)
+    port = None
+    deadline = time.time() + 300
+    while time.time() < deadline and server.poll() is None and port is None:
+        log.seek(0)
+        match = re.search(r"ready grpc_port=(\d+)", log.read())
+        port = int(match.group(1)) if match else None
+        time.sleep(0.2)
+    if port is None:
+        server.kill()
+        log.seek(0)
+        sys.exit("segserve did not become ready:\n" + log.read())
+
+    failed = 0
+    runs = 0
+    try:
+        for mode in ("stretch", "letterbox"):
+            for width in SIDES:
+                for height in SIDES:
+                    runs += 1
+                    result = subprocess.run([
+                        args.segdemo, f"--target=127.0.0.1:{port}",
+                        f"--model=scenes-{mode}", f"--width={width}",
+                        f"--height={height}", "--first_seed=0", "--count=2",
+                        f"--min_foreground_iou={args.min_foreground_iou}"],
+                        capture_output=True, text=True)
+                    summary = [line for line in result.stdout.splitlines()
+                               if "foreground IoU" in line]
+                    status = "ok" if result.returncode == 0 else "FAIL"
+                    print(f"{mode:9} {width:4}x{height:<4} {status} "
+                          f"{summary[0].strip() if summary else ''} "
+                          f"{result.stderr.strip()}")
+                    failed += result.returncode != 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"{runs - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
