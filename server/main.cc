@@ -16,7 +16,7 @@
 ABSL_FLAG(std::string, model_repository, "model_repository",
           "Directory of models: <name>/config.pbtxt and <name>/<version>/"
           "model.pt.");
-ABSL_FLAG(std::string, default_model, "sgcpnet",
+ABSL_FLAG(std::string, default_model, "scenes-sgcpnet",
           "Model used when a request names none; empty: requests must name "
           "one.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");

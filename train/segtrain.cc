@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, model_dir, "",
 ABSL_FLAG(std::string, data, "scenes",
           "'scenes' (synthetic, seeds from 1000000) or a dataset folder "
           "(classes.txt, images/, masks/)");
+ABSL_FLAG(uint64_t, scene_offset, 0,
+          "with --data scenes: train on scenes from 1000000 + this (a later "
+          "phase sees new scenes)");
 ABSL_FLAG(std::string, output, "",
           "where the trained weights go (default MODEL_DIR/1/model.pt)");
 ABSL_FLAG(int64_t, steps, 1000, "optimizer steps");
@@ -126,7 +129,8 @@ absl::Status Run() {
 
   if (!absl::GetFlag(FLAGS_evaluate_only)) {
     absl::StatusOr<std::unique_ptr<LabeledImageSource>> data =
-        OpenSource(absl::GetFlag(FLAGS_data), kTrainingSeedBase);
+        OpenSource(absl::GetFlag(FLAGS_data),
+                   kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset));
     if (!data.ok()) return data.status();
     absl::Status classes = CheckClasses(**data, *student);
     if (!classes.ok()) return classes;

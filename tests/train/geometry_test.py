@@ -5,7 +5,10 @@ Serves the shipped scenes-sgcpnet weights under two configs, STRETCH and
 LETTERBOX, and segments scenes of fixed sizes from 256 to 1024 on each side.
 segdemo fails when a mask's size differs from its image's; the foreground
 IoU (objects of any class against background) shows that the mask also lies
-where the objects are: a transposed, shifted or mis-padded mask would lose it.
+where the objects are: a transposed, shifted or mis-padded mask scores near
+0. The bar (0.5) is a placement check, not an accuracy one: letterboxing a
+1024x256 scene leaves its objects 10 to 60 pixels wide in the model input,
+a scale the STRETCH-trained model rarely saw, and there it scores 0.6 to 0.8.
 """
 import argparse
 import os
@@ -25,7 +28,7 @@ def main():
     parser.add_argument("--segserve", required=True)
     parser.add_argument("--segdemo", required=True)
     parser.add_argument("--model_repository", required=True)
-    parser.add_argument("--min_foreground_iou", type=float, default=0.8)
+    parser.add_argument("--min_foreground_iou", type=float, default=0.5)
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="segserve-geometry-")
