@@ -170,7 +170,28 @@ void SegmentStreamSession::Cancel() { context_.TryCancel(); }
 // ---------------------------------------------------------------------------
 // Client
 
+// Counts an AsyncCall in Client::live_calls_ for as long as it exists.
+class Client::LiveCallCount {
+ public:
+  explicit LiveCallCount(Client* client) : client_(client) {
+    absl::MutexLock lock(&client_->mu_);
+    ++client_->live_calls_;
+  }
+  ~LiveCallCount() {
+    absl::MutexLock lock(&client_->mu_);
+    --client_->live_calls_;
+  }
+  LiveCallCount(const LiveCallCount&) = delete;
+  LiveCallCount& operator=(const LiveCallCount&) = delete;
+
+ private:
+  Client* const client_;
+};
+
 struct Client::AsyncCall {
+  explicit AsyncCall(Client* client) : live(client) {}
+  // First member, so destroyed last: after the context.
+  LiveCallCount live;
   grpc::ClientContext context;
   std::shared_ptr<const v1::SegmentRequest> request;
   v1::SegmentResponse response;
@@ -239,8 +260,7 @@ Client::~Client() {
   calls.clear();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](decltype(in_flight_)* calls) { return calls->empty(); },
-      &in_flight_));
+      +[](int* live_calls) { return *live_calls == 0; }, &live_calls_));
 }
 
 absl::Status Client::WaitForConnected(absl::Duration timeout) {
@@ -278,16 +298,19 @@ void Client::SegmentAsync(v1::SegmentRequest request, SegmentCallback done,
 void Client::SegmentAsync(std::shared_ptr<const v1::SegmentRequest> request,
                           SegmentCallback done,
                           const CallOptions& call_options) {
-  auto call = std::make_shared<AsyncCall>();
+  // The call counts itself in live_calls_ (locking mu_), so build it first.
+  auto call = std::make_shared<AsyncCall>(this);
+  bool accepted = false;
   {
     absl::MutexLock lock(&mu_);
-    if (shutting_down_) {
-      call = nullptr;
-    } else {
+    if (!shutting_down_) {
       in_flight_.emplace(call.get(), call);
+      accepted = true;
     }
   }
-  if (call == nullptr) {
+  if (!accepted) {
+    call = nullptr;  // Outside mu_: its destructor locks it.
+
     std::move(done)(absl::CancelledError(
         "segserve::Client is being destroyed; the call was not sent"));
     return;

@@ -182,6 +182,7 @@ class Client {
 
  private:
   struct AsyncCall;
+  class LiveCallCount;
 
   Client(std::shared_ptr<grpc::Channel> channel, std::string target,
          int64_t default_deadline_ms);
@@ -199,6 +200,10 @@ class Client {
   absl::flat_hash_map<AsyncCall*, std::shared_ptr<AsyncCall>> in_flight_
       ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // AsyncCall objects not yet destroyed. gRPC may still use a call's
+  // context after its callback returns, so the destructor waits for this to
+  // reach 0, not only for in_flight_ to empty.
+  int live_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The JSON service config that Create() gives the channel for `options`:
