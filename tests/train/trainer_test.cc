@@ -76,6 +76,19 @@ TEST(TrainerTest, TrainsWritesLoadableWeightsAndReportsProgress) {
   EXPECT_TRUE(changed);
 }
 
+TEST(TrainerTest, TrainsTheCgrSegArchitecturesToo) {
+  for (const char* architecture : {"cgrseg_t", "cgrseg_t_ssa"}) {
+    const fs::path dir = FreshTestDir("trainer") / architecture;
+    TrainerOptions options = SmallOptions(dir);
+    options.student.architecture = architecture;
+    options.steps = 1;
+    const auto scenes = MakeSceneSource(kTrainingSeedBase);
+    std::ostringstream log;
+    ASSERT_TRUE(Train(options, *scenes, log).ok()) << architecture << log.str();
+    EXPECT_TRUE(fs::exists(dir / "final.pt")) << architecture;
+  }
+}
+
 TEST(TrainerTest, ResumingGivesTheSameWeightsAsAnUninterruptedRun) {
   const fs::path dir = FreshTestDir("trainer");
   const auto scenes = MakeSceneSource(kTrainingSeedBase);
