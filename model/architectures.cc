@@ -150,9 +150,7 @@ absl::StatusOr<BuiltinNetwork> CreateBuiltinNetwork(
   }
 }
 
-void PrepareForInference(BuiltinNetwork& network) {
-  if (network.prepare) network.prepare();
-  if (!network.prefers_channels_last) return;
+void UseChannelsLast(BuiltinNetwork& network) {
   {
     torch::NoGradGuard no_grad;
     for (torch::Tensor& parameter : network.module->parameters()) {
@@ -164,7 +162,24 @@ void PrepareForInference(BuiltinNetwork& network) {
   }
   network.forward = [inner =
                          std::move(network.forward)](const torch::Tensor& x) {
-    return inner(x.contiguous(at::MemoryFormat::ChannelsLast)).contiguous();
+    return inner(x.contiguous(at::MemoryFormat::ChannelsLast));
+  };
+  if (network.forward_with_features) {
+    network.forward_with_features =
+        [inner =
+             std::move(network.forward_with_features)](const torch::Tensor& x) {
+          return inner(x.contiguous(at::MemoryFormat::ChannelsLast));
+        };
+  }
+}
+
+void PrepareForInference(BuiltinNetwork& network) {
+  if (network.prepare) network.prepare();
+  if (!network.prefers_channels_last) return;
+  UseChannelsLast(network);
+  network.forward = [inner =
+                         std::move(network.forward)](const torch::Tensor& x) {
+    return inner(x).contiguous();
   };
 }
 

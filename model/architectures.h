@@ -85,6 +85,11 @@ absl::StatusOr<BuiltinNetwork> CreateBuiltinNetwork(
 // the module before, never after. Call at most once.
 void PrepareForInference(BuiltinNetwork& network);
 
+// Switches the network's conv weights and inputs to channels-last (NHWC);
+// its outputs keep the layout the last op gives them. PrepareForInference
+// does this for networks that prefer it; the trainer too.
+void UseChannelsLast(BuiltinNetwork& network);
+
 }  // namespace segserve
 
 #endif  // SEGSERVE_MODEL_ARCHITECTURES_H_

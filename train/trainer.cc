@@ -119,30 +119,6 @@ std::vector<torch::optim::OptimizerParamGroup> ParameterGroups(
   return groups;
 }
 
-// Measured: SGCPNet's 1x1 and depthwise convs train about 2x faster with
-// channels-last (NHWC) weights and activations, as they run inference.
-void UseChannelsLast(BuiltinNetwork& network) {
-  if (!network.prefers_channels_last) return;
-  {
-    torch::NoGradGuard no_grad;
-    for (torch::Tensor& parameter : network.module->parameters()) {
-      if (parameter.dim() == 4) {
-        parameter.set_data(
-            parameter.contiguous(at::MemoryFormat::ChannelsLast));
-      }
-    }
-  }
-  network.forward = [inner =
-                         std::move(network.forward)](const torch::Tensor& x) {
-    return inner(x.contiguous(at::MemoryFormat::ChannelsLast));
-  };
-  network.forward_with_features =
-      [inner =
-           std::move(network.forward_with_features)](const torch::Tensor& x) {
-        return inner(x.contiguous(at::MemoryFormat::ChannelsLast));
-      };
-}
-
 struct Trainee {
   BuiltinNetwork student;
   std::unique_ptr<BuiltinNetwork> teacher;
@@ -157,7 +133,11 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
   if (!student.ok()) return student.status();
   trainee.student = *std::move(student);
   trainee.student.module->train();
-  if (options.channels_last) UseChannelsLast(trainee.student);
+  // Measured: SGCPNet trains about 2x faster with channels-last weights
+  // and activations, as it runs inference.
+  if (options.channels_last && trainee.student.prefers_channels_last) {
+    UseChannelsLast(trainee.student);
+  }
   std::vector<torch::Tensor> parameters = trainee.student.module->parameters();
   if (!options.teacher.architecture.empty()) {
     if (options.teacher.weights.empty()) {
@@ -179,7 +159,9 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
     if (!teacher.ok()) return teacher.status();
     trainee.teacher = std::make_unique<BuiltinNetwork>(*std::move(teacher));
     trainee.teacher->module->eval();
-    if (options.channels_last) UseChannelsLast(*trainee.teacher);
+    if (options.channels_last && trainee.teacher->prefers_channels_last) {
+      UseChannelsLast(*trainee.teacher);
+    }
     for (torch::Tensor& p : trainee.teacher->module->parameters()) {
       p.set_requires_grad(false);
     }

@@ -8,30 +8,12 @@ the scene's exact labels. segdemo exits 1 when a gate is missed.
 """
 import argparse
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def start_server(segserve, repository, log_path):
-    log = open(log_path, "w+")
-    server = subprocess.Popen([
-        segserve, f"--model_repository={repository}", "--grpc_port=0",
-        "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
-        "--default_model=scenes-sgcpnet"], stderr=log)
-    deadline = time.time() + 300
-    while time.time() < deadline and server.poll() is None:
-        log.seek(0)
-        match = re.search(r"ready grpc_port=(\d+)", log.read())
-        if match:
-            return server, int(match.group(1))
-        time.sleep(0.2)
-    server.kill()
-    log.seek(0)
-    sys.exit("segserve did not become ready:\n" + log.read())
+from serving import start_segserve, stop_segserve
 
 
 def main():
@@ -44,8 +26,9 @@ def main():
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="segserve-gates-")
-    server, port = start_server(args.segserve, args.model_repository,
-                                os.path.join(tmp, "server.log"))
+    server, port = start_segserve(args.segserve, args.model_repository,
+                                  os.path.join(tmp, "server.log"),
+                                  "scenes-sgcpnet")
     failed = 0
     try:
         for gate in args.gate:
@@ -65,11 +48,7 @@ def main():
             print("PASS" if result.returncode == 0 else "FAIL")
             failed += result.returncode != 0
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_segserve(server)
     print(f"{len(args.gate) - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -14,11 +14,11 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
+
+from serving import start_segserve, stop_segserve
 
 SIDES = [256, 257, 480, 512, 777, 1024]
 
@@ -45,22 +45,9 @@ def main():
         shutil.copy(os.path.join(source, "1", "model.pt"),
                     os.path.join(tmp, "repo", name, "1", "model.pt"))
 
-    log = open(os.path.join(tmp, "server.log"), "w+")
-    server = subprocess.Popen([
-        args.segserve, f"--model_repository={tmp}/repo", "--grpc_port=0",
-        "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
-        "--default_model=scenes-stretch"], stderr=log)
-    port = None
-    deadline = time.time() + 300
-    while time.time() < deadline and server.poll() is None and port is None:
-        log.seek(0)
-        match = re.search(r"ready grpc_port=(\d+)", log.read())
-        port = int(match.group(1)) if match else None
-        time.sleep(0.2)
-    if port is None:
-        server.kill()
-        log.seek(0)
-        sys.exit("segserve did not become ready:\n" + log.read())
+    server, port = start_segserve(args.segserve, os.path.join(tmp, "repo"),
+                                  os.path.join(tmp, "server.log"),
+                                  "scenes-stretch")
 
     failed = 0
     runs = 0
@@ -83,11 +70,7 @@ def main():
                           f"{result.stderr.strip()}")
                     failed += result.returncode != 0
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_segserve(server)
     print(f"{runs - failed} passed, {failed} failed")
     return 1 if failed else 0
 
