@@ -93,9 +93,10 @@ ABSL_FLAG(std::string, image, "", "An image file to send.");
 ABSL_FLAG(std::string, image_dir, "",
           "A folder whose JPEG, PNG, BMP, WebP and TIFF files are sent in "
           "turn (sorted by name).");
-ABSL_FLAG(std::string, sizes, "512x512",
-          "Without --image/--image_dir: synthetic scenes (train/scene.h, "
-          "seeds from --seed) of these sizes, sent in turn: '512x512,1024x768'.");
+ABSL_FLAG(
+    std::string, sizes, "512x512",
+    "Without --image/--image_dir: synthetic scenes (train/scene.h, "
+    "seeds from --seed) of these sizes, sent in turn: '512x512,1024x768'.");
 ABSL_FLAG(std::string, send, "file",
           "How images travel when encoded: 'file' (files' own bytes; JPEG "
           "for synthetic images), 'jpeg' or 'png' (encoded by segload once, "
