@@ -34,19 +34,22 @@ BatchLoader::~BatchLoader() {
   thread_.join();
 }
 
-int64_t BatchLoader::SourceIndex(int64_t sample) const {
+int64_t BatchLoader::SourceIndex(int64_t sample) {
   const int64_t size = source_.size();
   if (size == 0) return sample;
-  // A fixed permutation per epoch.
+  // A fixed permutation per epoch, drawn once per epoch.
   const int64_t epoch = sample / size;
-  std::vector<int64_t> order(static_cast<size_t>(size));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 random(Mix(options_.seed, static_cast<uint64_t>(epoch)));
-  std::shuffle(order.begin(), order.end(), random);
-  return order[static_cast<size_t>(sample % size)];
+  if (epoch != order_epoch_) {
+    order_.resize(static_cast<size_t>(size));
+    std::iota(order_.begin(), order_.end(), 0);
+    std::mt19937_64 random(Mix(options_.seed, static_cast<uint64_t>(epoch)));
+    std::shuffle(order_.begin(), order_.end(), random);
+    order_epoch_ = epoch;
+  }
+  return order_[static_cast<size_t>(sample % size)];
 }
 
-absl::StatusOr<TrainingBatch> BatchLoader::Build(int64_t first) const {
+absl::StatusOr<TrainingBatch> BatchLoader::Build(int64_t first) {
   const int n = options_.batch_size;
   TrainingBatch batch;
   for (int i = 0; i < n; ++i) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -45,14 +46,18 @@ class BatchLoader {
 
  private:
   void Run();
-  int64_t SourceIndex(int64_t sample) const;
-  absl::StatusOr<TrainingBatch> Build(int64_t first) const;
+  // Both run on the loader thread only.
+  int64_t SourceIndex(int64_t sample);
+  absl::StatusOr<TrainingBatch> Build(int64_t first);
 
   const LabeledImageSource& source_;
   const Options options_;
   absl::Mutex mutex_;
   std::deque<absl::StatusOr<TrainingBatch>> ready_ ABSL_GUARDED_BY(mutex_);
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;
+  // The sample order of a bounded source's current epoch.
+  int64_t order_epoch_ = -1;
+  std::vector<int64_t> order_;
   std::thread thread_;
 };
 

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "model/architectures.h"
+#include "model/cpu_allocator.h"
 #include "server/model_config.h"
 #include "train/dataset.h"
 #include "train/scene.h"
@@ -126,6 +127,8 @@ absl::Status Run() {
   if (!student.ok()) return student.status();
   const std::string default_weights = student->weights;
   const int threads = absl::GetFlag(FLAGS_threads);
+  // Training allocates the same large activation buffers every step.
+  InstallCachingCpuAllocator();
 
   if (!absl::GetFlag(FLAGS_evaluate_only)) {
     absl::StatusOr<std::unique_ptr<LabeledImageSource>> data =

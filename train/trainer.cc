@@ -16,7 +16,6 @@
 #include "absl/strings/str_format.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
-#include "model/cpu_allocator.h"
 #include "model/torch_runtime.h"
 #include "train/batch_loader.h"
 #include "train/drkd.h"
@@ -66,16 +65,21 @@ double LearningRate(const TrainerOptions& options, int64_t step) {
          std::pow(std::max(0.0, 1.0 - progress), options.poly_power);
 }
 
-absl::Status SaveFile(const std::function<void(const std::string&)>& write,
-                      const std::string& path) {
-  // Write then rename, so a stop mid-write never leaves a torn file.
+// Writes `path` through `write` (given a temporary name, returning a
+// status), then renames it into place, so a stop mid-write never leaves a
+// torn file.
+absl::Status WriteAtomically(
+    const std::function<absl::Status(const std::string&)>& write,
+    const std::string& path) {
   const std::string partial = path + ".partial";
+  absl::Status written;
   try {
-    write(partial);
+    written = write(partial);
   } catch (const std::exception& e) {
-    return absl::InternalError(
+    written = absl::InternalError(
         absl::StrCat(path, ": cannot write: ", ExceptionMessage(e)));
   }
+  if (!written.ok()) return written;
   std::error_code error;
   fs::rename(partial, path, error);
   if (error) {
@@ -87,16 +91,11 @@ absl::Status SaveFile(const std::function<void(const std::string&)>& write,
 
 absl::Status SaveWeights(const torch::nn::Module& module,
                          const std::string& path) {
-  const std::string partial = path + ".partial";
-  absl::Status saved = SaveStateDict(ModuleState(module), partial);
-  if (!saved.ok()) return saved;
-  std::error_code error;
-  fs::rename(partial, path, error);
-  if (error) {
-    return absl::InternalError(
-        absl::StrCat(path, ": cannot write: ", error.message()));
-  }
-  return absl::OkStatus();
+  return WriteAtomically(
+      [&module](const std::string& partial) {
+        return SaveStateDict(ModuleState(module), partial);
+      },
+      path);
 }
 
 // The parameters AdamW decays (weights of convs and linears) and those it
@@ -223,7 +222,7 @@ absl::Status Checkpoint(const TrainerOptions& options, Trainee& trainee,
   absl::Status saved =
       SaveWeights(*trainee.student.module, (dir / "model.pt").string());
   if (!saved.ok()) return saved;
-  return SaveFile(
+  return WriteAtomically(
       [&](const std::string& path) {
         torch::serialize::OutputArchive archive;
         archive.write("step", torch::tensor(step));
@@ -236,6 +235,7 @@ absl::Status Checkpoint(const TrainerOptions& options, Trainee& trainee,
           archive.write("distiller", distiller_archive);
         }
         archive.save_to(path);
+        return absl::OkStatus();
       },
       (dir / "trainer_state.pt").string());
 }
@@ -290,8 +290,6 @@ absl::Status Train(const TrainerOptions& options,
         "steps, batch_size and accumulation must each be at least 1");
   }
   SetTorchThreads(options.threads);
-  // Training allocates the same large activation buffers every step.
-  InstallCachingCpuAllocator();
   absl::StatusOr<Trainee> prepared = Prepare(options);
   if (!prepared.ok()) return prepared.status();
   Trainee& trainee = *prepared;
