@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
+#include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "train/batch_loader.h"
 #include "train/drkd.h"
@@ -407,38 +408,37 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const NetworkSpec& spec,
                                          const LabeledImageSource& source,
                                          int64_t first, int64_t count,
                                          int threads) {
+  // The server's own model loader and inference, so scores are the
+  // server's.
   SetTorchThreads(threads);
-  absl::StatusOr<BuiltinNetwork> network = BuildNetwork(spec, 0);
-  if (!network.ok()) return network.status();
-  network->module->eval();
+  TorchModelOptions model_options;
+  model_options.architecture = spec.architecture;
+  model_options.num_classes = spec.num_classes;
+  model_options.weights_path = spec.weights;
+  model_options.input_height = spec.preprocess.height;
+  model_options.input_width = spec.preprocess.width;
+  absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
+      LoadTorchModel(model_options);
+  if (!model.ok()) return model.status();
   ConfusionMatrix confusion(spec.num_classes);
   const PreprocessOptions& pre = spec.preprocess;
   std::vector<float> input(3 * static_cast<size_t>(pre.height) * pre.width);
-  try {
-    torch::InferenceMode inference;
-    for (int64_t i = first; i < first + count; ++i) {
-      absl::StatusOr<LabeledImage> image = source.Get(i);
-      if (!image.ok()) return image.status();
-      const ContentRegion region = Preprocess(image->rgb, pre, input.data());
-      const torch::Tensor x =
-          torch::from_blob(input.data(), {1, 3, pre.height, pre.width});
-      const torch::Tensor labels =
-          ResizeLogits(network->forward(x), pre.height, pre.width)
-              .argmax(1)[0]
-              .to(torch::kUInt8)
-              .contiguous();
-      const cv::Mat at_input(pre.height, pre.width, CV_8U, labels.data_ptr());
-      const cv::Mat predicted = MapToImageSize(
-          at_input, region, image->labels.cols, image->labels.rows);
-      absl::Status added = confusion.Add(predicted, image->labels);
-      if (!added.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(image->name, ": ", added.message()));
-      }
+  for (int64_t i = first; i < first + count; ++i) {
+    absl::StatusOr<LabeledImage> image = source.Get(i);
+    if (!image.ok()) return image.status();
+    const ContentRegion region = Preprocess(image->rgb, pre, input.data());
+    const float* inputs[] = {input.data()};
+    absl::StatusOr<std::vector<InferenceOutput>> outputs =
+        (*model)->Infer(inputs, /*with_confidence=*/false);
+    if (!outputs.ok()) return outputs.status();
+    const cv::Mat predicted =
+        MapToImageSize(outputs->front().labels, region, image->labels.cols,
+                       image->labels.rows);
+    absl::Status added = confusion.Add(predicted, image->labels);
+    if (!added.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(image->name, ": ", added.message()));
     }
-  } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("evaluation failed: ", ExceptionMessage(e)));
   }
   return confusion;
 }
