@@ -5,13 +5,15 @@
 #   make demo           serve, segment one synthetic scene, write the input,
 #                       mask and overlay to demo/ and print per-class IoU
 #   make train-default  retrain the shipped scene models from scratch
+#   make bench          run the serving benchmarks (about 15 minutes on a
+#                       quiet machine) and update BENCHMARKS.md
 BUILD_DIR ?= build
 JOBS ?= 2
 GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default clean format
+.PHONY: all setup configure build serve test demo train-default bench clean format
 
 all: build
 
@@ -37,6 +39,10 @@ demo: build
 
 train-default: build
 	bash scripts/train-default.sh $(BUILD_DIR)
+
+BENCH_REPEATS ?= 3
+bench: build
+	/usr/bin/python3 bench/run_bench.py --build $(BUILD_DIR) --repeats $(BENCH_REPEATS)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

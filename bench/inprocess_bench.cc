@@ -1,0 +1,280 @@
+// inprocess_bench: what a served model costs without gRPC, measured through
+// the server's own code, for the serving benchmarks of `make bench`
+// (bench/run_bench.py, BENCHMARKS.md).
+//
+//   inprocess_bench --model_dir model_repository/scenes-sgcpnet
+//       [--version 1] [--batches 1:8] [--min_seconds 2] [--codecs]
+//
+// Model mode (default): loads the version's weights with the server's loader
+// (TorchModelLoader, the config's platform, architecture and input size),
+// then for each batch size times SegmentationModel::Infer on preprocessed
+// synthetic scenes: the forward pass, the logits resized to the input and
+// the argmax, exactly what a model instance thread runs per batch. Each
+// batch size runs two warm-up batches, then batches until --min_seconds have
+// passed (at least 5), and reports the median batch time.
+//
+// Codec mode (--codecs): per-megapixel costs of the per-request work around
+// the model, on scenes of each --codec_sizes: JPEG (quality 90) and PNG
+// decode, raw RGB8 intake, preprocessing to the model input, mapping labels
+// to the image size, and PNG, RAW and RLE mask encoding.
+//
+// LibTorch threads and the caching allocator are set as segserve sets them
+// by default. Prints one JSON object on stdout.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/image_codec.h"
+#include "common/mask_codec.h"
+#include "model/cpu_allocator.h"
+#include "model/preprocess.h"
+#include "model/torch_runtime.h"
+#include "opencv2/imgcodecs.hpp"
+#include "opencv2/imgproc.hpp"
+#include "server/model_config.h"
+#include "server/torch_loader.h"
+#include "train/scene.h"
+
+ABSL_FLAG(std::string, model_dir, "model_repository/scenes-sgcpnet",
+          "A model directory of a repository (config.pbtxt, N/model.pt).");
+ABSL_FLAG(std::string, version, "",
+          "The version to load; empty: the highest numbered one.");
+ABSL_FLAG(std::string, batches, "",
+          "Batch sizes, 'A:B' or 'a,b,c'; empty: 1 to max_batch_size.");
+ABSL_FLAG(double, min_seconds, 2, "Least timed seconds per batch size.");
+ABSL_FLAG(int, intra_op_threads, 0,
+          "LibTorch intra-op threads (0: one per core, as segserve).");
+ABSL_FLAG(bool, codecs, false, "Time the codecs instead of the model.");
+ABSL_FLAG(std::string, codec_sizes, "512x512,1024x1024",
+          "Scene sizes for --codecs, WxH, comma-separated.");
+
+namespace segserve {
+namespace {
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Median seconds of `run` over at least 5 runs and `min_seconds` in all,
+// after `warmups` untimed runs.
+double MedianSeconds(const std::function<void()>& run, double min_seconds,
+                     int warmups = 1) {
+  for (int i = 0; i < warmups; ++i) run();
+  std::vector<double> times;
+  double total = 0;
+  while (times.size() < 5 || total < min_seconds) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    times.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count());
+    total += times.back();
+  }
+  return Median(times);
+}
+
+absl::StatusOr<std::string> LatestVersion(const std::string& model_dir) {
+  int64_t best = -1;
+  for (const auto& entry : std::filesystem::directory_iterator(model_dir)) {
+    int64_t version;
+    if (entry.is_directory() &&
+        absl::SimpleAtoi(entry.path().filename().string(), &version)) {
+      best = std::max(best, version);
+    }
+  }
+  if (best < 0) {
+    return absl::NotFoundError(
+        absl::StrCat(model_dir, " has no numbered version directory"));
+  }
+  return absl::StrCat(best);
+}
+
+absl::StatusOr<std::vector<int>> BatchSizes(const std::string& text,
+                                            int max_batch_size) {
+  std::vector<int> sizes;
+  if (text.empty()) {
+    for (int b = 1; b <= max_batch_size; ++b) sizes.push_back(b);
+    return sizes;
+  }
+  const std::vector<std::string> range = absl::StrSplit(text, ':');
+  int first, last;
+  if (range.size() == 2 && absl::SimpleAtoi(range[0], &first) &&
+      absl::SimpleAtoi(range[1], &last) && first >= 1 && first <= last) {
+    for (int b = first; b <= last; ++b) sizes.push_back(b);
+    return sizes;
+  }
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int b;
+    if (!absl::SimpleAtoi(part, &b) || b < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--batches: '", text, "' is not 'A:B' or a list of sizes >= 1"));
+    }
+    sizes.push_back(b);
+  }
+  return sizes;
+}
+
+absl::Status RunModel(const std::string& model_dir) {
+  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(model_dir);
+  if (!config.ok()) return config.status();
+  std::string version = absl::GetFlag(FLAGS_version);
+  if (version.empty()) {
+    absl::StatusOr<std::string> latest = LatestVersion(model_dir);
+    if (!latest.ok()) return latest.status();
+    version = *latest;
+  }
+  const std::string weights =
+      (std::filesystem::path(model_dir) / version / "model.pt").string();
+  absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
+      TorchModelLoader()(*config, weights, "cpu");
+  if (!model.ok()) return model.status();
+  const int max_batch = std::max<int>(1, int(config->max_batch_size()));
+  absl::StatusOr<std::vector<int>> batches =
+      BatchSizes(absl::GetFlag(FLAGS_batches), max_batch);
+  if (!batches.ok()) return batches.status();
+
+  // Distinct scenes, preprocessed once: the timed part starts where a model
+  // instance thread starts, with normalized inputs ready.
+  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(*config);
+  const size_t input_floats = 3 * size_t(preprocess.height) * preprocess.width;
+  const int largest = *std::max_element(batches->begin(), batches->end());
+  std::vector<std::vector<float>> inputs(largest);
+  for (int i = 0; i < largest; ++i) {
+    inputs[i].resize(input_floats);
+    const Scene scene = DrawScene(
+        1 + i, {.width = preprocess.width, .height = preprocess.height});
+    Preprocess(scene.rgb, preprocess, inputs[i].data());
+  }
+
+  std::vector<std::string> rows;
+  for (int batch : *batches) {
+    std::vector<const float*> pointers;
+    for (int i = 0; i < batch; ++i) pointers.push_back(inputs[i].data());
+    absl::Status failed;
+    const double seconds = MedianSeconds(
+        [&] {
+          auto outputs = (*model)->Infer(pointers, /*with_confidence=*/false);
+          if (!outputs.ok()) failed = outputs.status();
+        },
+        absl::GetFlag(FLAGS_min_seconds), /*warmups=*/2);
+    if (!failed.ok()) return failed;
+    rows.push_back(absl::StrFormat(
+        R"({"batch": %d, "batch_ms": %.4f, "images_per_s": %.4f})", batch,
+        seconds * 1e3, batch / seconds));
+    std::fprintf(stderr, "batch %d: %.2f ms, %.2f images/s\n", batch,
+                 seconds * 1e3, batch / seconds);
+  }
+  absl::PrintF(
+      "{\"model\": \"%s\", \"version\": \"%s\", \"input\": \"%dx%d\", "
+      "\"runtime\": \"%s\", \"batches\": [%s]}\n",
+      config->name(), version, preprocess.width, preprocess.height,
+      TorchRuntimeSummary(), absl::StrJoin(rows, ", "));
+  return absl::OkStatus();
+}
+
+absl::Status RunCodecs(const std::string& model_dir) {
+  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(model_dir);
+  if (!config.ok()) return config.status();
+  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(*config);
+  const double min_seconds = absl::GetFlag(FLAGS_min_seconds) / 4;
+  std::vector<std::string> rows;
+  for (absl::string_view size : absl::StrSplit(absl::GetFlag(FLAGS_codec_sizes),
+                                               ',', absl::SkipEmpty())) {
+    int width, height;
+    const std::vector<std::string> sides = absl::StrSplit(size, 'x');
+    if (sides.size() != 2 || !absl::SimpleAtoi(sides[0], &width) ||
+        !absl::SimpleAtoi(sides[1], &height) || width < 1 || height < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--codec_sizes: '", size, "' is not WxH"));
+    }
+    const Scene scene = DrawScene(7, {.width = width, .height = height});
+    cv::Mat bgr;
+    cv::cvtColor(scene.rgb, bgr, cv::COLOR_RGB2BGR);
+    std::vector<uchar> jpeg, png;
+    cv::imencode(".jpg", bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 90});
+    cv::imencode(".png", bgr, png);
+    const absl::string_view jpeg_bytes(reinterpret_cast<char*>(jpeg.data()),
+                                       jpeg.size());
+    const absl::string_view png_bytes(reinterpret_cast<char*>(png.data()),
+                                      png.size());
+    const absl::string_view raw_bytes(
+        reinterpret_cast<const char*>(scene.rgb.data), scene.rgb.total() * 3);
+    std::vector<float> input(3 * size_t(preprocess.height) * preprocess.width);
+    cv::Mat model_labels;
+    cv::resize(scene.labels, model_labels,
+               cv::Size(preprocess.width, preprocess.height), 0, 0,
+               cv::INTER_NEAREST);
+    const ContentRegion region{0, 0, preprocess.width, preprocess.height};
+
+    const std::vector<std::pair<std::string, std::function<void()>>> steps = {
+        {"decode_jpeg", [&] { (void)DecodeImage(jpeg_bytes, 0); }},
+        {"decode_png", [&] { (void)DecodeImage(png_bytes, 0); }},
+        {"raw_rgb8",
+         [&] {
+           (void)RawToRgb(width, height, PixelFormat::kRgb8, raw_bytes, 0);
+         }},
+        {"preprocess",
+         [&] { (void)Preprocess(scene.rgb, preprocess, input.data()); }},
+        {"map_labels",
+         [&] { (void)MapToImageSize(model_labels, region, width, height); }},
+        {"encode_png",
+         [&] { (void)EncodeMask(scene.labels, MaskFormat::kPng); }},
+        {"encode_raw",
+         [&] { (void)EncodeMask(scene.labels, MaskFormat::kRaw); }},
+        {"encode_rle",
+         [&] { (void)EncodeMask(scene.labels, MaskFormat::kRle); }},
+    };
+    const double megapixels = width * double(height) / 1e6;
+    for (const auto& [name, run] : steps) {
+      const double seconds = MedianSeconds(run, min_seconds);
+      rows.push_back(absl::StrFormat(
+          R"({"step": "%s", "size": "%dx%d", "ms": %.4f, "ms_per_mp": %.4f})",
+          name, width, height, seconds * 1e3, seconds * 1e3 / megapixels));
+      std::fprintf(stderr, "%s %dx%d: %.3f ms (%.3f ms/MP)\n", name.c_str(),
+                   width, height, seconds * 1e3, seconds * 1e3 / megapixels);
+    }
+    rows.push_back(absl::StrFormat(
+        R"({"step": "bytes", "size": "%dx%d", "jpeg": %d, "png": %d})", width,
+        height, jpeg.size(), png.size()));
+  }
+  absl::PrintF("{\"codecs\": [%s]}\n", absl::StrJoin(rows, ", "));
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace segserve
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Times a served model (or the request codecs) without gRPC.\n"
+      "Usage: inprocess_bench --model_dir DIR [--batches 1:8] [--codecs]");
+  absl::ParseCommandLine(argc, argv);
+  segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads));
+  segserve::InstallCachingCpuAllocator(int64_t{2048} << 20);
+  const std::string model_dir = absl::GetFlag(FLAGS_model_dir);
+  const absl::Status status = absl::GetFlag(FLAGS_codecs)
+                                  ? segserve::RunCodecs(model_dir)
+                                  : segserve::RunModel(model_dir);
+  if (!status.ok()) {
+    std::fprintf(stderr, "inprocess_bench: %s\n",
+                 std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

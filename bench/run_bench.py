@@ -1,0 +1,438 @@
+#!/usr/bin/python3
+"""`make bench`: the serving benchmarks of BENCHMARKS.md, side by side.
+
+Runs, R times in turn (so that every ratio compares runs taken minutes
+apart under the same machine load), on the shipped default model:
+  1. the in-process model (bench/inprocess_bench) at batch 1..max_batch_size;
+  2. segserve under a closed-loop concurrency sweep (segload, RAW input);
+  3. segserve with batching off (max_batch_size 1) at concurrency 16;
+  4. segserve and the Python peer (bench/python_peer.py) serving the same
+     TorchScript export at concurrency 16;
+  5. the request codecs per megapixel (inprocess_bench --codecs);
+  6. segserve at concurrency 1 with a 512x512 JPEG;
+then writes the medians and ratios into BENCHMARKS.md between the
+"make bench" markers, and every raw result as JSON under --results.
+
+  run_bench.py --build build [--repeats 3] [--quick]
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = "scenes-sgcpnet"
+BEGIN = "<!-- make bench: begin (bench/run_bench.py writes this part) -->"
+END = "<!-- make bench: end -->"
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr,
+          flush=True)
+
+
+class Process:
+    """A server started in the background; waits for its "ready" line."""
+
+    def __init__(self, argv, log_path):
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(argv, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.log_path = log_path
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with open(log_path) as f:
+                match = re.search(r"ready grpc_port=(\d+)", f.read())
+            if match:
+                self.port = int(match.group(1))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        with open(log_path) as f:
+            raise RuntimeError(f"{argv[0]} did not start:\n{f.read()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def make_repository(workdir, torchscript):
+    """The shipped model as it is, with batching off, and as TorchScript."""
+    source = os.path.join(ROOT, "model_repository", MODEL)
+    repository = os.path.join(workdir, "repository")
+    with open(os.path.join(source, "config.pbtxt")) as f:
+        config = f.read()
+    variants = {
+        MODEL: config,
+        MODEL + "-nobatch": re.sub(
+            r"max_batch_size: \d+", "max_batch_size: 1",
+            re.sub(r"\n\s*preferred_batch_size: \[[^\]]*\]", "", config)),
+        MODEL + "-ts": re.sub(
+            r"\narchitecture: [^\n]*", "",
+            config.replace("platform: BUILTIN", "platform: TORCHSCRIPT")),
+    }
+    for name, text in variants.items():
+        text = re.sub(r'name: "[^"]*"', f'name: "{name}"', text)
+        os.makedirs(os.path.join(repository, name, "1"))
+        with open(os.path.join(repository, name, "config.pbtxt"), "w") as f:
+            f.write(text)
+        weights = (torchscript if name.endswith("-ts") else
+                   os.path.join(source, "1", "model.pt"))
+        shutil.copy(weights, os.path.join(repository, name, "1", "model.pt"))
+    return repository
+
+
+def run_json(argv):
+    out = subprocess.run(argv, check=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True).stdout
+    return json.loads(out)
+
+
+def segload(args, port, json_path, concurrency, model, extra=()):
+    argv = [os.path.join(args.build, "client", "segload"),
+            f"--target=localhost:{port}", f"--concurrency={concurrency}",
+            f"--model={model}", "--decode_masks=false",
+            f"--window_s={args.window_s}", "--max_windows=8",
+            "--warmup_requests=16", f"--json={json_path}", *extra]
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    with open(json_path) as f:
+        return json.load(f)["steps"]
+
+
+RAW = ["--raw", "--sizes=512x512", "--mask_encoding=rle"]
+JPEG = ["--send=jpeg", "--sizes=512x512", "--mask_encoding=png"]
+
+
+def one_repetition(args, rep, repository, torchscript, results):
+    bench = os.path.join(args.build, "bench", "inprocess_bench")
+    out = {"load_before": os.getloadavg()[0]}
+    log(f"repetition {rep}: in-process model")
+    out["inprocess"] = run_json(
+        [bench, f"--model_dir={os.path.join(repository, MODEL)}",
+         f"--min_seconds={args.min_seconds}"])["batches"]
+    log(f"repetition {rep}: codecs")
+    out["codecs"] = run_json([bench, "--codecs", f"--model_dir={repository}/{MODEL}",
+                              f"--min_seconds={args.min_seconds}"])["codecs"]
+
+    server = Process([os.path.join(args.build, "server", "segserve"),
+                      f"--model_repository={repository}", "--grpc_port=0",
+                      "--metrics_port=-1", f"--default_model={MODEL}"],
+                     os.path.join(results, f"segserve-{rep}.log"))
+    peer = Process(["/usr/bin/python3", os.path.join(ROOT, "bench", "python_peer.py"),
+                    f"--model={torchscript}",
+                    f"--proto_root={os.path.join(ROOT, 'proto')}", "--port=0",
+                    f"--model_name={MODEL}-ts"],
+                   os.path.join(results, f"peer-{rep}.log"))
+    try:
+        path = lambda name: os.path.join(results, f"{name}-{rep}.json")
+        log(f"repetition {rep}: concurrency sweep {args.sweep}")
+        out["sweep"] = segload(args, server.port, path("sweep"), args.sweep,
+                               MODEL, RAW)
+        log(f"repetition {rep}: batching off, concurrency 16")
+        out["nobatch"] = segload(args, server.port, path("nobatch"), "16",
+                                 MODEL + "-nobatch", RAW)[0]
+        log(f"repetition {rep}: TorchScript in segserve, concurrency 16")
+        out["torchscript"] = segload(args, server.port, path("torchscript"),
+                                     "16", MODEL + "-ts", RAW)[0]
+        log(f"repetition {rep}: Python peer, concurrency 16")
+        out["peer"] = segload(args, peer.port, path("peer"), "16",
+                              MODEL + "-ts", RAW)[0]
+        log(f"repetition {rep}: concurrency 1, 512x512 JPEG")
+        out["jpeg_c1"] = segload(args, server.port, path("jpeg_c1"), "1",
+                                 MODEL, JPEG)[0]
+    finally:
+        server.stop()
+        peer.stop()
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def summarize(reps):
+    """Medians over repetitions of every figure the report uses."""
+    s = {}
+    batches = [row["batch"] for row in reps[0]["inprocess"]]
+    s["inprocess"] = {
+        b: {"images_per_s": median([r["inprocess"][i]["images_per_s"] for r in reps]),
+            "batch_ms": median([r["inprocess"][i]["batch_ms"] for r in reps])}
+        for i, b in enumerate(batches)}
+
+    def step_stats(steps):
+        return {
+            "rps": median([t["throughput_rps"] for t in steps]),
+            "p50": median([t["latency_us"]["p50"] for t in steps]) / 1e3,
+            "p99": median([t["latency_us"]["p99"] for t in steps]) / 1e3,
+            "batch": median([t["mean_batch_size"] for t in steps]),
+            "server": {k: median([t["server_us"][k] for t in steps]) / 1e3
+                       for k in ("queue", "preprocess", "inference", "postprocess")},
+            "errors": sum(sum(t["errors"].values()) for t in steps),
+        }
+
+    concurrencies = [t["concurrency"] for t in reps[0]["sweep"]]
+    s["sweep"] = {c: step_stats([r["sweep"][i] for r in reps])
+                  for i, c in enumerate(concurrencies)}
+    for key in ("nobatch", "torchscript", "peer", "jpeg_c1"):
+        s[key] = step_stats([r[key] for r in reps])
+    codec_keys = [(c["step"], c["size"]) for c in reps[0]["codecs"]
+                  if c["step"] != "bytes"]
+    s["codecs"] = {
+        k: {f: median([c[f] for r in reps for c in r["codecs"]
+                       if (c["step"], c["size"]) == k]) for f in ("ms", "ms_per_mp")}
+        for k in codec_keys}
+    s["bytes"] = [c for c in reps[0]["codecs"] if c["step"] == "bytes"]
+    s["load"] = [(r["load_before"], r["load_after"]) for r in reps]
+    return s
+
+
+def check(s):
+    """What would make the report meaningless: failed requests, a silent
+    server, a batching config that never batched."""
+    problems = []
+    steps = {f"concurrency {c}": t for c, t in s["sweep"].items()}
+    steps.update({k: s[k] for k in ("nobatch", "torchscript", "peer", "jpeg_c1")})
+    for name, t in steps.items():
+        if t["errors"]:
+            problems.append(f"{name}: {t['errors']} failed requests")
+        if t["rps"] <= 0:
+            problems.append(f"{name}: no throughput")
+    if s["nobatch"]["batch"] != 1:
+        problems.append(f"batching off ran batches of {s['nobatch']['batch']}")
+    if s["sweep"][16]["batch"] <= 1:
+        problems.append("batching on never batched at concurrency 16")
+    return problems
+
+
+def closest_batch(inprocess, mean_batch):
+    return min(inprocess, key=lambda b: abs(b - mean_batch))
+
+
+def versions():
+    def pkg(name):
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True).stdout
+        return out or "?"
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            stdout=subprocess.PIPE, text=True).stdout.strip()
+    return (f"{os.cpu_count()} vCPUs ({cpu}), "
+            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') >> 30} GiB; "
+            f"libtorch1.13 {pkg('libtorch1.13')}, libgrpc++1.51 {pkg('libgrpc++1.51')}, "
+            f"python3-torch {pkg('python3-torch')}, python3-grpcio {pkg('python3-grpcio')}, "
+            f"OpenBLAS {pkg('libopenblas0-pthread')}; commit {commit}")
+
+
+def report(s, args, elapsed_s):
+    ip = s["inprocess"]
+    sweep = s["sweep"]
+    best_c = max(sweep, key=lambda c: sweep[c]["rps"])
+    best = sweep[best_c]
+    same_b = closest_batch(ip, best["batch"])
+    overhead = best["rps"] / ip[same_b]["images_per_s"]
+    ceiling_b = max(ip, key=lambda b: ip[b]["images_per_s"])
+    on, off = sweep[16], s["nobatch"]
+    ts, peer = s["torchscript"], s["peer"]
+    c1 = s["jpeg_c1"]
+    c1_server = sum(c1["server"].values())
+    model_b1 = ip[1]["batch_ms"]
+    lines = [
+        BEGIN,
+        "",
+        f"Written by `make bench` on {datetime.date.today()} in {elapsed_s / 60:.0f} min: "
+        f"medians of {args.repeats} repetitions, each running every part below in turn.",
+        f"Machine: {versions()}. segserve with its defaults (intra-op threads = cores, "
+        "2 preprocess threads); segload on the same machine, masks not decoded. "
+        "Load average (1 min) before/after each repetition: "
+        + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in s["load"]) + ".",
+        "",
+        "### Summary (goals from the benchmark issue)",
+        "",
+        "| figure | measured | goal |",
+        "|---|---|---|",
+        f"| serving overhead, RAW input (server img/s at its best concurrency {best_c} "
+        f"/ in-process img/s at batch {same_b}) | **{overhead:.2f}** | >= 0.90 |",
+        f"| batching gain at concurrency 16 (max_batch_size {args.max_batch} / 1) | "
+        f"**{on['rps'] / off['rps']:.2f}x** | >= 1.3x |",
+        f"| segserve / Python peer throughput, same TorchScript model, c=16 | "
+        f"**{ts['rps'] / peer['rps']:.2f}x** | >= 2x |",
+        f"| segserve p99 / Python peer p99, c=16 | **{ts['p99'] / peer['p99']:.2f}** | <= 1 |",
+        f"| server time over model time at c=1, 512x512 JPEG (server queue+pre+infer+post "
+        f"- in-process batch 1) | **{c1_server - model_b1:.2f} ms** | <= 2 ms |",
+        f"| client p50 at c=1 - in-process batch-1 latency | {c1['p50'] - model_b1:.2f} ms | |",
+        "",
+        "### 1. In-process model (the ceiling): `inprocess_bench`",
+        "",
+        "The server's loader and `SegmentationModel::Infer` on preprocessed 512x512 scenes "
+        "(forward, logits resized to the input, argmax); no gRPC, no codecs.",
+        "",
+        "| batch | ms per batch | images/s | vs batch 1 |",
+        "|---|---|---|---|",
+    ]
+    for b, row in ip.items():
+        lines.append(f"| {b} | {row['batch_ms']:.1f} | {row['images_per_s']:.1f} | "
+                     f"{row['images_per_s'] / ip[1]['images_per_s']:.2f}x |")
+    lines += [
+        "",
+        f"Best in-process throughput: batch {ceiling_b}, {ip[ceiling_b]['images_per_s']:.1f} images/s.",
+        "",
+        "### 2. segserve under a concurrency sweep (RAW RGB8 512x512 in, RLE mask out)",
+        "",
+        "| concurrency | img/s | p50 ms | p99 ms | mean batch | queue ms | preprocess ms | "
+        "inference ms | postprocess ms | img/s / in-process at that batch | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c, t in sweep.items():
+        b = closest_batch(ip, t["batch"])
+        lines.append(
+            f"| {c} | {t['rps']:.1f} | {t['p50']:.1f} | {t['p99']:.1f} | {t['batch']:.2f} | "
+            f"{t['server']['queue']:.1f} | {t['server']['preprocess']:.2f} | "
+            f"{t['server']['inference']:.1f} | {t['server']['postprocess']:.2f} | "
+            f"{t['rps'] / ip[b]['images_per_s']:.2f} (b={b}) | {t['errors']} |")
+    lines += [
+        "",
+        "### 3. Batching on versus off at concurrency 16",
+        "",
+        "| config | img/s | p50 ms | p99 ms | mean batch |",
+        "|---|---|---|---|---|",
+        f"| shipped (max_batch_size {args.max_batch}, dynamic batching) | {on['rps']:.1f} | "
+        f"{on['p50']:.1f} | {on['p99']:.1f} | {on['batch']:.2f} |",
+        f"| max_batch_size 1 | {off['rps']:.1f} | {off['p50']:.1f} | {off['p99']:.1f} | "
+        f"{off['batch']:.2f} |",
+        "",
+        "### 4. segserve versus a plain Python grpcio + PyTorch server, concurrency 16",
+        "",
+        "Both serve the TorchScript export of the shipped weights "
+        "(bench/export_torchscript.py); segserve through its TORCHSCRIPT platform with "
+        "the shipped batching config, the peer (bench/python_peer.py) one request at a "
+        "time with the same intra-op threads.",
+        "",
+        "| server | img/s | p50 ms | p99 ms | mean batch |",
+        "|---|---|---|---|---|",
+        f"| segserve | {ts['rps']:.1f} | {ts['p50']:.1f} | {ts['p99']:.1f} | {ts['batch']:.2f} |",
+        f"| Python peer | {peer['rps']:.1f} | {peer['p50']:.1f} | {peer['p99']:.1f} | 1 |",
+        "",
+        "### 5. Codec costs",
+        "",
+        "Median ms of one call on a synthetic scene, and per megapixel. Share = the "
+        "512x512 cost over the server time of a 512x512 request at concurrency 1 "
+        f"({c1_server:.1f} ms: queue + preprocess + inference + postprocess, section 6).",
+        "",
+        "| step | size | ms | ms per MP | share of a 512x512 request |",
+        "|---|---|---|---|---|",
+    ]
+    for (step, size), row in s["codecs"].items():
+        share = (f"{100 * row['ms'] / c1_server:.1f}%" if size == "512x512" else "")
+        lines.append(f"| {step} | {size} | {row['ms']:.3f} | {row['ms_per_mp']:.3f} | {share} |")
+    lines += ["", "Encoded sizes: " + "; ".join(
+        f"{b['size']} JPEG q90 {b['jpeg'] / 1024:.0f} KiB, PNG {b['png'] / 1024:.0f} KiB"
+        for b in s["bytes"]) + ".", ""]
+    lines += [
+        "### 6. Latency at concurrency 1 (512x512 JPEG in, PNG mask out)",
+        "",
+        "| figure | ms |",
+        "|---|---|",
+        f"| client p50 | {c1['p50']:.2f} |",
+        f"| client p99 | {c1['p99']:.2f} |",
+        f"| server queue / preprocess / inference / postprocess (means) | "
+        f"{c1['server']['queue']:.2f} / {c1['server']['preprocess']:.2f} / "
+        f"{c1['server']['inference']:.2f} / {c1['server']['postprocess']:.2f} |",
+        f"| in-process batch 1 | {model_b1:.2f} |",
+        f"| client p50 - in-process batch 1 | {c1['p50'] - model_b1:.2f} |",
+        f"| server time - in-process batch 1 | {c1_server - model_b1:.2f} |",
+        "",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_report(text, path):
+    with open(path) as f:
+        current = f.read()
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        updated = head + text + tail
+    else:
+        updated = current.rstrip("\n") + "\n\n## Serving benchmarks (`make bench`)\n\n" + text + "\n"
+    with open(path, "w") as f:
+        f.write(updated)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep", default="1,2,4,8,16,32")
+    parser.add_argument("--window_s", type=float, default=4)
+    parser.add_argument("--min_seconds", type=float, default=2)
+    parser.add_argument("--results", default=None,
+                        help="Folder for raw results (default: BUILD/bench-results)")
+    parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repetition, short windows: checks the pipeline, "
+                             "does not write BENCHMARKS.md")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.window_s, args.min_seconds = 1, 1, 0.3
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if "16" not in args.sweep.split(","):
+        parser.error("--sweep must include 16 (the batching comparison uses it)")
+    args.build = os.path.abspath(args.build)
+    results = os.path.abspath(args.results or os.path.join(args.build, "bench-results"))
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(ROOT, "model_repository", MODEL, "config.pbtxt")) as f:
+        config = f.read()
+    args.max_batch = int(re.search(r"max_batch_size: (\d+)", config).group(1))
+    num_classes = re.search(r"num_classes: (\d+)", config).group(1)
+
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="segserve-bench-") as workdir:
+        torchscript = os.path.join(workdir, "torchscript.pt")
+        subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "export_torchscript.py"),
+                        os.path.join(ROOT, "model_repository", MODEL, "1", "model.pt"),
+                        num_classes, torchscript], check=True, stdout=subprocess.DEVNULL)
+        repository = make_repository(workdir, torchscript)
+        reps = [one_repetition(args, rep, repository, torchscript, results)
+                for rep in range(1, args.repeats + 1)]
+    with open(os.path.join(results, "repetitions.json"), "w") as f:
+        json.dump(reps, f, indent=1)
+    summary = summarize(reps)
+    text = report(summary, args, time.time() - started)
+    print(text)
+    problems = check(summary)
+    if problems:
+        sys.exit("make bench: " + "; ".join(problems))
+    if not args.quick:
+        write_report(text, args.output)
+        log(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
