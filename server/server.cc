@@ -91,11 +91,14 @@ bool Server::Shutdown() {
   // NOT_SERVING can rely on being refused.
   service_->StartDraining();
   grpc_server_->GetHealthCheckService()->Shutdown();
-  repository_->Shutdown();
   SEGSERVE_LOG(Info) << "draining " << processor_->inflight()
                      << " request(s), up to "
                      << absl::FormatDuration(options_.drain_timeout);
+  // The models stop taking requests only once the accepted ones are done:
+  // a request still being decoded when the drain starts joins its queue
+  // afterwards, and must not be refused there.
   drained_ = processor_->WaitForIdle(absl::Now() + options_.drain_timeout);
+  repository_->Shutdown();
   if (!drained_) {
     SEGSERVE_LOG(Warning) << processor_->inflight()
                           << " request(s) still running after the drain "
