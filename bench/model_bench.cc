@@ -39,6 +39,7 @@
 #include "model/checkpoint.h"
 #include "model/cpu_allocator.h"
 #include "model/mac_counter.h"
+#include "model/torch_runtime.h"
 
 namespace segserve {
 namespace {
@@ -68,8 +69,11 @@ double Median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-// GFLOP/s of a kGemmSide^3 fp32 matrix product, median over `repeats`.
-double GemmRate(int repeats) {
+// GFLOP/s of a kGemmSide^3 fp32 matrix product on `threads` BLAS threads,
+// median over `repeats`. The models run with OpenBLAS single-threaded, as in
+// the server (SetTorchThreads); the reference GEMM uses every thread.
+double GemmRate(int repeats, int threads) {
+  SetBlasThreads(threads);
   const torch::Tensor a = torch::randn({kGemmSide, kGemmSide});
   const torch::Tensor b = torch::randn({kGemmSide, kGemmSide});
   torch::Tensor c = torch::mm(a, b);  // Warm-up.
@@ -77,6 +81,7 @@ double GemmRate(int repeats) {
   for (int i = 0; i < std::max(repeats, 5); ++i) {
     times.push_back(Seconds([&] { torch::mm_out(c, a, b); }));
   }
+  SetBlasThreads(1);
   return 2.0 * kGemmSide * kGemmSide * kGemmSide / Median(times) / 1e9;
 }
 
@@ -135,7 +140,7 @@ int Run(int argc, char** argv) {
       options.threads > 0
           ? options.threads
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
+  SetTorchThreads(threads);
   if (options.caching_allocator) InstallCachingCpuAllocator();
   torch::manual_seed(0);
   std::printf("LibTorch %s, intra-op threads %d, repeats %d (median), %s, %s\n",
@@ -144,7 +149,7 @@ int Run(int argc, char** argv) {
               options.caching_allocator ? "caching CPU allocator"
                                         : "LibTorch's CPU allocator");
   std::fflush(stdout);
-  const double gemm_before = GemmRate(options.repeats);
+  const double gemm_before = GemmRate(options.repeats, threads);
   std::printf("GEMM %lld^3 fp32: %.1f GFLOP/s\n",
               static_cast<long long>(kGemmSide), gemm_before);
   std::fflush(stdout);
@@ -195,7 +200,7 @@ int Run(int argc, char** argv) {
       }
     }
   }
-  const double gemm_after = GemmRate(options.repeats);
+  const double gemm_after = GemmRate(options.repeats, threads);
   const double gemm = (gemm_before + gemm_after) / 2;
   std::printf("GEMM %lld^3 fp32 after the models: %.1f GFLOP/s; using %.1f\n\n",
               static_cast<long long>(kGemmSide), gemm_after, gemm);

@@ -15,7 +15,7 @@ namespace segserve {
 namespace {
 
 constexpr size_t kAlignment = 64;
-constexpr size_t kMinCachedBytes = size_t{1} << 20;
+constexpr size_t kMinCachedBytes = size_t{64} << 10;
 // Above LibTorch's default allocator (0), so that it takes over.
 constexpr uint8_t kPriority = 1;
 

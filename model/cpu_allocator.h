@@ -4,11 +4,14 @@
 // with a fresh mmap and returns it with munmap, so each forward pass of a
 // large batch page-faults all its big activations in again: on this project's
 // 2-core machine SGCPNet at 768x1536, batch 8, spent as much time in the
-// kernel as in user code. This allocator keeps freed blocks of 1 MiB and more
-// (sizes rounded up to 1/8 of their power of two) and hands them out again,
-// up to a cap on the bytes it holds (the least recently freed blocks make
-// room for new ones); smaller blocks go to posix_memalign / free as before.
-// Blocks are 64-byte aligned like LibTorch's own.
+// kernel as in user code. Smaller blocks fault too when they are freed to a
+// thread's glibc arena (a model instance thread's), which returns its free
+// top to the kernel: SGCPNet at 512x512, batch 1, faulted about 20 MB per
+// request in the server (BENCHMARKS.md). This allocator keeps freed blocks of
+// 64 KiB and more (sizes rounded up to 1/8 of their power of two) and hands
+// them out again, up to a cap on the bytes it holds (the least recently freed
+// blocks make room for new ones); smaller blocks go to posix_memalign / free as
+// before. Blocks are 64-byte aligned like LibTorch's own.
 //
 // The allocator is process-wide state: install it once at startup, from
 // main() (the server, tools, benchmarks), before tensors are made. Tensors

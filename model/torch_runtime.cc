@@ -1,5 +1,7 @@
 #include "model/torch_runtime.h"
 
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -16,11 +18,38 @@ void SetTorchThreads(int intra_op_threads) {
                           ? intra_op_threads
                           : std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(threads);
+  SetBlasThreads(1);
 }
+
+void UseTorchThreadsInThisThread() { at::init_num_threads(); }
+
+bool SetBlasThreads(int threads) {
+  // Looked up at run time: the project links LibTorch, not a BLAS, and the
+  // system picks which libblas LibTorch gets.
+  using SetThreads = void (*)(int);
+  auto set_threads = reinterpret_cast<SetThreads>(
+      dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set_threads == nullptr) return false;
+  set_threads(threads);
+  return true;
+}
+
+namespace {
+
+int BlasThreads() {
+  using GetThreads = int (*)();
+  auto get_threads = reinterpret_cast<GetThreads>(
+      dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get_threads == nullptr ? 0 : get_threads();
+}
+
+}  // namespace
 
 std::string TorchRuntimeSummary() {
   return absl::StrCat(
       "LibTorch ", TORCH_VERSION, ", intra-op threads ", at::get_num_threads(),
+      ", OpenBLAS threads ",
+      BlasThreads() > 0 ? absl::StrCat(BlasThreads()) : "n/a",
       ", CUDA devices ",
       torch::cuda::is_available() ? torch::cuda::device_count() : 0);
 }

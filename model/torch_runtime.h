@@ -6,8 +6,20 @@
 namespace segserve {
 
 // Sets LibTorch's intra-op thread count for the process (0: one per
-// hardware thread). Call once at startup, before any model runs.
+// hardware thread), and makes OpenBLAS (when it is the BLAS LibTorch loaded)
+// single-threaded: LibTorch already runs its ops on that many OpenMP
+// threads, and OpenBLAS's own worker threads spin between calls, taking a
+// core from them (10% of SGCPNet's batch-1 time in the server on 2 cores;
+// BENCHMARKS.md). Call once at startup, before any model runs.
 void SetTorchThreads(int intra_op_threads);
+
+// OpenMP keeps the thread count per thread: applies the count set above to
+// the calling thread. Call first in every thread that runs models.
+void UseTorchThreadsInThisThread();
+
+// Sets OpenBLAS's thread count when OpenBLAS is loaded; returns whether it
+// was. For benchmarks that time a GEMM on every core.
+bool SetBlasThreads(int threads);
 
 // "LibTorch 1.13.1, intra-op threads 2, CUDA devices 0", for the log.
 std::string TorchRuntimeSummary();

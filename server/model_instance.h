@@ -1,9 +1,12 @@
 #ifndef SEGSERVE_SERVER_MODEL_INSTANCE_H_
 #define SEGSERVE_SERVER_MODEL_INSTANCE_H_
 
+#include <functional>
 #include <memory>
 #include <thread>
 
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "model/segmentation_model.h"
 #include "server/dynamic_batcher.h"
@@ -13,25 +16,50 @@ namespace segserve {
 
 // One copy of a model on one device, with the thread that feeds it: takes
 // batches from the batcher, runs them outside any lock and completes each
-// request. The thread starts in the constructor and is joined in the
-// destructor, after the batcher has been shut down and drained.
+// request.
+//
+// The model is created and warmed up on that same thread. LibTorch's CPU
+// kernels run on an OpenMP thread pool that belongs to the thread that first
+// starts parallel work; loading on another thread leaves a second pool
+// behind, and with more pooled threads than cores libgomp stops spinning
+// between parallel regions and sleeps on a futex in every one of them
+// (SGCPNet's batch-1 inference took 1.8x as long on 2 cores; BENCHMARKS.md).
 class ModelInstance {
  public:
-  // `batcher`, `clock` and `metrics` must outlive the instance.
-  ModelInstance(std::unique_ptr<SegmentationModel> model,
-                DynamicBatcher* batcher, Clock* clock,
-                Metrics::ModelMetrics metrics);
+  using ModelFactory =
+      std::function<absl::StatusOr<std::unique_ptr<SegmentationModel>>()>;
+  using WarmUp = std::function<absl::Status(SegmentationModel&)>;
+
+  // Starts the thread, creates the model there with `make_model`, runs
+  // `warm_up` on it and returns once the instance takes batches, or with the
+  // first error (the thread has then ended). `batcher`, `clock` and
+  // `metrics` must outlive the instance.
+  static absl::StatusOr<std::unique_ptr<ModelInstance>> Start(
+      ModelFactory make_model, WarmUp warm_up, DynamicBatcher* batcher,
+      Clock* clock, Metrics::ModelMetrics metrics);
+
+  // Shuts the batcher down (when the model started) and joins the thread
+  // after the queue has drained.
   ~ModelInstance();
 
   const SegmentationModel& model() const { return *model_; }
 
  private:
-  void RunLoop();
+  ModelInstance(DynamicBatcher* batcher, Clock* clock,
+                Metrics::ModelMetrics metrics);
 
-  std::unique_ptr<SegmentationModel> model_;
+  void Run(ModelFactory make_model, WarmUp warm_up);
+  void ServeBatches();
+
   DynamicBatcher* const batcher_;
   Clock* const clock_;
   const Metrics::ModelMetrics metrics_;
+
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;  // Created and warmed up, or not.
+  absl::Status start_status_ ABSL_GUARDED_BY(mu_);
+  // Written by the thread before it sets started_; read-only afterwards.
+  std::unique_ptr<SegmentationModel> model_;
   std::thread thread_;
 };
 

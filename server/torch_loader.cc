@@ -1,6 +1,7 @@
 #include "server/torch_loader.h"
 
 #include "model/torch_model.h"
+#include "model/torch_runtime.h"
 
 namespace segserve {
 
@@ -8,6 +9,8 @@ ModelLoader TorchModelLoader() {
   return [](const v1::ModelConfig& config, const std::string& weights_path,
             const std::string& device)
              -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+    // The loader runs on the instance's own thread (ModelInstance).
+    UseTorchThreadsInThisThread();
     TorchModelOptions options;
     options.platform = config.platform() == v1::ModelConfig::TORCHSCRIPT
                            ? TorchModelOptions::Platform::kTorchScript
