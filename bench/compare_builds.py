@@ -7,7 +7,7 @@ turn (never both at once), R repetitions alternating which goes first, and loads
 segload (closed loop, RAW RGB8 512x512 in, RLE mask out) at every
 --concurrency. Per step it records throughput, p50/p99, the server's mean
 inference time per batch and the server process's minor page faults per
-request (from /proc/PID/stat around the step). Prints a markdown table of
+request (from /proc/PID/stat around the step) and the server's mean queue time. Prints a markdown table of
 medians and after/before ratios.
 
   compare_builds.py --before /tmp/before/segserve --after build/server/segserve
@@ -53,6 +53,7 @@ def measure(args, workdir, label, rep):
                 "rps": step["throughput_rps"],
                 "p50": step["latency_us"]["p50"] / 1e3,
                 "p99": step["latency_us"]["p99"] / 1e3,
+                "queue": step["server_us"]["queue"] / 1e3,
                 "inference": step["server_us"]["inference"] / 1e3,
                 "batch": step["mean_batch_size"],
                 "faults": faults / max(1, requests),
@@ -95,7 +96,8 @@ def main():
     print("|---|---|---|---|---|")
     for concurrency in args.concurrency.split(","):
         for key, name in (("rps", "img/s"), ("p50", "p50 ms"),
-                          ("p99", "p99 ms"), ("inference", "inference ms/batch"),
+                          ("p99", "p99 ms"), ("queue", "queue ms"),
+                          ("inference", "inference ms/batch"),
                           ("batch", "mean batch"),
                           ("faults", "minor faults/request")):
             med = {label: statistics.median(r[concurrency][key]

@@ -15,9 +15,23 @@ DynamicBatcher::DynamicBatcher(Options options, Clock* clock)
 
 DynamicBatcher::~DynamicBatcher() { Shutdown(); }
 
+void DynamicBatcher::Expect() {
+  absl::MutexLock lock(&mu_);
+  ++expected_;
+}
+
+void DynamicBatcher::Unexpect() {
+  absl::MutexLock lock(&mu_);
+  if (expected_ > 0) --expected_;
+  ++generation_;
+}
+
 absl::Status DynamicBatcher::Enqueue(
     std::unique_ptr<InferenceRequest>& request) {
   absl::MutexLock lock(&mu_);
+  if (expected_ > 0) --expected_;
+  // Also on refusal: an instance may be waiting for this request.
+  ++generation_;
   if (shutdown_) {
     return absl::UnavailableError(
         "the server is shutting down and accepts no new requests; retry on "
@@ -37,7 +51,6 @@ absl::Status DynamicBatcher::Enqueue(
   }
   request->enqueue_time = clock_->Now();
   queues_[request->priority].push_back(std::move(request));
-  ++generation_;
   return absl::OkStatus();
 }
 
@@ -128,6 +141,9 @@ int DynamicBatcher::ReadySizeLocked(absl::Time now) const {
   if (queued == 0) return 0;
   const int max_batch = std::max(1, options_.max_batch_size);
   if (queued >= max_batch || shutdown_) return std::min(queued, max_batch);
+  // NextBatch() runs on a free instance: with nothing else on its way,
+  // waiting only adds latency.
+  if (options_.eager_dispatch && expected_ == 0) return queued;
   int preferred = 0;
   for (int size : options_.preferred_batch_sizes) {
     if (size <= queued && size <= max_batch)

@@ -23,7 +23,9 @@ namespace segserve {
 //   - the queue holds at least one preferred batch size (the largest that
 //     fits is taken), or
 //   - the oldest request has waited max_queue_delay, or
-//   - the delay is zero and no preferred sizes are set (send what is there).
+//   - the delay is zero and no preferred sizes are set (send what is there),
+//   - or, with eager_dispatch, no expected request (Expect) is still on its
+//     way: waiting could only catch requests that have not been sent yet.
 // Requests are taken in priority order (0 first), FIFO within a level.
 // Expired requests (DEADLINE_EXCEEDED) and cancelled ones (CANCELLED) are
 // completed and dropped before they reach a batch.
@@ -37,15 +39,24 @@ class DynamicBatcher {
     absl::Duration max_queue_delay = absl::ZeroDuration();
     int max_queue_size = 0;  // 0: unbounded.
     int priority_levels = 1;
+    bool eager_dispatch = false;
   };
 
   // Both pointers must outlive the batcher.
   DynamicBatcher(Options options, Clock* clock);
   ~DynamicBatcher();
 
+  // Announces a request that was accepted and is being preprocessed: with
+  // eager_dispatch, a partial batch waits for it (up to max_queue_delay).
+  // Each Expect() is followed by exactly one Enqueue() or Unexpect().
+  void Expect();
+  // The expected request will not come (it failed before reaching the queue).
+  void Unexpect();
+
   // Queues a request, or returns it unqueued with the reason:
   // RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE after Shutdown(),
-  // INVALID_ARGUMENT for a priority outside [0, priority_levels).
+  // INVALID_ARGUMENT for a priority outside [0, priority_levels). Either way
+  // it settles one Expect(), if any is outstanding.
   absl::Status Enqueue(std::unique_ptr<InferenceRequest>& request);
 
   // Blocks until a batch is ready and returns it (never empty), or returns an
@@ -79,7 +90,8 @@ class DynamicBatcher {
   std::vector<std::deque<std::unique_ptr<InferenceRequest>>> queues_
       ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  // Bumped on every enqueue so waiting instances re-evaluate.
+  int expected_ ABSL_GUARDED_BY(mu_) = 0;  // Expect()ed, not yet settled.
+  // Bumped on every enqueue and Unexpect() so waiting instances re-evaluate.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -84,6 +84,8 @@ void SegmentProcessor::Process(SegmentJob job, Done done) {
     return;
   }
   call->model = *std::move(model);
+  // Settled by Enqueue, or by Unexpect when preprocessing fails.
+  call->model->Expect();
   const uint64_t default_timeout_us =
       call->model->config().dynamic_batching().default_timeout_us();
   if (call->job.deadline == absl::InfiniteFuture() && default_timeout_us > 0) {
@@ -95,14 +97,18 @@ void SegmentProcessor::Process(SegmentJob job, Done done) {
 
 void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
   const SegmentJob& job = call->job;
+  auto fail = [&](absl::Status status) {
+    call->model->Unexpect();
+    Finish(*call, std::move(status));
+  };
   if (job.cancelled && job.cancelled->load()) {
-    Finish(*call, absl::CancelledError("the client cancelled the request"));
+    fail(absl::CancelledError("the client cancelled the request"));
     return;
   }
   if (clock_->Now() >= job.deadline) {
-    Finish(*call, absl::DeadlineExceededError(
-                      "the request's deadline passed before preprocessing; "
-                      "allow a longer deadline or send less load"));
+    fail(absl::DeadlineExceededError(
+        "the request's deadline passed before preprocessing; allow a longer "
+        "deadline or send less load"));
     return;
   }
   const absl::Time start = clock_->Now();
@@ -111,7 +117,7 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
                          job.raw_data, options_.max_image_pixels)
               : DecodeImage(job.encoded, options_.max_image_pixels);
   if (!rgb.ok()) {
-    Finish(*call, rgb.status());
+    fail(rgb.status());
     return;
   }
   call->image_width = rgb->cols;

@@ -18,6 +18,7 @@ DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config) {
   options.max_queue_delay = absl::Microseconds(batching.max_queue_delay_us());
   options.max_queue_size = int(batching.max_queue_size());
   options.priority_levels = int(batching.priority_levels());
+  options.eager_dispatch = batching.eager_dispatch();
   return options;
 }
 

@@ -53,7 +53,9 @@ class ServedModel {
   const std::vector<std::string>& devices() const { return options_.devices; }
   int64_t parameter_count() const { return parameter_count_; }
 
-  // See DynamicBatcher::Enqueue.
+  // See DynamicBatcher::Expect, Unexpect and Enqueue.
+  void Expect() { batcher_.Expect(); }
+  void Unexpect() { batcher_.Unexpect(); }
   absl::Status Enqueue(std::unique_ptr<InferenceRequest>& request);
 
   // Stops accepting requests; queued ones still run.

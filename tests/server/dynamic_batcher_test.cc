@@ -1,5 +1,6 @@
 #include "server/dynamic_batcher.h"
 
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -108,6 +109,60 @@ TEST_F(DynamicBatcherTest, NewArrivalWakesWaitingInstance) {
   Enqueue(batcher, 2);  // Fills the batch: no clock movement needed.
   worker.join();
   EXPECT_THAT(ids, ElementsAre(1, 2));
+}
+
+// eager_dispatch: the fake clock never moves, so only the rule (not the
+// 10 s delay) can release these batches.
+TEST_F(DynamicBatcherTest, EagerDispatchSendsAtOnceWhenNothingIsExpected) {
+  DynamicBatcher batcher({.max_batch_size = 8,
+                          .preferred_batch_sizes = {4, 8},
+                          .max_queue_delay = absl::Seconds(10),
+                          .eager_dispatch = true},
+                         &clock_);
+  batcher.Expect();
+  Enqueue(batcher, 1);
+  EXPECT_THAT(Ids(batcher.NextBatch()), ElementsAre(1));
+  // Nothing expected: all five go, not the preferred four.
+  for (int i = 2; i <= 6; ++i) Enqueue(batcher, i);
+  EXPECT_THAT(Ids(batcher.NextBatch()), ElementsAre(2, 3, 4, 5, 6));
+}
+
+// Two requests expected, one queued: an instance waits until the other one
+// is settled by `settle` (queued, or given up), then takes the batch.
+std::vector<int> EagerBatchAfter(
+    Clock* clock, const std::function<void(DynamicBatcher&)>& settle,
+    const std::function<void(DynamicBatcher&)>& enqueue_first) {
+  DynamicBatcher batcher({.max_batch_size = 8,
+                          .max_queue_delay = absl::Seconds(10),
+                          .eager_dispatch = true},
+                         clock);
+  batcher.Expect();
+  batcher.Expect();
+  enqueue_first(batcher);
+  std::vector<int> ids;
+  std::thread worker([&] {
+    for (const auto& request : batcher.NextBatch()) {
+      ids.push_back(int(request->input[0]));
+    }
+  });
+  settle(batcher);
+  worker.join();
+  return ids;
+}
+
+TEST_F(DynamicBatcherTest, EagerDispatchWaitsForExpectedRequests) {
+  EXPECT_THAT(EagerBatchAfter(
+                  &clock_, [&](DynamicBatcher& b) { Enqueue(b, 2); },
+                  [&](DynamicBatcher& b) { Enqueue(b, 1); }),
+              ElementsAre(1, 2));
+}
+
+TEST_F(DynamicBatcherTest, UnexpectReleasesTheWaitingInstance) {
+  // The other request failed in preprocessing.
+  EXPECT_THAT(EagerBatchAfter(
+                  &clock_, [](DynamicBatcher& b) { b.Unexpect(); },
+                  [&](DynamicBatcher& b) { Enqueue(b, 1); }),
+              ElementsAre(1));
 }
 
 TEST_F(DynamicBatcherTest, HigherPriorityGoesFirst) {

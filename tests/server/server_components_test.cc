@@ -226,6 +226,33 @@ TEST_F(ServerComponentsTest, ExpiredBeforePreprocessing) {
             absl::StatusCode::kDeadlineExceeded);
 }
 
+// With eager_dispatch a lone request goes at once; requests that fail before
+// the queue must not leave the batcher waiting for them (10 s here).
+TEST_F(ServerComponentsTest, EagerDispatchIsNotHeldUpByFailedRequests) {
+  WriteFile(root_ / "eager" / "config.pbtxt",
+            std::string(kGoodConfig) +
+                "dynamic_batching { max_queue_delay_us: 10000000 "
+                "eager_dispatch: true }");
+  WriteFile(root_ / "eager" / "1" / "model.pt", "v1");
+  CreateRepository();
+  SegmentJob expired = GrayJob(8, 8, 1);
+  expired.model = "eager";
+  expired.deadline = absl::Now() - absl::Seconds(1);
+  EXPECT_EQ(Run(std::move(expired)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  SegmentJob garbage;
+  garbage.model = "eager";
+  garbage.encoded = "not an image";
+  EXPECT_EQ(Run(std::move(garbage)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  SegmentJob job = GrayJob(8, 8, 1);
+  job.model = "eager";
+  absl::StatusOr<SegmentResult> result = Run(std::move(job));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_LT(result->queue_time, absl::Seconds(5));
+}
+
 TEST_F(ServerComponentsTest, ShutdownRefusesNewRequests) {
   CreateRepository();
   repository_->Shutdown();
