@@ -249,9 +249,17 @@ absl::Status RunCodecs(const std::string& model_dir) {
       std::fprintf(stderr, "%s %dx%d: %.3f ms (%.3f ms/MP)\n", name.c_str(),
                    width, height, seconds * 1e3, seconds * 1e3 / megapixels);
     }
+    const absl::StatusOr<std::string> mask_png =
+        EncodeMask(scene.labels, MaskFormat::kPng);
+    const absl::StatusOr<std::string> mask_rle =
+        EncodeMask(scene.labels, MaskFormat::kRle);
+    if (!mask_png.ok()) return mask_png.status();
+    if (!mask_rle.ok()) return mask_rle.status();
     rows.push_back(absl::StrFormat(
-        R"({"step": "bytes", "size": "%dx%d", "jpeg": %d, "png": %d})", width,
-        height, jpeg.size(), png.size()));
+        R"({"step": "bytes", "size": "%dx%d", "jpeg": %d, "png": %d, )"
+        R"("mask_png": %d, "mask_rle": %d})",
+        width, height, jpeg.size(), png.size(), mask_png->size(),
+        mask_rle->size()));
   }
   absl::PrintF("{\"codecs\": [%s]}\n", absl::StrJoin(rows, ", "));
   return absl::OkStatus();

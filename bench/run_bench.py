@@ -350,7 +350,8 @@ def report(s, args, elapsed_s):
         share = (f"{100 * row['ms'] / c1_server:.1f}%" if size == "512x512" else "")
         lines.append(f"| {step} | {size} | {row['ms']:.3f} | {row['ms_per_mp']:.3f} | {share} |")
     lines += ["", "Encoded sizes: " + "; ".join(
-        f"{b['size']} JPEG q90 {b['jpeg'] / 1024:.0f} KiB, PNG {b['png'] / 1024:.0f} KiB"
+        f"{b['size']} scene JPEG q90 {b['jpeg'] / 1024:.0f} KiB, PNG {b['png'] / 1024:.0f} KiB; "
+        f"its mask PNG {b['mask_png'] / 1024:.1f} KiB, RLE {b['mask_rle'] / 1024:.1f} KiB"
         for b in s["bytes"]) + ".", ""]
     lines += [
         "### 6. Latency at concurrency 1 (512x512 JPEG in, PNG mask out)",

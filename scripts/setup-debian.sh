@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libopencv-dev libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+  libopencv-dev zlib1g-dev libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   python3-torch python3-grpcio python3-numpy python3-protobuf
   prometheus curl
 )

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
+#include "opencv2/imgproc.hpp"
 
 namespace segserve {
 namespace {
@@ -168,6 +169,21 @@ TEST(MaskCodecTest, PngBitDepthFollowsLabelType) {
   EXPECT_EQ((*png8)[24], 8);
   EXPECT_EQ((*png16)[24], 16);
   EXPECT_EQ((*png8)[25], 0) << "color type must be grayscale";
+}
+
+// Label maps of large regions are mostly rows that repeat the row above:
+// the PNG must pack them into little more than the region edges.
+TEST(MaskCodecTest, PngOfLargeRegionsIsCompact) {
+  cv::Mat labels(512, 512, CV_8UC1, cv::Scalar(0));
+  cv::rectangle(labels, {40, 60}, {300, 200}, cv::Scalar(1), cv::FILLED);
+  cv::circle(labels, {380, 380}, 90, cv::Scalar(2), cv::FILLED);
+  absl::StatusOr<std::string> png = EncodeMask(labels, MaskFormat::kPng);
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_LT(png->size(), 4096u) << "512x512 with two shapes";
+  absl::StatusOr<cv::Mat> decoded =
+      DecodeMask(*png, MaskFormat::kPng, 512, 512);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(SameMat(*decoded, labels));
 }
 
 TEST(MaskCodecTest, EncodeRejectsBadLabels) {
