@@ -14,14 +14,19 @@ namespace segserve {
 void SetTorchThreads(int intra_op_threads) {
   // Always set explicitly: LibTorch's own default depends on the OpenMP
   // runtime and environment variables.
-  const int threads = intra_op_threads > 0
-                          ? intra_op_threads
-                          : std::max(1u, std::thread::hardware_concurrency());
+  const int threads =
+      intra_op_threads > 0 ? intra_op_threads : HardwareThreads();
   at::set_num_threads(threads);
   SetBlasThreads(1);
 }
 
 void UseTorchThreadsInThisThread() { at::init_num_threads(); }
+
+int TorchIntraOpThreads() { return std::max(1, at::get_num_threads()); }
+
+int HardwareThreads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 bool SetBlasThreads(int threads) {
   // Looked up at run time: the project links LibTorch, not a BLAS, and the

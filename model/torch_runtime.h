@@ -17,6 +17,10 @@ void SetTorchThreads(int intra_op_threads);
 // the calling thread. Call first in every thread that runs models.
 void UseTorchThreadsInThisThread();
 
+// The intra-op thread count set above, and the machine's hardware threads.
+int TorchIntraOpThreads();
+int HardwareThreads();
+
 // Sets OpenBLAS's thread count when OpenBLAS is loaded; returns whether it
 // was. For benchmarks that time a GEMM on every core.
 bool SetBlasThreads(int threads);

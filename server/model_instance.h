@@ -18,12 +18,13 @@ namespace segserve {
 // batches from the batcher, runs them outside any lock and completes each
 // request.
 //
-// The model is created and warmed up on that same thread. LibTorch's CPU
-// kernels run on an OpenMP thread pool that belongs to the thread that first
-// starts parallel work; loading on another thread leaves a second pool
-// behind, and with more pooled threads than cores libgomp stops spinning
-// between parallel regions and sleeps on a futex in every one of them
-// (SGCPNet's batch-1 inference took 1.8x as long on 2 cores; BENCHMARKS.md).
+// The model is created and warmed up through that same thread, so that all
+// of a model's LibTorch work starts from one place: for GPU models this
+// thread, for CPU models the CPU lanes the loader hands them to
+// (server/cpu_lanes.h). LibTorch's CPU kernels run on an OpenMP pool that
+// belongs to the thread that starts them; a pool left behind by loading on
+// another thread made SGCPNet's batch-1 inference take 1.8x as long on 2
+// cores (BENCHMARKS.md).
 class ModelInstance {
  public:
   using ModelFactory =

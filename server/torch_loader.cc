@@ -1,15 +1,22 @@
 #include "server/torch_loader.h"
 
+#include <algorithm>
+#include <memory>
+#include <utility>
+
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
+#include "server/cpu_lanes.h"
 
 namespace segserve {
 
 ModelLoader TorchModelLoader() {
-  return [](const v1::ModelConfig& config, const std::string& weights_path,
-            const std::string& device)
-             -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
-    // The loader runs on the instance's own thread (ModelInstance).
+  ModelLoader load = [](const v1::ModelConfig& config,
+                        const std::string& weights_path,
+                        const std::string& device)
+      -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+    // GPU models load on their instance's own thread (ModelInstance), CPU
+    // models on a lane.
     UseTorchThreadsInThisThread();
     TorchModelOptions options;
     options.platform = config.platform() == v1::ModelConfig::TORCHSCRIPT
@@ -38,6 +45,11 @@ ModelLoader TorchModelLoader() {
     }
     return LoadTorchModel(options);
   };
+  // As many lanes as the cores hold pools of the intra-op thread count.
+  const int lanes = std::max(1, HardwareThreads() / TorchIntraOpThreads());
+  return RunCpuModelsOnLanes(
+      std::move(load),
+      std::make_shared<CpuLanes>(lanes, UseTorchThreadsInThisThread));
 }
 
 }  // namespace segserve
