@@ -65,10 +65,17 @@ absl::StatusOr<TrainingBatch> BatchLoader::Build(int64_t first) {
       batch.input = torch::empty({n, 3, h, w}, torch::kFloat);
       batch.labels = torch::empty({n, h, w}, torch::kLong);
     }
+    // Plain loops, not tensor ops: a LibTorch op large enough to run in
+    // parallel would start a second OpenMP pool on this thread, and with
+    // more pooled threads than cores libgomp sleeps on a futex in every
+    // parallel region of the training thread too (BENCHMARKS.md).
     std::copy(made.input.begin(), made.input.end(),
               batch.input[i].data_ptr<float>());
-    batch.labels[i].copy_(
-        torch::from_blob(made.labels.data, {h, w}, torch::kUInt8));
+    int64_t* labels = batch.labels[i].data_ptr<int64_t>();
+    for (int y = 0; y < h; ++y) {
+      const uint8_t* row = made.labels.ptr<uint8_t>(y);
+      std::copy(row, row + w, labels + int64_t(y) * w);
+    }
   }
   return batch;
 }
