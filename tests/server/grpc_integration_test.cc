@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "client/client.h"
 #include "gmock/gmock.h"
@@ -448,6 +449,7 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
   constexpr int kInFlight = 6;
   std::atomic<int> ok{0};
   std::atomic<int> finished{0};
+  absl::BlockingCounter answered(kInFlight);
   for (int i = 0; i < kInFlight; ++i) {
     client_->SegmentAsync(GrayRequest(6, 6, uint8_t(i), absl::StrCat(i)),
                           [&, i](absl::StatusOr<v1::SegmentResponse> r) {
@@ -455,6 +457,7 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
                               ++ok;
                             }
                             ++finished;
+                            answered.DecrementCount();
                           });
   }
   // All six accepted (one running on the blocked model, five queued).
@@ -476,6 +479,9 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
   Unblock();
   stopper.join();
   EXPECT_TRUE(drained);
+  // The server has sent every answer; the client's callbacks may still be
+  // on their way.
+  answered.Wait();
   EXPECT_EQ(ok.load(), kInFlight);
 }
 
