@@ -3,7 +3,8 @@
 // (bench/run_bench.py, BENCHMARKS.md).
 //
 //   inprocess_bench --model_dir model_repository/scenes-sgcpnet
-//       [--version 1] [--batches 1:8] [--min_seconds 2] [--codecs]
+//       [--version 1] [--batches 1:8] [--min_seconds 2] [--idle_ms 0]
+//       [--codecs]
 //
 // Model mode (default): loads the version's weights with the server's loader
 // (TorchModelLoader, the config's platform, architecture and input size),
@@ -38,6 +39,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/image_codec.h"
 #include "common/mask_codec.h"
 #include "model/cpu_allocator.h"
@@ -56,6 +59,9 @@ ABSL_FLAG(std::string, version, "",
 ABSL_FLAG(std::string, batches, "",
           "Batch sizes, 'A:B' or 'a,b,c'; empty: 1 to max_batch_size.");
 ABSL_FLAG(double, min_seconds, 2, "Least timed seconds per batch size.");
+ABSL_FLAG(double, idle_ms, 0,
+          "Pause between timed batches, in ms (untimed): a served model "
+          "idles between requests at low load.");
 ABSL_FLAG(int, intra_op_threads, 0,
           "LibTorch intra-op threads (0: one per core, as segserve).");
 ABSL_FLAG(bool, codecs, false, "Time the codecs instead of the model.");
@@ -71,14 +77,20 @@ double Median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-// Median seconds of `run` over at least 5 runs and `min_seconds` in all,
-// after `warmups` untimed runs.
-double MedianSeconds(const std::function<void()>& run, double min_seconds,
-                     int warmups = 1) {
+struct Timing {
+  double median_s = 0;
+  double mean_s = 0;
+};
+
+// Median and mean seconds of `run` over at least 5 runs and `min_seconds`
+// in all, after `warmups` untimed runs, with `idle` between runs.
+Timing TimeRuns(const std::function<void()>& run, double min_seconds,
+                int warmups = 1, absl::Duration idle = absl::ZeroDuration()) {
   for (int i = 0; i < warmups; ++i) run();
   std::vector<double> times;
   double total = 0;
   while (times.size() < 5 || total < min_seconds) {
+    absl::SleepFor(idle);
     const auto start = std::chrono::steady_clock::now();
     run();
     times.push_back(
@@ -86,7 +98,7 @@ double MedianSeconds(const std::function<void()>& run, double min_seconds,
             .count());
     total += times.back();
   }
-  return Median(times);
+  return {Median(times), total / times.size()};
 }
 
 absl::StatusOr<std::string> LatestVersion(const std::string& model_dir) {
@@ -167,16 +179,21 @@ absl::Status RunModel(const std::string& model_dir) {
     std::vector<const float*> pointers;
     for (int i = 0; i < batch; ++i) pointers.push_back(inputs[i].data());
     absl::Status failed;
-    const double seconds = MedianSeconds(
+    const Timing timing = TimeRuns(
         [&] {
           auto outputs = (*model)->Infer(pointers, /*with_confidence=*/false);
           if (!outputs.ok()) failed = outputs.status();
         },
-        absl::GetFlag(FLAGS_min_seconds), /*warmups=*/2);
+        absl::GetFlag(FLAGS_min_seconds), /*warmups=*/2,
+        absl::Milliseconds(absl::GetFlag(FLAGS_idle_ms)));
     if (!failed.ok()) return failed;
+    const double seconds = timing.median_s;
+    // The server reports mean times per request; the mean is kept for
+    // comparisons with them.
     rows.push_back(absl::StrFormat(
-        R"({"batch": %d, "batch_ms": %.4f, "images_per_s": %.4f})", batch,
-        seconds * 1e3, batch / seconds));
+        R"({"batch": %d, "batch_ms": %.4f, "batch_ms_mean": %.4f, )"
+        R"("images_per_s": %.4f})",
+        batch, seconds * 1e3, timing.mean_s * 1e3, batch / seconds));
     std::fprintf(stderr, "batch %d: %.2f ms, %.2f images/s\n", batch,
                  seconds * 1e3, batch / seconds);
   }
@@ -242,7 +259,7 @@ absl::Status RunCodecs(const std::string& model_dir) {
     };
     const double megapixels = width * double(height) / 1e6;
     for (const auto& [name, run] : steps) {
-      const double seconds = MedianSeconds(run, min_seconds);
+      const double seconds = TimeRuns(run, min_seconds).median_s;
       rows.push_back(absl::StrFormat(
           R"({"step": "%s", "size": "%dx%d", "ms": %.4f, "ms_per_mp": %.4f})",
           name, width, height, seconds * 1e3, seconds * 1e3 / megapixels));

@@ -174,7 +174,8 @@ def summarize(reps):
     batches = [row["batch"] for row in reps[0]["inprocess"]]
     s["inprocess"] = {
         b: {"images_per_s": median([r["inprocess"][i]["images_per_s"] for r in reps]),
-            "batch_ms": median([r["inprocess"][i]["batch_ms"] for r in reps])}
+            "batch_ms": median([r["inprocess"][i]["batch_ms"] for r in reps]),
+            "batch_ms_mean": median([r["inprocess"][i]["batch_ms_mean"] for r in reps])}
         for i, b in enumerate(batches)}
 
     def step_stats(steps):
@@ -260,7 +261,8 @@ def report(s, args, elapsed_s):
     ts, peer = s["torchscript"], s["peer"]
     c1 = s["jpeg_c1"]
     c1_server = sum(c1["server"].values())
-    model_b1 = ip[1]["batch_ms"]
+    # The server's times are means over requests: compare with the mean.
+    model_b1 = ip[1]["batch_ms_mean"]
     lines = [
         BEGIN,
         "",
@@ -363,7 +365,7 @@ def report(s, args, elapsed_s):
         f"| server queue / preprocess / inference / postprocess (means) | "
         f"{c1['server']['queue']:.2f} / {c1['server']['preprocess']:.2f} / "
         f"{c1['server']['inference']:.2f} / {c1['server']['postprocess']:.2f} |",
-        f"| in-process batch 1 | {model_b1:.2f} |",
+        f"| in-process batch 1 (mean) | {model_b1:.2f} |",
         f"| client p50 - in-process batch 1 | {c1['p50'] - model_b1:.2f} |",
         f"| server time - in-process batch 1 | {c1_server - model_b1:.2f} |",
         "",
