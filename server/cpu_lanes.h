@@ -26,7 +26,8 @@ class CpuLanes {
   CpuLanes(int lanes, std::function<void()> init);
 
   // Runs `work` on a free lane (FIFO) and returns once it has finished.
-  // `work` must not throw.
+  // `work` must not throw, and must not call Run itself: with every lane
+  // waiting on its own nested call, nothing would run it.
   void Run(absl::FunctionRef<void()> work);
 
  private:
