@@ -5,7 +5,7 @@
 #   make demo           serve, segment one synthetic scene, write the input,
 #                       mask and overlay to demo/ and print per-class IoU
 #   make train-default  retrain the shipped scene models from scratch
-#   make bench          run the serving benchmarks (about 15 minutes on a
+#   make bench          run the serving benchmarks (about 10 minutes on a
 #                       quiet machine) and update BENCHMARKS.md
 BUILD_DIR ?= build
 JOBS ?= 2
