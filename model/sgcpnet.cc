@@ -49,8 +49,10 @@ torch::nn::Sequential Projection(int64_t in_channels) {
 
 torch::Tensor Swish(const torch::Tensor& x) { return x * torch::sigmoid(x); }
 
+// LibTorch's fused kernels: the same function as x * relu6(x + 3) / 6 in one
+// pass over memory instead of four.
 torch::Tensor HardSwishOf(const torch::Tensor& x) {
-  return x * torch::hardtanh(x + 3, 0, 6) / 6;
+  return torch::hardswish(x);
 }
 
 // MaxPool2d(3, stride 2, padding 1): the official BiFPN's downsampling.
@@ -94,7 +96,7 @@ torch::Tensor HardSwishImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor HardSigmoidImpl::forward(const torch::Tensor& x) {
-  return torch::hardtanh(x + 3, 0, 6) / 6;
+  return torch::hardsigmoid(x);
 }
 
 SqueezeExciteImpl::SqueezeExciteImpl(int64_t channels, int64_t reduction) {
