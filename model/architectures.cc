@@ -60,6 +60,7 @@ BuiltinNetwork MakeSgcpNet(int64_t num_classes) {
   network.feature_channels = SgcpNetImpl::kFeatureChannels;
   // SGCPNet's MobileNetV3-style feature layers; the rest is its head.
   network.backbone_prefixes = {"l1.", "l2.", "l3.", "l4.", "l5."};
+  network.prepare = [net]() mutable { net->PrepareForInference(); };
   // Measured (BENCHMARKS.md): its 1x1 and depthwise convs run 2-3x faster
   // on NHWC.
   network.prefers_channels_last = true;

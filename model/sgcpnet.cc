@@ -9,6 +9,8 @@
 
 #include <vector>
 
+#include "model/conv_folding.h"
+
 namespace segserve {
 namespace sgcpnet {
 namespace {
@@ -149,7 +151,49 @@ torch::Tensor InvertedResidualImpl::Activate(const torch::Tensor& x) const {
   return HardSwishOf(x);
 }
 
+InvertedResidualImpl::FoldedConv InvertedResidualImpl::Fold(
+    const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  const ChannelAffine affine = BatchNormAffine(bn);
+  FoldedConv folded;
+  folded.weight = (conv->weight * affine.scale.view({-1, 1, 1, 1}))
+                      .contiguous(at::MemoryFormat::ChannelsLast);
+  folded.bias = conv->bias.defined() ? conv->bias * affine.scale + affine.shift
+                                     : affine.shift.clone();
+  return folded;
+}
+
+void InvertedResidualImpl::PrepareForInference() {
+  folded1_ = Fold(conv1_, bn1_);
+  folded2_ = Fold(conv2_, bn2_);
+  folded3_ = Fold(conv3_, bn3_);
+  if (shortcut_) {
+    folded_shortcut_ =
+        Fold(torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(
+                 shortcut_->ptr(0))),
+             torch::nn::BatchNorm2d(
+                 std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(
+                     shortcut_->ptr(1))));
+  }
+}
+
+torch::Tensor InvertedResidualImpl::FoldedForward(const torch::Tensor& x) {
+  const int64_t k = config_.kernel_size;
+  torch::Tensor out =
+      Activate(torch::conv2d(x, folded1_.weight, folded1_.bias));
+  out = Activate(torch::conv2d(out, folded2_.weight, folded2_.bias,
+                               config_.stride, k / 2, /*dilation=*/1,
+                               config_.expand_channels));
+  out = torch::conv2d(out, folded3_.weight, folded3_.bias);
+  if (se_) out = se_->forward(out);
+  if (config_.stride != 1) return out;
+  return out + (shortcut_ ? torch::conv2d(x, folded_shortcut_.weight,
+                                          folded_shortcut_.bias)
+                          : x);
+}
+
 torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
+  if (folded1_.weight.defined() && !is_training()) return FoldedForward(x);
   torch::Tensor out = Activate(bn1_->forward(conv1_->forward(x)));
   out = Activate(bn2_->forward(conv2_->forward(out)));
   out = bn3_->forward(conv3_->forward(out));
@@ -375,6 +419,14 @@ SgcpNetImpl::SgcpNetImpl(int64_t num_classes) : num_classes_(num_classes) {
   classifier_ = register_module(
       "classifier",
       torch::nn::Conv2d(torch::nn::Conv2dOptions(64, num_classes, 1)));
+}
+
+void SgcpNetImpl::PrepareForInference() {
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto* block = module->as<sgcpnet::InvertedResidualImpl>()) {
+      block->PrepareForInference();
+    }
+  }
 }
 
 torch::Tensor SgcpNetImpl::forward(const torch::Tensor& x) {

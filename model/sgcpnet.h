@@ -92,8 +92,21 @@ class InvertedResidualImpl : public torch::nn::Module {
   explicit InvertedResidualImpl(const BlockConfig& config);
   torch::Tensor forward(const torch::Tensor& x);
 
+  // For eval-mode inference: keeps copies of the convolutions with their
+  // BatchNorms folded in (channels-last), which forward() then uses outside
+  // training mode. The registered parameters stay as they are.
+  void PrepareForInference();
+
  private:
+  // A convolution with its BatchNorm folded in.
+  struct FoldedConv {
+    torch::Tensor weight;
+    torch::Tensor bias;
+  };
+  static FoldedConv Fold(const torch::nn::Conv2d& conv,
+                         const torch::nn::BatchNorm2d& bn);
   torch::Tensor Activate(const torch::Tensor& x) const;
+  torch::Tensor FoldedForward(const torch::Tensor& x);
 
   BlockConfig config_;
   SqueezeExcite se_{nullptr};  // Null when the block has no SE.
@@ -104,6 +117,8 @@ class InvertedResidualImpl : public torch::nn::Module {
   torch::nn::Conv2d conv3_{nullptr};
   torch::nn::BatchNorm2d bn3_{nullptr};
   torch::nn::Sequential shortcut_{nullptr};  // Null for an identity residual.
+  // PrepareForInference's copies; undefined until then.
+  FoldedConv folded1_, folded2_, folded3_, folded_shortcut_;
 };
 TORCH_MODULE(InvertedResidual);
 
@@ -226,6 +241,10 @@ class SgcpNetImpl : public torch::nn::Module {
   static constexpr int64_t kFeatureChannels = 64;
 
   int64_t num_classes() const { return num_classes_; }
+
+  // Folds the inverted residual blocks' BatchNorms into copies of their
+  // convolutions (InvertedResidualImpl::PrepareForInference).
+  void PrepareForInference();
 
  private:
   int64_t num_classes_;
