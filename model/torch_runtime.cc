@@ -51,11 +51,11 @@ int BlasThreads() {
 }  // namespace
 
 std::string TorchRuntimeSummary() {
+  const int blas_threads = BlasThreads();
   return absl::StrCat(
       "LibTorch ", TORCH_VERSION, ", intra-op threads ", at::get_num_threads(),
       ", OpenBLAS threads ",
-      BlasThreads() > 0 ? absl::StrCat(BlasThreads()) : "n/a",
-      ", CUDA devices ",
+      blas_threads > 0 ? absl::StrCat(blas_threads) : "n/a", ", CUDA devices ",
       torch::cuda::is_available() ? torch::cuda::device_count() : 0);
 }
 

@@ -9,59 +9,21 @@
 
 namespace segserve {
 
-absl::StatusOr<std::unique_ptr<ModelInstance>> ModelInstance::Start(
-    ModelFactory make_model, WarmUp warm_up, DynamicBatcher* batcher,
-    Clock* clock, Metrics::ModelMetrics metrics) {
-  std::unique_ptr<ModelInstance> instance(
-      new ModelInstance(batcher, clock, metrics));
-  instance->thread_ =
-      std::thread([raw = instance.get(), make_model = std::move(make_model),
-                   warm_up = std::move(warm_up)]() mutable {
-        raw->Run(std::move(make_model), std::move(warm_up));
-      });
-  absl::MutexLock lock(&instance->mu_);
-  instance->mu_.Await(absl::Condition(&instance->started_));
-  if (!instance->start_status_.ok()) return instance->start_status_;
-  return instance;
-}
-
-ModelInstance::ModelInstance(DynamicBatcher* batcher, Clock* clock,
+ModelInstance::ModelInstance(std::unique_ptr<SegmentationModel> model,
+                             DynamicBatcher* batcher, Clock* clock,
                              Metrics::ModelMetrics metrics)
-    : batcher_(batcher), clock_(clock), metrics_(metrics) {}
+    : model_(std::move(model)),
+      batcher_(batcher),
+      clock_(clock),
+      metrics_(metrics),
+      thread_([this] { RunLoop(); }) {}
 
 ModelInstance::~ModelInstance() {
-  bool serving;
-  {
-    absl::MutexLock lock(&mu_);
-    serving = start_status_.ok();
-  }
-  if (serving) batcher_->Shutdown();
+  batcher_->Shutdown();
   thread_.join();
 }
 
-void ModelInstance::Run(ModelFactory make_model, WarmUp warm_up) {
-  absl::Status status;
-  try {
-    absl::StatusOr<std::unique_ptr<SegmentationModel>> model = make_model();
-    if (model.ok()) {
-      model_ = *std::move(model);
-      status = warm_up(*model_);
-    } else {
-      status = model.status();
-    }
-  } catch (const std::exception& e) {
-    status = absl::InternalError(
-        absl::StrCat("loading the model failed: ", e.what()));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    start_status_ = status;
-    started_ = true;
-  }
-  if (status.ok()) ServeBatches();
-}
-
-void ModelInstance::ServeBatches() {
+void ModelInstance::RunLoop() {
   while (true) {
     std::vector<std::unique_ptr<InferenceRequest>> batch =
         batcher_->NextBatch();

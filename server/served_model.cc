@@ -87,31 +87,26 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
   const size_t image_floats =
       3 * size_t(opts.config.input().height()) * opts.config.input().width();
   for (const std::string& device : opts.devices) {
-    auto make_model = [&opts, device] {
-      return opts.loader(opts.config, opts.weights_path, device);
-    };
+    absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
+        opts.loader(opts.config, opts.weights_path, device);
+    if (!model.ok()) return model.status();
     // Warm-up runs before the instance takes requests: first-call costs
     // (allocator growth, kernel selection) stay out of request latency.
-    auto warm_up = [&opts, device, max_batch,
-                    image_floats](SegmentationModel& model) -> absl::Status {
+    if (opts.config.warmup_batches() > 0) {
       const std::vector<float> zeros(image_floats, 0.0f);
       const std::vector<const float*> batch(max_batch, zeros.data());
       for (uint32_t i = 0; i < opts.config.warmup_batches(); ++i) {
-        auto outputs = model.Infer(batch, false);
+        auto outputs = (*model)->Infer(batch, false);
         if (!outputs.ok()) {
           return absl::Status(outputs.status().code(),
                               absl::StrCat("warm-up on ", device, " failed: ",
                                            outputs.status().message()));
         }
       }
-      return absl::OkStatus();
-    };
-    absl::StatusOr<std::unique_ptr<ModelInstance>> instance =
-        ModelInstance::Start(make_model, warm_up, &served->batcher_, opts.clock,
-                             served->metrics_);
-    if (!instance.ok()) return instance.status();
-    served->parameter_count_ = (*instance)->model().parameter_count();
-    served->instances_.push_back(*std::move(instance));
+    }
+    served->parameter_count_ = (*model)->parameter_count();
+    served->instances_.push_back(std::make_unique<ModelInstance>(
+        *std::move(model), &served->batcher_, opts.clock, served->metrics_));
   }
   served->metrics_.ready->Set(1);
   return served;

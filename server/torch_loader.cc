@@ -15,9 +15,6 @@ ModelLoader TorchModelLoader() {
                         const std::string& weights_path,
                         const std::string& device)
       -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
-    // GPU models load on their instance's own thread (ModelInstance), CPU
-    // models on a lane.
-    UseTorchThreadsInThisThread();
     TorchModelOptions options;
     options.platform = config.platform() == v1::ModelConfig::TORCHSCRIPT
                            ? TorchModelOptions::Platform::kTorchScript
@@ -45,7 +42,8 @@ ModelLoader TorchModelLoader() {
     }
     return LoadTorchModel(options);
   };
-  // As many lanes as the cores hold pools of the intra-op thread count.
+  // CPU models load and run on lanes (server/cpu_lanes.h): as many as the
+  // cores hold pools of the intra-op thread count.
   const int lanes = std::max(1, HardwareThreads() / TorchIntraOpThreads());
   return RunCpuModelsOnLanes(
       std::move(load),
