@@ -5,17 +5,22 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <thread>
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
+#include "common/cpu_cores.h"
 
 namespace segserve {
 
-void SetTorchThreads(int intra_op_threads) {
+namespace {
+std::atomic<int> usable_cores{0};
+}  // namespace
+
+void SetTorchThreads(int intra_op_threads, int cpu_cores) {
+  usable_cores.store(cpu_cores > 0 ? cpu_cores : DetectUsableCores());
   // Always set explicitly: LibTorch's own default depends on the OpenMP
   // runtime and environment variables.
-  const int threads =
-      intra_op_threads > 0 ? intra_op_threads : HardwareThreads();
+  const int threads = intra_op_threads > 0 ? intra_op_threads : UsableCores();
   at::set_num_threads(threads);
   SetBlasThreads(1);
 }
@@ -24,8 +29,9 @@ void UseTorchThreadsInThisThread() { at::init_num_threads(); }
 
 int TorchIntraOpThreads() { return std::max(1, at::get_num_threads()); }
 
-int HardwareThreads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+int UsableCores() {
+  const int cores = usable_cores.load();
+  return cores > 0 ? cores : DetectUsableCores();
 }
 
 bool SetBlasThreads(int threads) {
@@ -53,8 +59,8 @@ int BlasThreads() {
 std::string TorchRuntimeSummary() {
   const int blas_threads = BlasThreads();
   return absl::StrCat(
-      "LibTorch ", TORCH_VERSION, ", intra-op threads ", at::get_num_threads(),
-      ", OpenBLAS threads ",
+      "LibTorch ", TORCH_VERSION, ", usable cores ", UsableCores(),
+      ", intra-op threads ", at::get_num_threads(), ", OpenBLAS threads ",
       blas_threads > 0 ? absl::StrCat(blas_threads) : "n/a", ", CUDA devices ",
       torch::cuda::is_available() ? torch::cuda::device_count() : 0);
 }

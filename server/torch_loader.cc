@@ -44,7 +44,7 @@ ModelLoader TorchModelLoader() {
   };
   // CPU models load and run on lanes (server/cpu_lanes.h): as many as the
   // cores hold pools of the intra-op thread count.
-  const int lanes = std::max(1, HardwareThreads() / TorchIntraOpThreads());
+  const int lanes = std::max(1, UsableCores() / TorchIntraOpThreads());
   return RunCpuModelsOnLanes(
       std::move(load),
       std::make_shared<CpuLanes>(lanes, UseTorchThreadsInThisThread));
