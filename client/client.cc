@@ -1,6 +1,7 @@
 #include "client/client.h"
 
 #include <chrono>
+#include <cstdint>
 #include <thread>
 #include <utility>
 
@@ -9,7 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/validate_service_config.h"
@@ -65,6 +68,11 @@ absl::Status Validate(const ClientOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("ClientOptions.retry_backoff_multiplier is ",
                      o.retry_backoff_multiplier, "; it must be > 0"));
+  }
+  if (o.dns_min_reresolution_ms <= 0 || o.dns_min_reresolution_ms > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ClientOptions.dns_min_reresolution_ms is ", o.dns_min_reresolution_ms,
+        "; it must be > 0 and fit in 32 bits"));
   }
   if (o.max_message_bytes <= 0) {
     return absl::InvalidArgumentError(
@@ -214,10 +222,15 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
   args.SetServiceConfigJSON(service_config);
   // Ours is the only service config: skip DNS TXT lookups for another one.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
-  args.SetInt(GRPC_ARG_ENABLE_RETRIES, options.retry_max_attempts > 1);
+  // On even without a retry policy: gRPC then still retries, transparently,
+  // calls that no server saw (refused streams racing a draining server's
+  // GOAWAY).
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
   // gRPC retries only calls whose sent messages fit its retry buffer (256 KiB
   // by default): images are larger, so make room for a whole message.
   args.SetInt(GRPC_ARG_PER_RPC_RETRY_BUFFER_SIZE, options.max_message_bytes);
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
+              static_cast<int>(options.dns_min_reresolution_ms));
   if (options.dedicated_connection) {
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   }
@@ -396,6 +409,75 @@ absl::StatusOr<v1::ModelInfo> Client::GetModel(
   grpc::Status status = stub_->GetModel(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
   return response;
+}
+
+namespace {
+
+// The two messages of grpc.health.v1 by hand, so that clients need no
+// generated code for them: HealthCheckRequest {string service = 1;} and
+// HealthCheckResponse {ServingStatus status = 1;}.
+std::string EncodeHealthRequest(const std::string& service) {
+  if (service.empty()) return "";
+  std::string bytes = "\x0a";
+  for (uint64_t size = service.size();; size >>= 7) {
+    if (size < 0x80) {
+      bytes.push_back(static_cast<char>(size));
+      break;
+    }
+    bytes.push_back(static_cast<char>((size & 0x7f) | 0x80));
+  }
+  return bytes + service;
+}
+
+// The status field's value; 0 (UNKNOWN) when it is absent.
+int DecodeHealthStatus(const std::string& bytes) {
+  if (bytes.size() >= 2 && bytes[0] == 0x08) return bytes[1] & 0x7f;
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<Client::Health> Client::CheckHealth(
+    const std::string& service, const CallOptions& call_options) {
+  grpc::ClientContext context;
+  ApplyCallOptions(call_options, default_deadline_ms_, &context);
+  const std::string request_bytes = EncodeHealthRequest(service);
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::GenericStub stub(channel_);
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    return absl::NotFoundError(
+        absl::StrCat(target_, " has no health service named '", service,
+                     "'; segserve answers \"\" (the whole server), "
+                     "\"liveness\", \"readiness\" and "
+                     "\"segserve.v1.Segmentation\""));
+  }
+  if (!status.ok()) return ToAbslStatus(status);
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) {
+    return absl::InternalError("cannot read the health response");
+  }
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  switch (DecodeHealthStatus(bytes)) {
+    case 1:
+      return Health::kServing;
+    case 2:
+      return Health::kNotServing;
+    default:
+      return Health::kUnknown;
+  }
 }
 
 }  // namespace segserve

@@ -54,6 +54,12 @@ struct ClientOptions {
   // otherwise; or name one explicitly: "pick_first", "round_robin".
   std::string load_balancing_policy;
 
+  // Shortest time between two DNS lookups of a "dns:" target, in ms. gRPC
+  // looks the name up again when a connection closes (a server's
+  // MAX_CONNECTION_AGE GOAWAY, a replica going away); its own default of 30 s
+  // would leave replicas added by a scale-up without traffic that long.
+  int64_t dns_min_reresolution_ms = 2000;
+
   // true: this client opens its own connection(s) instead of sharing them
   // with other clients of the same target in the process (a load generator
   // uses several clients to spread calls over several connections).
@@ -177,6 +183,14 @@ class Client {
   absl::StatusOr<v1::ModelInfo> GetModel(const std::string& name,
                                          const std::string& version = "",
                                          const CallOptions& call_options = {});
+
+  // grpc.health.v1.Health/Check of `service` ("" asks about the whole
+  // server; segserve also answers "liveness" and "readiness"). NOT_FOUND when
+  // the server knows no such service; the call's error otherwise
+  // (UNAVAILABLE when unreachable).
+  enum class Health { kServing, kNotServing, kUnknown };
+  absl::StatusOr<Health> CheckHealth(const std::string& service,
+                                     const CallOptions& call_options = {});
 
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 

@@ -49,6 +49,13 @@ ABSL_FLAG(std::string, encoding, "png",
 ABSL_FLAG(int64_t, deadline_ms, 30000, "Call deadline in ms; 0: none.");
 ABSL_FLAG(std::string, request_id, "", "Request id, echoed by the server.");
 ABSL_FLAG(double, alpha, 0.5, "Overlay opacity of the class colors, 0..1.");
+ABSL_FLAG(bool, health, false,
+          "Only ask the server's grpc.health.v1 service about "
+          "--health_service and exit: 0 SERVING, 1 NOT_SERVING (or unknown), "
+          "2 unreachable or no such service. For container health checks.");
+ABSL_FLAG(std::string, health_service, "readiness",
+          "With --health: the service to ask about: readiness, liveness, or "
+          "\"\" for the whole server.");
 
 namespace segserve {
 namespace {
@@ -114,7 +121,31 @@ std::map<int, std::pair<std::string, uint64_t>> ClassPixels(
 
 double Ms(uint64_t us) { return us / 1000.0; }
 
+int CheckHealth() {
+  ClientOptions options;
+  options.target = absl::GetFlag(FLAGS_target);
+  options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
+  options.retry_max_attempts = 1;  // A probe answers now or fails.
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+  if (!client.ok()) {
+    Fail(client.status());
+    return 2;
+  }
+  const std::string service = absl::GetFlag(FLAGS_health_service);
+  absl::StatusOr<Client::Health> health = (*client)->CheckHealth(service);
+  if (!health.ok()) {
+    Fail(health.status());
+    return 2;
+  }
+  const char* name = *health == Client::Health::kServing      ? "SERVING"
+                     : *health == Client::Health::kNotServing ? "NOT_SERVING"
+                                                              : "UNKNOWN";
+  std::printf("%s: %s\n", service.empty() ? "(server)" : service.c_str(), name);
+  return *health == Client::Health::kServing ? 0 : 1;
+}
+
 int Run() {
+  if (absl::GetFlag(FLAGS_health)) return CheckHealth();
   const std::string image_path = absl::GetFlag(FLAGS_image);
   if (image_path.empty()) {
     return Fail(absl::InvalidArgumentError(
@@ -233,7 +264,9 @@ int main(int argc, char** argv) {
       "segments one image with a segserve server.\n"
       "  segclient --image in.jpg --mask out.png --overlay overlay.png "
       "[--model M] [--target host:port] [--encoding png|raw|rle] "
-      "[--deadline_ms N] [--request_id ID]");
+      "[--deadline_ms N] [--request_id ID]\n"
+      "  segclient --health [--health_service readiness|liveness] "
+      "[--target host:port]   (exit 0: SERVING)");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     std::fprintf(stderr,

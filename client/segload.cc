@@ -49,6 +49,10 @@ ABSL_FLAG(int, channels, 1,
 ABSL_FLAG(int, connect_timeout_s, 10,
           "Give up when a target cannot be reached within this time.");
 ABSL_FLAG(int64_t, deadline_ms, 10000, "Deadline of each request in ms.");
+ABSL_FLAG(int, retry_max_attempts, 1,
+          "Attempts per request, the first included (1..5), retrying "
+          "UNAVAILABLE through gRPC's retry policy. 1 (no retry) by default: "
+          "retries would hide errors and inflate latencies.");
 
 // The load levels.
 ABSL_FLAG(std::string, concurrency, "",
@@ -305,9 +309,7 @@ absl::StatusOr<Connections> Connect(const Config& config) {
       ClientOptions options;
       options.target = config.targets[t];
       options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
-      // Retries would hide errors and inflate latencies: measure what is
-      // there.
-      options.retry_max_attempts = 1;
+      options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
       options.dedicated_connection = channels > 1;
       absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
       if (!client.ok()) return client.status();
