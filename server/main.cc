@@ -1,7 +1,12 @@
 // segserve: the batching gRPC segmentation server.
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -29,13 +34,40 @@ ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest gRPC message, in bytes, received or sent.");
 ABSL_FLAG(int, drain_timeout_s, 30,
           "On SIGTERM/SIGINT, seconds to let accepted requests finish.");
+ABSL_FLAG(int, grpc_max_connection_age_s, 0,
+          "Seconds after which each client connection gets a GOAWAY (+-10% "
+          "jitter), so that clients re-resolve the server's name and reach "
+          "replicas added since (needed behind a headless Kubernetes "
+          "Service); 0: connections live as long as the clients keep them.");
+ABSL_FLAG(int, grpc_max_connection_age_grace_s, 0,
+          "After a connection's GOAWAY from --grpc_max_connection_age_s, "
+          "seconds its calls under way get to finish before it closes; 0: as "
+          "long as they need.");
 ABSL_FLAG(int, preprocess_threads, 2,
           "Worker threads for decoding, resizing and mask encoding.");
+ABSL_FLAG(int, cpu_cores, 0,
+          "CPU cores the server may use, e.g. a container's CPU limit (the "
+          "Kubernetes manifests pass limits.cpu); 0: the CPUs of the process's "
+          "affinity mask, capped by its cgroup CPU quota.");
 ABSL_FLAG(int, intra_op_threads, 0,
-          "LibTorch intra-op threads per model run (0: one per core).");
+          "LibTorch intra-op threads per model run (0: one per core of "
+          "--cpu_cores).");
 ABSL_FLAG(int64_t, cpu_allocator_cache_mb, 2048,
           "Freed CPU tensor memory kept for reuse, in MiB (0: none). Saves "
           "page-faulting large activations in again on every batch.");
+
+namespace {
+
+int signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal_number) {
+  const unsigned char byte = static_cast<unsigned char>(signal_number);
+  // write() is async-signal-safe; a second signal while the first is being
+  // handled only adds a byte nobody reads.
+  [[maybe_unused]] ssize_t written = write(signal_pipe[1], &byte, 1);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -43,15 +75,33 @@ int main(int argc, char** argv) {
       "Usage: segserve [--model_repository DIR] [--grpc_port N] ...");
   absl::ParseCommandLine(argc, argv);
 
-  // Signals are taken by sigwait below, so block them in every thread
-  // started from here on.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM and SIGINT start the drain. A handler, not a signal mask: some
+  // libraries start threads before main (OpenBLAS's pool starts when the
+  // library loads), and a signal delivered to one of those with only a mask
+  // in place would kill the process (exit 143) instead of draining it.
+  if (pipe(signal_pipe) != 0) {
+    SEGSERVE_LOG(Error) << "cannot start: pipe: " << strerror(errno);
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
 
-  segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads));
+  if (absl::GetFlag(FLAGS_cpu_cores) < 0 ||
+      absl::GetFlag(FLAGS_intra_op_threads) < 0 ||
+      absl::GetFlag(FLAGS_grpc_max_connection_age_s) < 0 ||
+      absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s) < 0 ||
+      absl::GetFlag(FLAGS_drain_timeout_s) < 0) {
+    SEGSERVE_LOG(Error)
+        << "cannot start: --cpu_cores, --intra_op_threads, --drain_timeout_s "
+           "and --grpc_max_connection_age{,_grace}_s must be 0 or more";
+    return 1;
+  }
+  segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads),
+                            absl::GetFlag(FLAGS_cpu_cores));
   if (const int64_t cache_mb = absl::GetFlag(FLAGS_cpu_allocator_cache_mb);
       cache_mb > 0) {
     segserve::InstallCachingCpuAllocator(cache_mb << 20);
@@ -72,6 +122,10 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
   options.drain_timeout = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
+  options.max_connection_age =
+      absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_s));
+  options.max_connection_age_grace =
+      absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s));
   options.cuda_device_count = segserve::CudaDeviceCount();
 
   auto server = segserve::Server::Create(options);
@@ -79,15 +133,21 @@ int main(int argc, char** argv) {
     SEGSERVE_LOG(Error) << "cannot start: " << server.status().message();
     return 1;
   }
-  // Machine-readable line for scripts and tests that start the binary.
-  SEGSERVE_LOG(Info) << "ready grpc_port=" << (*server)->grpc_port()
-                     << " metrics_port=" << (*server)->metrics_port();
+  // Machine-readable line for scripts and tests that start the binary,
+  // once every model has been tried; signals are taken meanwhile.
+  std::thread announcer([s = server->get()] {
+    s->WaitForModels();
+    SEGSERVE_LOG(Info) << "ready grpc_port=" << s->grpc_port()
+                       << " metrics_port=" << s->metrics_port();
+  });
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  unsigned char signal_number = 0;
+  while (read(signal_pipe[0], &signal_number, 1) != 1 && errno == EINTR) {
+  }
   SEGSERVE_LOG(Info) << "received " << strsignal(signal_number)
                      << ", shutting down";
   const bool drained = (*server)->Shutdown();
+  announcer.join();
   server->reset();
   SEGSERVE_LOG(Info) << (drained ? "stopped cleanly"
                                  : "stopped after the drain timeout");

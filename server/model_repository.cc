@@ -50,12 +50,61 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
 
   std::unique_ptr<ModelRepository> repository(
       new ModelRepository(std::move(options)));
+  absl::MutexLock lock(&repository->mu_);
   for (const std::string& name : names) {
-    Entry entry = repository->LoadModel(name);
-    absl::MutexLock lock(&repository->mu_);
-    repository->models_.emplace(name, std::move(entry));
+    Entry& entry = repository->models_[name];
+    entry.status.name = name;
+    entry.status.state = ModelState::kLoading;
+    entry.status.reason = "the model is loading";
   }
   return repository;
+}
+
+void ModelRepository::LoadAll() {
+  std::vector<std::string> names;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [name, entry] : models_) names.push_back(name);
+  }
+  for (const std::string& name : names) {
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      if (cancel_loading_ || shut_down_) break;
+    }
+    Entry loaded = LoadModel(name);
+    absl::MutexLock lock(&mu_);
+    // A drain that began during the load takes no new versions.
+    if (shut_down_) {
+      for (auto& [version, served] : loaded.ready) served->Shutdown();
+    }
+    models_[name] = std::move(loaded);
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, entry] : models_) {
+    if (entry.status.state == ModelState::kLoading) {
+      entry.status.state = ModelState::kUnavailable;
+      entry.status.reason = "not loaded: the server began shutting down first";
+    }
+  }
+  loaded_ = true;
+}
+
+void ModelRepository::CancelLoading() {
+  absl::MutexLock lock(&mu_);
+  cancel_loading_ = true;
+}
+
+bool ModelRepository::IsReady() const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (!loaded_ || shut_down_) return false;
+  if (!options_.default_model.empty()) {
+    auto it = models_.find(options_.default_model);
+    return it != models_.end() && !it->second.ready.empty();
+  }
+  for (const auto& [name, entry] : models_) {
+    if (!entry.ready.empty()) return true;
+  }
+  return false;
 }
 
 ModelRepository::Entry ModelRepository::LoadModel(

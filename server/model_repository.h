@@ -38,7 +38,9 @@ struct ModelStatus {
 // The models of a Triton-style repository directory:
 //   <root>/<name>/config.pbtxt, <root>/<name>/<integer version>/model.pt
 // Every model and version loads independently: one that fails is reported
-// UNAVAILABLE with its reason and the others serve. Thread-safe.
+// UNAVAILABLE with its reason and the others serve. Models are LOADING from
+// Create until LoadAll reaches them, so a server can answer (health,
+// ListModels) while they load. Thread-safe.
 class ModelRepository {
  public:
   struct Options {
@@ -50,10 +52,20 @@ class ModelRepository {
     Metrics* metrics = nullptr;  // Must outlive the repository.
   };
 
-  // Loads every model. Fails only when the root cannot be listed or the
-  // default model has no directory.
+  // Lists the models, all LOADING; loads none. Fails only when the root
+  // cannot be listed or the default model has no directory.
   static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(
       Options options);
+
+  // Loads the models one after another, each version ready as soon as it
+  // has loaded. Returns early, leaving the rest UNAVAILABLE, once
+  // CancelLoading or Shutdown is called. Call once.
+  void LoadAll();
+  void CancelLoading();
+
+  // Whether the server can take traffic: loading has finished and the default
+  // model (with no default model: some model) has a ready version.
+  bool IsReady() const;
 
   // The ready version to serve: NOT_FOUND for an unknown model or version,
   // UNAVAILABLE (with the load error) for one that failed to load or has
@@ -86,6 +98,8 @@ class ModelRepository {
   const Options options_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_loading_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -200,11 +200,6 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const v1::SegmentRequest* request,
     v1::SegmentResponse* response) {
   auto* reactor = new SegmentReactor();
-  if (draining_.load()) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE, kDrainingMessage));
-    return reactor;
-  }
   absl::StatusOr<SegmentJob> job =
       ToJob(*request, DeadlineOf(*context), reactor->cancelled());
   if (!job.ok()) {

@@ -19,7 +19,10 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   SegmentationService(SegmentProcessor* processor,
                       const ModelRepository* repository);
 
-  // From now on new calls get UNAVAILABLE; calls under way finish.
+  // From now on frames that arrive on open streams end their stream with
+  // UNAVAILABLE (the frames before them are answered), so that the client
+  // reconnects to another replica. Unary calls that gRPC still accepted
+  // are served: the server stops taking calls by closing its transport.
   void StartDraining() { draining_.store(true); }
 
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,

@@ -1,10 +1,12 @@
 #include "server/server.h"
 
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -65,6 +67,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
                            &server->grpc_port_);
   builder.SetMaxReceiveMessageSize(opts.max_message_bytes);
   builder.SetMaxSendMessageSize(opts.max_message_bytes);
+  if (opts.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(opts.max_connection_age)));
+  }
+  if (opts.max_connection_age_grace > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(
+                                   opts.max_connection_age_grace)));
+  }
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
@@ -72,39 +84,88 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
         absl::StrCat("cannot serve gRPC on ", opts.grpc_address,
                      "; is the port in use? choose another --grpc_port"));
   }
-  grpc::HealthCheckServiceInterface* health =
-      server->grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(kServiceName, true);
-  SEGSERVE_LOG(Info) << "serving gRPC on port " << server->grpc_port_
-                     << (server->metrics_endpoint_
-                             ? absl::StrCat(", metrics on port ",
-                                            server->metrics_port_)
-                             : std::string());
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(
+      kLivenessService, true);
+  server->SetReadiness(false);
+  SEGSERVE_LOG(Info) << "listening grpc_port=" << server->grpc_port_
+                     << " metrics_port=" << server->metrics_port_
+                     << "; loading the models";
+  // Bound first, loaded second: probes see a live server that is not ready
+  // yet instead of a refused connection for as long as the models load.
+  server->loader_ = std::thread([s = server.get()] { s->LoadModels(); });
   return server;
+}
+
+void Server::SetReadiness(bool serving) {
+  grpc::HealthCheckServiceInterface* health =
+      grpc_server_->GetHealthCheckService();
+  // By name: the overload without one would set liveness as well.
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+  health->SetServingStatus(kReadinessService, serving);
+}
+
+void Server::LoadModels() {
+  repository_->LoadAll();
+  absl::MutexLock lock(&mu_);
+  models_loaded_ = true;
+  if (draining_) return;
+  const bool ready = repository_->IsReady();
+  SetReadiness(ready);
+  if (ready) {
+    SEGSERVE_LOG(Info) << "models loaded; ready";
+  } else {
+    SEGSERVE_LOG(Error) << "models loaded, but "
+                        << (repository_->default_model().empty()
+                                ? std::string("none is ready")
+                                : absl::StrCat("the default model '",
+                                               repository_->default_model(),
+                                               "' is not ready"))
+                        << "; readiness stays NOT_SERVING";
+  }
+}
+
+bool Server::WaitForModels() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&models_loaded_));
+  return repository_->IsReady();
 }
 
 bool Server::Shutdown() {
   if (shut_down_ || grpc_server_ == nullptr) return drained_;
   shut_down_ = true;
-  // Refuse new calls, then report NOT_SERVING: a client that sees
-  // NOT_SERVING can rely on being refused.
-  service_->StartDraining();
-  grpc_server_->GetHealthCheckService()->Shutdown();
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    SetReadiness(false);
+  }
+  repository_->CancelLoading();
+  const absl::Time deadline = absl::Now() + options_.drain_timeout;
   SEGSERVE_LOG(Info) << "draining " << processor_->inflight()
                      << " request(s), up to "
                      << absl::FormatDuration(options_.drain_timeout);
+  // gRPC's shutdown sends every connection a GOAWAY at once and closes the
+  // listener, so clients send their next calls to other replicas (calls
+  // racing the GOAWAY are refused unseen and retried there by gRPC itself),
+  // while every call it accepted goes on until it finishes or the deadline
+  // cancels it.
+  std::thread stopper([this, deadline] {
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+  });
+  // Open streams end at their next frame, so that their clients move too.
+  service_->StartDraining();
   // The models stop taking requests only once the accepted ones are done:
   // a request still being decoded when the drain starts joins its queue
   // afterwards, and must not be refused there.
-  drained_ = processor_->WaitForIdle(absl::Now() + options_.drain_timeout);
+  drained_ = processor_->WaitForIdle(deadline);
+  stopper.join();
+  if (loader_.joinable()) loader_.join();
   repository_->Shutdown();
   if (!drained_) {
     SEGSERVE_LOG(Warning) << processor_->inflight()
                           << " request(s) still running after the drain "
-                             "timeout; cancelling them";
+                             "timeout; they were cancelled";
   }
-  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   grpc_server_->Wait();
   return drained_;
 }

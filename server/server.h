@@ -3,8 +3,11 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/served_model.h"
 
@@ -26,8 +29,17 @@ class ThreadPool;
 
 // The whole segserve server: model repository, worker pool, gRPC services
 // (Segmentation, health, reflection) and the Prometheus endpoint.
+//
+// Health (grpc.health.v1): kLivenessService is SERVING from the moment the
+// port is bound until the server stops; kReadinessService, the overall ""
+// and "segserve.v1.Segmentation" are NOT_SERVING while the models load and
+// from the first moment of a drain, SERVING in between when the repository
+// is ready (ModelRepository::IsReady).
 class Server {
  public:
+  static constexpr char kLivenessService[] = "liveness";
+  static constexpr char kReadinessService[] = "readiness";
+
   struct Options {
     std::string model_repository = "model_repository";
     std::string default_model;
@@ -37,26 +49,41 @@ class Server {
     int max_message_bytes = 64 << 20;
     int preprocess_threads = 2;
     absl::Duration drain_timeout = absl::Seconds(30);
+    // gRPC's MAX_CONNECTION_AGE: each connection gets a GOAWAY after this
+    // long (+-10% jitter), so that clients re-resolve and reach replicas
+    // added since they connected. Zero: unbounded. Calls under way then get
+    // the grace to finish before the connection closes (zero: unbounded).
+    absl::Duration max_connection_age = absl::ZeroDuration();
+    absl::Duration max_connection_age_grace = absl::ZeroDuration();
     ModelLoader loader;  // Empty: TorchModelLoader().
     int cuda_device_count = 0;
   };
 
-  // Loads the models and starts serving. Fails when the repository cannot
-  // be read or a port cannot be bound.
+  // Binds the ports and starts serving, then loads the models on a thread
+  // of its own (health and ListModels answer meanwhile; requests get
+  // UNAVAILABLE until their model is ready). Fails when the repository
+  // cannot be listed or a port cannot be bound.
   static absl::StatusOr<std::unique_ptr<Server>> Create(Options options);
   ~Server();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
 
-  // Graceful stop: health turns NOT_SERVING at once, new calls get
-  // UNAVAILABLE, accepted requests finish (up to drain_timeout), then the
-  // gRPC server stops. Returns whether every accepted request finished.
-  // Idempotent.
+  // Blocks until every model has been tried (or Shutdown cut the loading
+  // short). Returns whether the server is ready to serve.
+  bool WaitForModels();
+
+  // Graceful stop: readiness turns NOT_SERVING and every connection gets a
+  // GOAWAY at once (clients move to other replicas; the listener closes),
+  // accepted requests finish (up to drain_timeout; calls still open then are
+  // cancelled), then the models stop. Returns whether every accepted request
+  // finished. Idempotent.
   bool Shutdown();
 
  private:
   explicit Server(Options options);
+  void LoadModels();
+  void SetReadiness(bool serving);
 
   Options options_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -69,7 +96,13 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
-  bool shut_down_ = false;
+
+  absl::Mutex mu_;
+  bool models_loaded_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread loader_;  // Runs LoadModels; joined by Shutdown.
+
+  bool shut_down_ = false;  // Shutdown is called from one thread at a time.
   bool drained_ = true;
 };
 

@@ -96,6 +96,21 @@ class GrpcIntegrationTest : public ::testing::Test {
     WriteFile(root_ / "small" / "config.pbtxt", kSmallQueueConfig);
     WriteFile(root_ / "small" / "1" / "model.pt", "");
 
+    auto server = Server::Create(Options());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    ASSERT_TRUE(server_->WaitForModels());
+
+    ClientOptions client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", server_->grpc_port());
+    client_options.retry_max_attempts = 1;
+    auto client = Client::Create(client_options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+
+  // The fixture's server: fake models in root_, ephemeral loopback ports.
+  Server::Options Options() {
     Server::Options options;
     options.model_repository = root_.string();
     options.default_model = "fake";
@@ -108,16 +123,7 @@ class GrpcIntegrationTest : public ::testing::Test {
         -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
       return std::make_unique<FakeModel>(state_, 32, 32);
     };
-    auto server = Server::Create(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-
-    ClientOptions client_options;
-    client_options.target = absl::StrCat("127.0.0.1:", server_->grpc_port());
-    client_options.retry_max_attempts = 1;
-    auto client = Client::Create(client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    return options;
   }
 
   void TearDown() override {
@@ -125,30 +131,14 @@ class GrpcIntegrationTest : public ::testing::Test {
     server_.reset();
   }
 
-  // grpc.health.v1.Health/Check through a generic stub: the request is
-  // {1: service}, the response {1: status enum} (1 SERVING, 2 NOT_SERVING).
+  // grpc.health.v1.Health/Check: 1 SERVING, 2 NOT_SERVING, 0 unknown, or
+  // minus the call's error code.
   int HealthStatus(const std::string& service) {
-    grpc::GenericStub stub(client_->channel());
-    std::string bytes = "\x0a" + std::string(1, char(service.size())) + service;
-    grpc::Slice slice(bytes);
-    grpc::ByteBuffer request(&slice, 1);
-    grpc::ByteBuffer response;
-    grpc::ClientContext context;
-    absl::Notification done;
-    grpc::Status status;
-    stub.UnaryCall(&context, "/grpc.health.v1.Health/Check",
-                   grpc::StubOptions(), &request, &response,
-                   [&](grpc::Status s) {
-                     status = std::move(s);
-                     done.Notify();
-                   });
-    done.WaitForNotification();
-    if (!status.ok()) return -int(status.error_code());
-    std::vector<grpc::Slice> slices;
-    response.Dump(&slices);
-    std::string out;
-    for (const auto& s : slices) out += std::string(s.begin(), s.end());
-    return out.size() == 2 && out[0] == 0x08 ? out[1] : 0;
+    absl::StatusOr<Client::Health> health = client_->CheckHealth(service);
+    if (!health.ok()) return -int(health.status().code());
+    return *health == Client::Health::kServing      ? 1
+           : *health == Client::Health::kNotServing ? 2
+                                                    : 0;
   }
 
   void Block() {
@@ -243,6 +233,107 @@ TEST_F(GrpcIntegrationTest, ListAndGetModels) {
 TEST_F(GrpcIntegrationTest, HealthIsServing) {
   EXPECT_EQ(HealthStatus(""), 1);
   EXPECT_EQ(HealthStatus("segserve.v1.Segmentation"), 1);
+  EXPECT_EQ(HealthStatus(Server::kLivenessService), 1);
+  EXPECT_EQ(HealthStatus(Server::kReadinessService), 1);
+  absl::StatusOr<Client::Health> unknown = client_->CheckHealth("nonesuch");
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("readiness"));
+}
+
+// The port is bound before the models load: liveness answers SERVING at
+// once, readiness only once the default model is ready; meanwhile requests
+// get UNAVAILABLE and GetModel says LOADING.
+TEST_F(GrpcIntegrationTest, ReadinessWaitsForTheModelsLivenessDoesNot) {
+  auto release = std::make_shared<absl::Notification>();
+  Server::Options options = Options();
+  options.loader = [this, release](const v1::ModelConfig&, const std::string&,
+                                   const std::string&)
+      -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+    release->WaitForNotification();
+    return std::make_unique<FakeModel>(state_, 32, 32);
+  };
+  auto loading = Server::Create(options);
+  ASSERT_TRUE(loading.ok()) << loading.status();
+  ClientOptions client_options;
+  client_options.target = absl::StrCat("127.0.0.1:", (*loading)->grpc_port());
+  client_options.retry_max_attempts = 1;
+  auto client = Client::Create(client_options);
+  ASSERT_TRUE(client.ok());
+
+  EXPECT_EQ(*(*client)->CheckHealth(Server::kLivenessService),
+            Client::Health::kServing);
+  EXPECT_EQ(*(*client)->CheckHealth(Server::kReadinessService),
+            Client::Health::kNotServing);
+  EXPECT_EQ(*(*client)->CheckHealth(""), Client::Health::kNotServing);
+  auto info = (*client)->GetModel("fake");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state(), v1::LOADING);
+  auto early = (*client)->Segment(GrayRequest(4, 4, 1, "early"));
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(early.status().message(), HasSubstr("loading"));
+
+  release->Notify();
+  EXPECT_TRUE((*loading)->WaitForModels());
+  EXPECT_EQ(*(*client)->CheckHealth(Server::kReadinessService),
+            Client::Health::kServing);
+  EXPECT_TRUE((*client)->Segment(GrayRequest(4, 4, 1, "late")).ok());
+}
+
+// A drain that starts while models load cuts the loading short and exits.
+TEST_F(GrpcIntegrationTest, ShutdownDuringLoadingStops) {
+  auto release = std::make_shared<absl::Notification>();
+  std::atomic<int> loads{0};
+  Server::Options options = Options();
+  options.loader = [&, release](const v1::ModelConfig&, const std::string&,
+                                const std::string&)
+      -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+    ++loads;
+    release->WaitForNotification();
+    return std::make_unique<FakeModel>(state_, 32, 32);
+  };
+  auto loading = Server::Create(options);
+  ASSERT_TRUE(loading.ok()) << loading.status();
+  while (loads.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+  ClientOptions client_options;
+  client_options.target = absl::StrCat("127.0.0.1:", (*loading)->grpc_port());
+  client_options.retry_max_attempts = 1;
+  auto client = Client::Create(client_options);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->CheckHealth(Server::kLivenessService).ok());
+  std::thread stopper([&] { (*loading)->Shutdown(); });
+  // The listener closes after the loading was cancelled.
+  while ((*client)->CheckHealth(Server::kLivenessService).ok()) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  release->Notify();
+  stopper.join();
+  EXPECT_FALSE((*loading)->WaitForModels());
+  EXPECT_EQ(loads.load(), 1) << "the second model loaded after the drain";
+}
+
+// --grpc_max_connection_age_s: the server sends a GOAWAY after the age, the
+// client's channel drops to IDLE, and the next call reconnects.
+TEST_F(GrpcIntegrationTest, ConnectionsAreClosedAfterTheirMaximumAge) {
+  Server::Options options = Options();
+  options.max_connection_age = absl::Milliseconds(500);
+  options.max_connection_age_grace = absl::Milliseconds(500);
+  auto aging = Server::Create(options);
+  ASSERT_TRUE(aging.ok()) << aging.status();
+  ASSERT_TRUE((*aging)->WaitForModels());
+  ClientOptions client_options;
+  client_options.target = absl::StrCat("127.0.0.1:", (*aging)->grpc_port());
+  client_options.dedicated_connection = true;
+  auto client = Client::Create(client_options);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Segment(GrayRequest(4, 4, 1, "first")).ok());
+  EXPECT_EQ((*client)->channel()->GetState(false), GRPC_CHANNEL_READY);
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while ((*client)->channel()->GetState(false) == GRPC_CHANNEL_READY &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_NE((*client)->channel()->GetState(false), GRPC_CHANNEL_READY);
+  EXPECT_TRUE((*client)->Segment(GrayRequest(4, 4, 1, "again")).ok());
 }
 
 TEST_F(GrpcIntegrationTest, ReflectionListsTheService) {
@@ -467,11 +558,13 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
   }
   bool drained = false;
   std::thread stopper([&] { drained = server_->Shutdown(); });
-  // Health goes NOT_SERVING at once and new calls are refused while the
+  // Readiness goes NOT_SERVING at once, then the server closes its
+  // transport (liveness stops answering) and new calls are refused while the
   // accepted ones wait on the blocked model.
-  int health = 1;
-  while (health == 1) health = HealthStatus("");
-  EXPECT_NE(health, 1);
+  while (HealthStatus(Server::kReadinessService) == 1) {
+  }
+  while (HealthStatus(Server::kLivenessService) == 1) {
+  }
   auto late = client_->Segment(GrayRequest(4, 4, 1, "late"));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(finished.load(), 0);
