@@ -104,7 +104,7 @@ def run_json(argv):
 
 def segload(args, port, json_path, concurrency, model, extra=()):
     argv = [os.path.join(args.build, "client", "segload"),
-            f"--target=localhost:{port}", f"--concurrency={concurrency}",
+            f"--target=127.0.0.1:{port}", f"--concurrency={concurrency}",
             f"--model={model}", "--decode_masks=false",
             f"--window_s={args.window_s}", "--max_windows=8",
             "--warmup_requests=16", f"--json={json_path}", *extra]

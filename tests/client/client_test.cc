@@ -419,7 +419,7 @@ TEST(ClientOptionsTest, ServiceConfig) {
   EXPECT_THAT(config, HasSubstr("pick_first"));
 
   options.load_balancing_policy = "";
-  options.target = "localhost:1";
+  options.target = "127.0.0.1:1";
   EXPECT_EQ(MakeServiceConfigJson(options), "{}");
 }
 
