@@ -7,13 +7,15 @@
 #   make train-default  retrain the shipped scene models from scratch
 #   make bench          run the serving benchmarks (about 10 minutes on a
 #                       quiet machine) and update BENCHMARKS.md
+#   make image          build the container image segserve:cpu offline
+#   make test-image     run it as the kubelet runs deploy/overlays/cpu
 BUILD_DIR ?= build
 JOBS ?= 2
 GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default bench clean format
+.PHONY: all setup configure build serve test demo train-default bench clean format image test-image
 
 all: build
 
@@ -44,8 +46,18 @@ BENCH_REPEATS ?= 3
 bench: build
 	/usr/bin/python3 bench/run_bench.py --build $(BUILD_DIR) --repeats $(BENCH_REPEATS)
 
+# The container image segserve:cpu (docker/README.md), built offline from
+# segserve-base:bookworm, and its end-to-end test against deploy/overlays/cpu.
+image: setup
+	SEGSERVE_BUILD_DIR=$(BUILD_DIR) bash docker/build-image.sh
+
+test-image: build image
+	SEGSERVE_BUILD_DIR=$(BUILD_DIR) /usr/bin/python3 tests/deploy/image/image_test.py \
+	  --segclient $(BUILD_DIR)/client/segclient --segload $(BUILD_DIR)/client/segload
+
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
+	-SEGSERVE_BUILD_DIR=$(BUILD_DIR) bash docker/start-dockerd.sh stop
 	rm -rf $(BUILD_DIR)
