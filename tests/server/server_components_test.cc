@@ -79,6 +79,8 @@ class ServerComponentsTest : public ::testing::Test {
     auto repository = ModelRepository::Create(options);
     ASSERT_TRUE(repository.ok()) << repository.status();
     repository_ = *std::move(repository);
+    EXPECT_FALSE(repository_->IsReady()) << "ready before loading";
+    repository_->LoadAll();
     processor_ = std::make_unique<SegmentProcessor>(
         SegmentProcessor::Options{.max_image_pixels = 10000}, repository_.get(),
         &pool_, &metrics_, RealClock::Get());
@@ -123,6 +125,7 @@ class ServerComponentsTest : public ::testing::Test {
 
 TEST_F(ServerComponentsTest, ReportsEachModelsState) {
   CreateRepository();
+  EXPECT_TRUE(repository_->IsReady()) << "the default model 'good' loaded";
   auto good = repository_->Describe("good");
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->state, ModelState::kReady);
