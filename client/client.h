@@ -28,7 +28,7 @@ struct ClientOptions {
   // "host:port", "ipv4:1.2.3.4:5", "unix:/path" or "dns:///name:port". A
   // "dns:" target spreads calls over every address the name resolves to
   // (round_robin), unless load_balancing_policy says otherwise.
-  std::string target = "localhost:50051";
+  std::string target = "127.0.0.1:50051";
 
   // Deadline of each call (for SegmentStream: of the whole stream), in
   // milliseconds from the call's start; 0 means no deadline.

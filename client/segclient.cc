@@ -41,7 +41,7 @@ ABSL_FLAG(std::string, confidence, "",
 ABSL_FLAG(std::string, model, "", "Model name; empty: the server's default.");
 ABSL_FLAG(std::string, model_version, "",
           "Model version; empty: the latest ready version.");
-ABSL_FLAG(std::string, target, "localhost:50051",
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "Server address: host:port, or dns:///name:port to balance over "
           "every address of the name.");
 ABSL_FLAG(std::string, encoding, "png",

@@ -32,7 +32,7 @@
 #include "train/confusion.h"
 #include "train/scene.h"
 
-ABSL_FLAG(std::string, target, "localhost:50051", "segserve address");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "segserve address");
 ABSL_FLAG(std::string, model, "", "model name; empty: the server's default");
 ABSL_FLAG(uint64_t, seed, 0, "the scene of the demo");
 ABSL_FLAG(std::string, out_dir, "",

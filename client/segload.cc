@@ -39,7 +39,7 @@
 #include "client/load_step.h"
 
 // Where the load goes.
-ABSL_FLAG(std::string, target, "localhost:50051",
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "Server address(es): host:port, dns:///name:port, unix:/path; "
           "comma-separated for several servers, which get the requests in "
           "turn (client-side round robin).");
