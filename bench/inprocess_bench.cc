@@ -43,12 +43,13 @@
 #include "absl/time/time.h"
 #include "common/image_codec.h"
 #include "common/mask_codec.h"
+#include "config/model_config.h"
+#include "config/repository_layout.h"
 #include "model/cpu_allocator.h"
 #include "model/preprocess.h"
 #include "model/torch_runtime.h"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
-#include "server/model_config.h"
 #include "server/torch_loader.h"
 #include "train/scene.h"
 
@@ -101,22 +102,6 @@ Timing TimeRuns(const std::function<void()>& run, double min_seconds,
   return {Median(times), total / times.size()};
 }
 
-absl::StatusOr<std::string> LatestVersion(const std::string& model_dir) {
-  int64_t best = -1;
-  for (const auto& entry : std::filesystem::directory_iterator(model_dir)) {
-    int64_t version;
-    if (entry.is_directory() &&
-        absl::SimpleAtoi(entry.path().filename().string(), &version)) {
-      best = std::max(best, version);
-    }
-  }
-  if (best < 0) {
-    return absl::NotFoundError(
-        absl::StrCat(model_dir, " has no numbered version directory"));
-  }
-  return absl::StrCat(best);
-}
-
 absl::StatusOr<std::vector<int>> BatchSizes(const std::string& text,
                                             int max_batch_size) {
   std::vector<int> sizes;
@@ -145,14 +130,19 @@ absl::StatusOr<std::vector<int>> BatchSizes(const std::string& text,
 absl::Status RunModel(const std::string& model_dir) {
   absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(model_dir);
   if (!config.ok()) return config.status();
-  std::string version = absl::GetFlag(FLAGS_version);
-  if (version.empty()) {
-    absl::StatusOr<std::string> latest = LatestVersion(model_dir);
-    if (!latest.ok()) return latest.status();
-    version = *latest;
+  int64_t version = 0;
+  if (const std::string flag = absl::GetFlag(FLAGS_version); !flag.empty()) {
+    if (!absl::SimpleAtoi(flag, &version) || version <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--version=", flag, " is not a positive integer"));
+    }
+  } else {
+    absl::StatusOr<std::vector<int64_t>> versions =
+        ListModelVersions(model_dir);
+    if (!versions.ok()) return versions.status();
+    version = versions->back();
   }
-  const std::string weights =
-      (std::filesystem::path(model_dir) / version / "model.pt").string();
+  const std::string weights = ModelWeightsPath(model_dir, version);
   absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
       TorchModelLoader()(*config, weights, "cpu");
   if (!model.ok()) return model.status();
@@ -198,7 +188,7 @@ absl::Status RunModel(const std::string& model_dir) {
                  seconds * 1e3, batch / seconds);
   }
   absl::PrintF(
-      "{\"model\": \"%s\", \"version\": \"%s\", \"input\": \"%dx%d\", "
+      "{\"model\": \"%s\", \"version\": \"%d\", \"input\": \"%dx%d\", "
       "\"runtime\": \"%s\", \"batches\": [%s]}\n",
       config->name(), version, preprocess.width, preprocess.height,
       TorchRuntimeSummary(), absl::StrJoin(rows, ", "));

@@ -1,21 +1,10 @@
 #ifndef SEGSERVE_MODEL_PREPROCESS_H_
 #define SEGSERVE_MODEL_PREPROCESS_H_
 
-#include <array>
-
+#include "common/preprocess_options.h"
 #include "opencv2/core/mat.hpp"
 
 namespace segserve {
-
-struct PreprocessOptions {
-  enum class Resize { kStretch, kLetterbox };
-  int height = 512;  // The model's input size.
-  int width = 512;
-  Resize resize = Resize::kStretch;
-  // RGB order, on 0..255 values: x = (pixel - mean) / std.
-  std::array<float, 3> mean = {123.675f, 116.28f, 103.53f};
-  std::array<float, 3> std = {58.395f, 57.12f, 57.375f};
-};
 
 // The part of the model input that holds the image (all of it for STRETCH;
 // the centred, aspect-preserving box for LETTERBOX).

@@ -8,7 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
-#include "server/model_config.h"
+#include "config/model_config.h"
+#include "config/repository_layout.h"
 
 namespace segserve {
 namespace fs = std::filesystem;
@@ -124,20 +125,10 @@ ModelRepository::Entry ModelRepository::LoadModel(
   status.has_config = true;
   status.config = *config;
 
-  std::vector<int64_t> versions;
-  for (const auto& item : fs::directory_iterator(dir)) {
-    int64_t version = 0;
-    if (item.is_directory() &&
-        absl::SimpleAtoi(item.path().filename().string(), &version) &&
-        version > 0) {
-      versions.push_back(version);
-    }
-  }
-  std::sort(versions.begin(), versions.end());
-  if (versions.empty()) {
-    status.reason = absl::StrCat(
-        dir.string(), " has no version directory; add <positive integer>/",
-        "model.pt");
+  absl::StatusOr<std::vector<int64_t>> versions =
+      ListModelVersions(dir.string());
+  if (!versions.ok()) {
+    status.reason = std::string(versions.status().message());
     SEGSERVE_LOG(Error) << "model " << name
                         << " is unavailable: " << status.reason;
     return entry;
@@ -145,7 +136,7 @@ ModelRepository::Entry ModelRepository::LoadModel(
 
   absl::StatusOr<std::vector<std::string>> devices =
       InstanceDevices(*config, options_.cuda_device_count);
-  for (int64_t version : versions) {
+  for (int64_t version : *versions) {
     VersionStatus version_status;
     version_status.version = absl::StrCat(version);
     absl::StatusOr<std::unique_ptr<ServedModel>> served =
@@ -156,8 +147,7 @@ ModelRepository::Entry ModelRepository::LoadModel(
       ServedModel::Options served_options;
       served_options.config = *config;
       served_options.version = version_status.version;
-      served_options.weights_path =
-          (dir / version_status.version / "model.pt").string();
+      served_options.weights_path = ModelWeightsPath(dir.string(), version);
       served_options.devices = *devices;
       served_options.loader = options_.loader;
       served_options.clock = options_.clock;

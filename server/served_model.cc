@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "server/model_config.h"
+#include "config/model_config.h"
 
 namespace segserve {
 namespace {

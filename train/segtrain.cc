@@ -14,9 +14,10 @@
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "config/model_config.h"
+#include "config/repository_layout.h"
 #include "model/architectures.h"
 #include "model/cpu_allocator.h"
-#include "server/model_config.h"
 #include "train/dataset.h"
 #include "train/scene.h"
 #include "train/seeds.h"
@@ -80,7 +81,7 @@ namespace {
 namespace fs = std::filesystem;
 
 absl::StatusOr<NetworkSpec> SpecFromModelDir(std::string dir) {
-  if (fs::path(dir).filename() == "config.pbtxt") {
+  if (fs::path(dir).filename() == kModelConfigFile) {
     dir = fs::path(dir).parent_path().string();
   }
   absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(dir);
@@ -98,7 +99,7 @@ absl::StatusOr<NetworkSpec> SpecFromModelDir(std::string dir) {
   spec.architecture = *name;
   spec.num_classes = static_cast<int>(config->num_classes());
   spec.preprocess = PreprocessOptionsFromConfig(*config);
-  spec.weights = (fs::path(dir) / "1" / "model.pt").string();
+  spec.weights = ModelWeightsPath(dir, 1);
   return spec;
 }
 

@@ -1,4 +1,4 @@
-#include "server/model_config.h"
+#include "config/model_config.h"
 
 #include <string>
 

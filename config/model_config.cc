@@ -1,4 +1,4 @@
-#include "server/model_config.h"
+#include "config/model_config.h"
 
 #include <filesystem>
 #include <fstream>
@@ -114,10 +114,10 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
     }
   }
   if (input->mean_size() == 0) {
-    for (float m : {123.675f, 116.28f, 103.53f}) input->add_mean(m);
+    for (float m : kImageNetMean) input->add_mean(m);
   }
   if (input->std_size() == 0) {
-    for (float s : {58.395f, 57.12f, 57.375f}) input->add_std(s);
+    for (float s : kImageNetStd) input->add_std(s);
   }
   if (input->mean_size() != 3) {
     return bad("input.mean", absl::StrCat("has ", input->mean_size(),

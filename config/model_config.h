@@ -1,10 +1,10 @@
-#ifndef SEGSERVE_SERVER_MODEL_CONFIG_H_
-#define SEGSERVE_SERVER_MODEL_CONFIG_H_
+#ifndef SEGSERVE_CONFIG_MODEL_CONFIG_H_
+#define SEGSERVE_CONFIG_MODEL_CONFIG_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/preprocess.h"
+#include "common/preprocess_options.h"
 #include "segserve/v1/model_config.pb.h"
 
 namespace segserve {
@@ -29,4 +29,4 @@ PreprocessOptions PreprocessOptionsFromConfig(const v1::ModelConfig& config);
 
 }  // namespace segserve
 
-#endif  // SEGSERVE_SERVER_MODEL_CONFIG_H_
+#endif  // SEGSERVE_CONFIG_MODEL_CONFIG_H_
