@@ -53,7 +53,7 @@ image: setup
 
 test-image: build image
 	SEGSERVE_BUILD_DIR=$(BUILD_DIR) /usr/bin/python3 tests/deploy/image/image_test.py \
-	  --segclient $(BUILD_DIR)/client/segclient --segload $(BUILD_DIR)/client/segload
+	  --segclient $(BUILD_DIR)/tools/segclient --segload $(BUILD_DIR)/tools/segload/segload
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

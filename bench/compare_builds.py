@@ -11,7 +11,7 @@ request (from /proc/PID/stat around the step) and the server's mean queue time. 
 medians and after/before ratios.
 
   compare_builds.py --before /tmp/before/segserve --after build/server/segserve
-      [--segload build/client/segload] [--concurrency 1,16] [--repeats 5]
+      [--segload build/tools/segload/segload] [--concurrency 1,16] [--repeats 5]
       [--before_repository DIR] [--after_repository DIR]
 """
 import argparse
@@ -69,7 +69,7 @@ def main():
     parser.add_argument("--before", required=True, help="segserve binary")
     parser.add_argument("--after", required=True, help="segserve binary")
     parser.add_argument("--segload",
-                        default=os.path.join(ROOT, "build", "client", "segload"))
+                        default=os.path.join(ROOT, "build", "tools", "segload", "segload"))
     shipped = os.path.join(ROOT, "model_repository")
     parser.add_argument("--before_repository", default=shipped)
     parser.add_argument("--after_repository", default=shipped)

@@ -45,13 +45,13 @@
 #include "common/mask_codec.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
+#include "datasets/scene.h"
 #include "model/cpu_allocator.h"
 #include "model/preprocess.h"
 #include "model/torch_runtime.h"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
 #include "server/torch_loader.h"
-#include "train/scene.h"
 
 ABSL_FLAG(std::string, model_dir, "model_repository/scenes-sgcpnet",
           "A model directory of a repository (config.pbtxt, N/model.pt).");

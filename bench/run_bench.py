@@ -103,7 +103,7 @@ def run_json(argv):
 
 
 def segload(args, port, json_path, concurrency, model, extra=()):
-    argv = [os.path.join(args.build, "client", "segload"),
+    argv = [os.path.join(args.build, "tools", "segload", "segload"),
             f"--target=127.0.0.1:{port}", f"--concurrency={concurrency}",
             f"--model={model}", "--decode_masks=false",
             f"--window_s={args.window_s}", "--max_windows=8",

@@ -18,5 +18,5 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 [ -n "$port" ] || { echo "segserve did not become ready"; cat "$log"; exit 1; }
-"$build_dir/client/segdemo" --target=127.0.0.1:$port --seed="$seed" \
+"$build_dir/tools/segdemo" --target=127.0.0.1:$port --seed="$seed" \
   --out_dir=demo

@@ -12,8 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "datasets/dataset.h"
 #include "train/augment.h"
-#include "train/dataset.h"
 
 namespace segserve {
 

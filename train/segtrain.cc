@@ -16,11 +16,11 @@
 #include "absl/strings/str_cat.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
+#include "datasets/dataset.h"
+#include "datasets/scene.h"
+#include "datasets/seeds.h"
 #include "model/architectures.h"
 #include "model/cpu_allocator.h"
-#include "train/dataset.h"
-#include "train/scene.h"
-#include "train/seeds.h"
 #include "train/trainer.h"
 
 ABSL_FLAG(std::string, model_dir, "",

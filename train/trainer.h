@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "datasets/confusion.h"
+#include "datasets/dataset.h"
 #include "model/preprocess.h"
 #include "train/augment.h"
-#include "train/confusion.h"
-#include "train/dataset.h"
 
 namespace segserve {
 

@@ -4,8 +4,8 @@
 
 #include <vector>
 
+#include "datasets/scene.h"
 #include "opencv2/core.hpp"
-#include "train/scene.h"
 
 namespace segserve {
 namespace {

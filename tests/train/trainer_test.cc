@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <sstream>
 
+#include "datasets/dataset.h"
+#include "datasets/seeds.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
 #include "tests/server/test_files.h"
-#include "train/dataset.h"
-#include "train/seeds.h"
 
 namespace segserve {
 namespace {

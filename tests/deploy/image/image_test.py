@@ -9,8 +9,8 @@ readiness, one segmentation, the metrics, the image's own HEALTHCHECK, the
 runtime image's contents, and a stop under load (preStop, SIGTERM, grace
 period, KILL) that must lose no accepted request.
 
-  tests/deploy/image/image_test.py --segclient build/client/segclient \
-      --segload build/client/segload [--image segserve:cpu]
+  tests/deploy/image/image_test.py --segclient build/tools/segclient \
+      --segload build/tools/segload/segload [--image segserve:cpu]
 """
 import argparse
 import fractions
@@ -376,8 +376,8 @@ def test(a, name, tmp, timings):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--segclient", default=os.path.join(ROOT, "build/client/segclient"))
-    p.add_argument("--segload", default=os.path.join(ROOT, "build/client/segload"))
+    p.add_argument("--segclient", default=os.path.join(ROOT, "build/tools/segclient"))
+    p.add_argument("--segload", default=os.path.join(ROOT, "build/tools/segload/segload"))
     p.add_argument("--image", default="", help="default: the manifest's image")
     p.add_argument("--overlay", default="deploy/overlays/cpu")
     p.add_argument("--manifest", default="",
