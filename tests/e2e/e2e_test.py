@@ -9,14 +9,17 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", ".."))
+from tests.segserve_process import (  # noqa: E402
+    SegserveNotReady, start_segserve, stop_segserve)
 
 
 def write_png(path, width, height, seed):
@@ -64,23 +67,13 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="segserve-e2e-")
     log_path = os.path.join(tmp, "server.log")
-    log = open(log_path, "w+")
-    server = subprocess.Popen([
-        args.segserve, f"--model_repository={args.model_repository}",
-        "--grpc_port=0", "--metrics_port=0", "--host=127.0.0.1",
-        "--intra_op_threads=2"], stderr=log)
-    grpc_port = metrics_port = None
-    deadline = time.time() + 180
-    while time.time() < deadline and server.poll() is None:
-        log.seek(0)
-        match = re.search(r"ready grpc_port=(\d+) metrics_port=(\d+)", log.read())
-        if match:
-            grpc_port, metrics_port = int(match.group(1)), int(match.group(2))
-            break
-        time.sleep(0.1)
-    if grpc_port is None:
-        log.seek(0)
-        print("segserve did not start:\n" + log.read())
+    try:
+        server, grpc_port, metrics_port = start_segserve(args.segserve, [
+            f"--model_repository={args.model_repository}", "--grpc_port=0",
+            "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2"],
+            log_path, timeout_s=180)
+    except SegserveNotReady as error:
+        print(error)
         print("0 passed, 1 failed")
         return 1
     target = f"127.0.0.1:{grpc_port}"
@@ -148,15 +141,10 @@ def main():
         else:
             print("[SKIP] promtool is not installed")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = "timeout"
+        code = stop_segserve(server)
         check("SIGTERM: segserve exits 0", code == 0, f"exit {code}")
-        log.seek(0)
-        text = log.read()
+        with open(log_path) as log:
+            text = log.read()
         check("server log has timestamps and levels",
               re.search(r"^\d{4}-\d\d-\d\dT[\d:.]+Z INFO ", text, re.M) is not None)
         if counts["failed"]:

@@ -8,18 +8,21 @@ output. Prints 'N passed, N failed' and exits non-zero on any failure.
 """
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import struct
 import threading
-import time
 import zlib
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", ".."))
+from tests.segserve_process import (  # noqa: E402
+    start_segserve)
 
 HEIGHT, WIDTH, CLASSES = 64, 96, 5
 MEAN = [10.0, 20.0, 30.0]
@@ -93,23 +96,11 @@ def generate_stubs(proto_root, out_dir):
 
 
 def start_server(binary, repo, log_path):
-    log = open(log_path, "w+")
-    proc = subprocess.Popen([
-        binary, f"--model_repository={repo}", "--default_model=tiny",
-        "--grpc_port=0", "--metrics_port=-1", "--host=127.0.0.1",
-        "--intra_op_threads=1", "--preprocess_threads=2"
-    ], stderr=log)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        log.seek(0)
-        match = re.search(r"ready grpc_port=(\d+)", log.read())
-        if match:
-            return proc, int(match.group(1))
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    log.seek(0)
-    raise RuntimeError("segserve did not start:\n" + log.read())
+    proc, port, _ = start_segserve(binary, [
+        f"--model_repository={repo}", "--default_model=tiny", "--grpc_port=0",
+        "--metrics_port=-1", "--host=127.0.0.1", "--intra_op_threads=1",
+        "--preprocess_threads=2"], log_path, timeout_s=120)
+    return proc, port
 
 
 def main():

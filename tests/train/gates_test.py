@@ -13,7 +13,9 @@ import sys
 import tempfile
 import time
 
-from serving import start_segserve, stop_segserve
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", ".."))
+from tests.segserve_process import start_segserve, stop_segserve  # noqa: E402
 
 
 def main():
@@ -26,9 +28,12 @@ def main():
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="segserve-gates-")
-    server, port = start_segserve(args.segserve, args.model_repository,
-                                  os.path.join(tmp, "server.log"),
-                                  "scenes-sgcpnet")
+    server, port, _ = start_segserve(
+        args.segserve,
+        ["--model_repository=" + args.model_repository, "--grpc_port=0",
+         "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
+         "--default_model=scenes-sgcpnet"],
+        os.path.join(tmp, "server.log"))
     failed = 0
     try:
         for gate in args.gate:

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 
-from serving import start_segserve, stop_segserve
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", ".."))
+from tests.segserve_process import start_segserve, stop_segserve  # noqa: E402
 
 SIDES = [256, 257, 480, 512, 777, 1024]
 
@@ -45,9 +47,12 @@ def main():
         shutil.copy(os.path.join(source, "1", "model.pt"),
                     os.path.join(tmp, "repo", name, "1", "model.pt"))
 
-    server, port = start_segserve(args.segserve, os.path.join(tmp, "repo"),
-                                  os.path.join(tmp, "server.log"),
-                                  "scenes-stretch")
+    server, port, _ = start_segserve(
+        args.segserve,
+        ["--model_repository=" + os.path.join(tmp, "repo"), "--grpc_port=0",
+         "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
+         "--default_model=scenes-stretch"],
+        os.path.join(tmp, "server.log"))
 
     failed = 0
     runs = 0
