@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -73,6 +74,19 @@ v1::SegmentRequest GrayRequest(int width, int height, uint8_t value,
   raw->set_format(v1::RGB8);
   raw->set_data(std::string(size_t(width) * height * 3, char(value)));
   return request;
+}
+
+// Polls `condition` every few milliseconds; false if it still does not
+// hold after `timeout`, so that a broken server fails the test instead of
+// hanging it.
+bool WaitUntil(const std::function<bool()>& condition,
+               absl::Duration timeout = absl::Seconds(30)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
 }
 
 // Checks a response is the answer to its own request.
@@ -293,7 +307,7 @@ TEST_F(GrpcIntegrationTest, ShutdownDuringLoadingStops) {
   };
   auto loading = Server::Create(options);
   ASSERT_TRUE(loading.ok()) << loading.status();
-  while (loads.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(WaitUntil([&] { return loads.load() > 0; }));
   ClientOptions client_options;
   client_options.target = absl::StrCat("127.0.0.1:", (*loading)->grpc_port());
   client_options.retry_max_attempts = 1;
@@ -302,9 +316,9 @@ TEST_F(GrpcIntegrationTest, ShutdownDuringLoadingStops) {
   ASSERT_TRUE((*client)->CheckHealth(Server::kLivenessService).ok());
   std::thread stopper([&] { (*loading)->Shutdown(); });
   // The listener closes after the loading was cancelled.
-  while ((*client)->CheckHealth(Server::kLivenessService).ok()) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  ASSERT_TRUE(WaitUntil([&] {
+    return !(*client)->CheckHealth(Server::kLivenessService).ok();
+  })) << "the listener never closed";
   release->Notify();
   stopper.join();
   EXPECT_FALSE((*loading)->WaitForModels());
@@ -445,10 +459,11 @@ TEST_F(GrpcIntegrationTest, FullQueueAndExpiredRequests) {
   send(GrayRequest(4, 4, 1, "q2", "small"));
   const std::string depth =
       "segserve_queue_depth{model=\"small\",version=\"1\"} 2";
-  while (HttpGet(server_->metrics_port(), "/metrics").find(depth) ==
-         std::string::npos) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  ASSERT_TRUE(WaitUntil([&] {
+    return HttpGet(server_->metrics_port(), "/metrics").find(depth) !=
+           std::string::npos;
+  })) << "never saw "
+      << depth;
   auto refused = client_->Segment(GrayRequest(4, 4, 1, "full", "small"));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(refused.status().message()),
@@ -468,7 +483,7 @@ TEST_F(GrpcIntegrationTest, FullQueueAndExpiredRequests) {
   // FIFO: once this answer is back, the expired request has been handled.
   auto after = client_->Segment(GrayRequest(4, 4, 6, "after"));
   ASSERT_TRUE(after.ok()) << after.status();
-  while (finished.load() < 4) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(WaitUntil([&] { return finished.load() >= 4; }));
   EXPECT_EQ(succeeded.load(), 4);
   absl::MutexLock lock(&state_->mu);
   EXPECT_THAT(state_->first_values, ::testing::Not(::testing::Contains(77.0f)));
@@ -552,19 +567,19 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
                           });
   }
   // All six accepted (one running on the blocked model, five queued).
-  while (HttpGet(server_->metrics_port(), "/metrics")
-             .find("segserve_inflight_requests 6") == std::string::npos) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  ASSERT_TRUE(WaitUntil([&] {
+    return HttpGet(server_->metrics_port(), "/metrics")
+               .find("segserve_inflight_requests 6") != std::string::npos;
+  })) << "the six requests were not all accepted";
   bool drained = false;
   std::thread stopper([&] { drained = server_->Shutdown(); });
   // Readiness goes NOT_SERVING at once, then the server closes its
   // transport (liveness stops answering) and new calls are refused while the
   // accepted ones wait on the blocked model.
-  while (HealthStatus(Server::kReadinessService) == 1) {
-  }
-  while (HealthStatus(Server::kLivenessService) == 1) {
-  }
+  EXPECT_TRUE(
+      WaitUntil([&] { return HealthStatus(Server::kReadinessService) != 1; }));
+  EXPECT_TRUE(
+      WaitUntil([&] { return HealthStatus(Server::kLivenessService) != 1; }));
   auto late = client_->Segment(GrayRequest(4, 4, 1, "late"));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(finished.load(), 0);
