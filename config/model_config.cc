@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -83,10 +84,10 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
     default:
       return bad("platform", "required: BUILTIN or TORCHSCRIPT");
   }
-  if (config.num_classes() < 1 || config.num_classes() > 65536) {
+  if (config.num_classes() < 1 || config.num_classes() > kMaxClasses) {
     return bad("num_classes",
                absl::StrCat(config.num_classes(),
-                            " is out of range; allowed 1..65536"));
+                            " is out of range; allowed 1..", kMaxClasses));
   }
   if (config.class_names_size() == 0) {
     for (uint32_t i = 0; i < config.num_classes(); ++i) {

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
 #include "model/cgrseg.h"
 #include "model/checkpoint.h"
 #include "model/sgcpnet.h"
@@ -13,7 +14,6 @@
 namespace segserve {
 namespace {
 
-constexpr int64_t kMaxClasses = 65536;
 constexpr char kSsaSuffix[] = "_ssa";
 
 struct CgrSegName {

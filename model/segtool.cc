@@ -41,6 +41,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
 #include "model/mac_counter.h"
@@ -52,7 +53,6 @@ namespace F = torch::nn::functional;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-constexpr int64_t kMaxClasses = 65536;
 constexpr int64_t kDefaultSide = 512;
 constexpr int64_t kMaxSide = 8192;
 

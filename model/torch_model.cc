@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
 #include "opencv2/core.hpp"
@@ -20,7 +21,6 @@ namespace {
 namespace F = torch::nn::functional;
 
 // Labels are 16-bit above 256 classes; more than 65536 cannot be encoded.
-constexpr int64_t kMaxClasses = 65536;
 
 absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   const absl::Status bad = absl::InvalidArgumentError(absl::StrCat(

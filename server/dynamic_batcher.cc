@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/shutting_down.h"
 
 namespace segserve {
 
@@ -33,9 +34,7 @@ absl::Status DynamicBatcher::Enqueue(
   // Also on refusal: an instance may be waiting for this request.
   ++generation_;
   if (shutdown_) {
-    return absl::UnavailableError(
-        "the server is shutting down and accepts no new requests; retry on "
-        "another replica");
+    return ShuttingDownError();
   }
   if (request->priority >= queues_.size()) {
     return absl::InvalidArgumentError(absl::StrCat(

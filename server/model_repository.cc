@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
+#include "server/shutting_down.h"
 
 namespace segserve {
 namespace fs = std::filesystem;
@@ -205,9 +206,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Find(
   if (entry == nullptr) return NotFound(name);
   const ModelStatus& status = entry->status;
   if (shut_down_) {
-    return absl::UnavailableError(
-        "the server is shutting down and accepts no new requests; retry on "
-        "another replica");
+    return ShuttingDownError();
   }
   if (version.empty()) {
     if (entry->ready.empty()) {

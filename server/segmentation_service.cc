@@ -9,14 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/shutting_down.h"
 #include "server/status_mapping.h"
 
 namespace segserve {
 namespace {
 
-constexpr char kDrainingMessage[] =
-    "the server is shutting down and accepts no new requests; retry on "
-    "another replica";
 constexpr uint32_t kMaxRawSide = 1 << 16;
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
@@ -245,8 +243,7 @@ class SegmentationService::StreamReactor final
     ++outstanding_;
     absl::StatusOr<SegmentJob> job =
         service_->draining_.load()
-            ? absl::StatusOr<SegmentJob>(
-                  absl::UnavailableError(kDrainingMessage))
+            ? absl::StatusOr<SegmentJob>(ShuttingDownError())
             : ToJob(frame->request, DeadlineOf(*context_), cancelled_);
     if (!job.ok()) {
       CompleteLocked(*frame, job.status());
@@ -354,9 +351,7 @@ SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
     class Refuse final : public grpc::ServerBidiReactor<v1::SegmentRequest,
                                                         v1::SegmentResponse> {
      public:
-      Refuse() {
-        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, kDrainingMessage));
-      }
+      Refuse() { Finish(ToGrpcStatus(ShuttingDownError())); }
       void OnDone() override { delete this; }
     };
     return new Refuse();
