@@ -51,7 +51,7 @@
 #include "model/torch_runtime.h"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
-#include "server/torch_loader.h"
+#include "server/core/torch_loader.h"
 
 ABSL_FLAG(std::string, model_dir, "model_repository/scenes-sgcpnet",
           "A model directory of a repository (config.pbtxt, N/model.pt).");

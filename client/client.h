@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/status.h"
 #include "grpcpp/support/sync_stream.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
@@ -59,6 +60,10 @@ struct ClientOptions {
   // MAX_CONNECTION_AGE GOAWAY, a replica going away); its own default of 30 s
   // would leave replicas added by a scale-up without traffic that long.
   int64_t dns_min_reresolution_ms = 2000;
+
+  // The channel's credentials, e.g. grpc::SslCredentials(...) for TLS; null:
+  // plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 
   // true: this client opens its own connection(s) instead of sharing them
   // with other clients of the same target in the process (a load generator
@@ -128,7 +133,8 @@ class Client {
       absl::AnyInvocable<void(absl::StatusOr<v1::SegmentResponse>) &&>;
 
   // Checks `options` (INVALID_ARGUMENT, naming the field) and creates the
-  // channel with insecure credentials. Does not connect or contact the server.
+  // channel with its credentials (plaintext when none). Does not connect or
+  // contact the server.
   static absl::StatusOr<std::unique_ptr<Client>> Create(
       const ClientOptions& options);
 

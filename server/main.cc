@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s));
   options.cuda_device_count = segserve::CudaDeviceCount();
 
-  auto server = segserve::Server::Create(options);
+  auto server = segserve::Server::Create(std::move(options));
   if (!server.ok()) {
     SEGSERVE_LOG(Error) << "cannot start: " << server.status().message();
     return 1;

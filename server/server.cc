@@ -11,16 +11,16 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/registry.h"
-#include "server/metrics.h"
+#include "server/api/health.h"
+#include "server/api/segmentation_service.h"
+#include "server/core/metrics.h"
+#include "server/core/model_repository.h"
+#include "server/core/thread_pool.h"
+#include "server/core/torch_loader.h"
 #include "server/metrics_endpoint.h"
-#include "server/model_repository.h"
-#include "server/segment_processor.h"
-#include "server/segmentation_service.h"
-#include "server/thread_pool.h"
-#include "server/torch_loader.h"
+#include "server/pipeline/segment_processor.h"
 
 namespace segserve {
-constexpr char kServiceName[] = "segserve.v1.Segmentation";
 
 Server::Server(Options options) : options_(std::move(options)) {}
 
@@ -63,7 +63,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(opts.grpc_address, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(opts.grpc_address,
+                           opts.credentials != nullptr
+                               ? opts.credentials
+                               : grpc::InsecureServerCredentials(),
                            &server->grpc_port_);
   builder.SetMaxReceiveMessageSize(opts.max_message_bytes);
   builder.SetMaxSendMessageSize(opts.max_message_bytes);
@@ -78,15 +81,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
                                    opts.max_connection_age_grace)));
   }
   builder.RegisterService(server->service_.get());
+  if (!server->options_.interceptors.empty()) {
+    builder.experimental().SetInterceptorCreators(
+        std::move(server->options_.interceptors));
+  }
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve gRPC on ", opts.grpc_address,
                      "; is the port in use? choose another --grpc_port"));
   }
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus(
-      kLivenessService, true);
-  server->SetReadiness(false);
+  server->health_ = std::make_unique<HealthFrontend>(
+      server->grpc_server_->GetHealthCheckService());
   SEGSERVE_LOG(Info) << "listening grpc_port=" << server->grpc_port_
                      << " metrics_port=" << server->metrics_port_
                      << "; loading the models";
@@ -96,22 +102,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   return server;
 }
 
-void Server::SetReadiness(bool serving) {
-  grpc::HealthCheckServiceInterface* health =
-      grpc_server_->GetHealthCheckService();
-  // By name: the overload without one would set liveness as well.
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(kServiceName, serving);
-  health->SetServingStatus(kReadinessService, serving);
-}
-
 void Server::LoadModels() {
   repository_->LoadAll();
   absl::MutexLock lock(&mu_);
   models_loaded_ = true;
   if (draining_) return;
   const bool ready = repository_->IsReady();
-  SetReadiness(ready);
+  health_->SetReady(ready);
   if (ready) {
     SEGSERVE_LOG(Info) << "models loaded; ready";
   } else {
@@ -137,7 +134,7 @@ bool Server::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     draining_ = true;
-    SetReadiness(false);
+    health_->SetReady(false);
   }
   repository_->CancelLoading();
   const absl::Time deadline = absl::Now() + options_.drain_timeout;

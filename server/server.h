@@ -4,16 +4,20 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/served_model.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "server/api/health.h"
+#include "server/core/served_model.h"
 
 namespace grpc {
 class Server;
-}
+}  // namespace grpc
 namespace prometheus {
 class Registry;
 }  // namespace prometheus
@@ -37,8 +41,10 @@ class ThreadPool;
 // is ready (ModelRepository::IsReady).
 class Server {
  public:
-  static constexpr char kLivenessService[] = "liveness";
-  static constexpr char kReadinessService[] = "readiness";
+  static constexpr const char* kLivenessService =
+      HealthFrontend::kLivenessService;
+  static constexpr const char* kReadinessService =
+      HealthFrontend::kReadinessService;
 
   struct Options {
     std::string model_repository = "model_repository";
@@ -56,6 +62,13 @@ class Server {
     absl::Duration max_connection_age = absl::ZeroDuration();
     absl::Duration max_connection_age_grace = absl::ZeroDuration();
     ModelLoader loader;  // Empty: TorchModelLoader().
+    // The gRPC port's credentials (null: plaintext) and interceptors, for
+    // TLS and per-call checks; the health and reflection services share
+    // them.
+    std::shared_ptr<grpc::ServerCredentials> credentials;
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
     int cuda_device_count = 0;
   };
 
@@ -83,7 +96,6 @@ class Server {
  private:
   explicit Server(Options options);
   void LoadModels();
-  void SetReadiness(bool serving);
 
   Options options_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -94,6 +106,7 @@ class Server {
   std::unique_ptr<SegmentProcessor> processor_;
   std::unique_ptr<SegmentationService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<HealthFrontend> health_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
 

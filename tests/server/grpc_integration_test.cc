@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -266,7 +267,7 @@ TEST_F(GrpcIntegrationTest, ReadinessWaitsForTheModelsLivenessDoesNot) {
     release->WaitForNotification();
     return std::make_unique<FakeModel>(state_, 32, 32);
   };
-  auto loading = Server::Create(options);
+  auto loading = Server::Create(std::move(options));
   ASSERT_TRUE(loading.ok()) << loading.status();
   ClientOptions client_options;
   client_options.target = absl::StrCat("127.0.0.1:", (*loading)->grpc_port());
@@ -305,7 +306,7 @@ TEST_F(GrpcIntegrationTest, ShutdownDuringLoadingStops) {
     release->WaitForNotification();
     return std::make_unique<FakeModel>(state_, 32, 32);
   };
-  auto loading = Server::Create(options);
+  auto loading = Server::Create(std::move(options));
   ASSERT_TRUE(loading.ok()) << loading.status();
   ASSERT_TRUE(WaitUntil([&] { return loads.load() > 0; }));
   ClientOptions client_options;
@@ -331,7 +332,7 @@ TEST_F(GrpcIntegrationTest, ConnectionsAreClosedAfterTheirMaximumAge) {
   Server::Options options = Options();
   options.max_connection_age = absl::Milliseconds(500);
   options.max_connection_age_grace = absl::Milliseconds(500);
-  auto aging = Server::Create(options);
+  auto aging = Server::Create(std::move(options));
   ASSERT_TRUE(aging.ok()) << aging.status();
   ASSERT_TRUE((*aging)->WaitForModels());
   ClientOptions client_options;

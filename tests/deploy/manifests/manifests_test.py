@@ -11,7 +11,7 @@
 4. checks what ties the objects together: probes, ports, Service selectors
    and targetPorts, the shutdown budget, env vars used in args, the HPA
    metric against the prometheus-adapter rule, the ServiceMonitor, metric
-   names against server/metrics.cc, the GPU overlay's model config;
+   names against server/core/metrics.cc, the GPU overlay's model config;
 5. runs promtool check rules and promtool test rules on the PrometheusRule's
    spec (alerts_test.yaml) and on the adapter rule's query (adapter_test.yaml).
 
@@ -162,8 +162,8 @@ def ports_by_name(container):
 
 
 def metric_names(repo):
-    """Series names the server exports, from server/metrics.cc."""
-    text = open(os.path.join(repo, "server", "metrics.cc")).read()
+    """Series names the server exports, from server/core/metrics.cc."""
+    text = open(os.path.join(repo, "server", "core", "metrics.cc")).read()
     names = set()
     # Each family is built as Build<Type>().Name("x") or Seconds(registry, "x").
     for m in re.finditer(r'Build(Counter|Gauge|Histogram)\(\)\s*\.Name\("([a-z0-9_]+)"\)', text):
@@ -172,7 +172,7 @@ def metric_names(repo):
                   if kind == "Histogram" else {name})
     for m in re.finditer(r'Seconds\(\s*registry,\s*"([a-z0-9_]+)"', text):
         names |= {m.group(1) + s for s in ("_bucket", "_sum", "_count")}
-    require(names, "found no metric names in server/metrics.cc")
+    require(names, "found no metric names in server/core/metrics.cc")
     return names
 
 
@@ -477,7 +477,7 @@ def check_metric_names(objects, repo):
     exprs += [("panel " + t, e) for t, e in dashboard_exprs(objects)[1]]
     for where, expr in exprs:
         unknown = used_metrics(expr) - known
-        require(not unknown, f"{where} reads {sorted(unknown)}, which server/metrics.cc does not export")
+        require(not unknown, f"{where} reads {sorted(unknown)}, which server/core/metrics.cc does not export")
     return f"{len(exprs)} expressions"
 
 

@@ -1,0 +1,399 @@
+#include "server/api/segmentation_service.h"
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/api/status_mapping.h"
+#include "server/core/shutting_down.h"
+
+namespace segserve {
+namespace {
+
+constexpr uint32_t kMaxRawSide = 1 << 16;
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+absl::StatusOr<SegmentJob> ToJob(const v1::SegmentRequest& request,
+                                 absl::Time deadline, CancelFlag cancelled) {
+  SegmentJob job;
+  job.model = request.model();
+  job.version = request.model_version();
+  const v1::Image& image = request.image();
+  switch (image.source_case()) {
+    case v1::Image::kEncoded:
+      if (image.encoded().empty()) {
+        return absl::InvalidArgumentError(
+            "image.encoded is empty; send the bytes of a JPEG, PNG, BMP, "
+            "WebP or TIFF file");
+      }
+      job.encoded = image.encoded();
+      break;
+    case v1::Image::kRaw: {
+      const v1::RawImage& raw = image.raw();
+      if (raw.width() == 0 || raw.height() == 0 || raw.width() > kMaxRawSide ||
+          raw.height() > kMaxRawSide) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("image.raw is ", raw.width(), "x", raw.height(),
+                         "; each side must be 1..", kMaxRawSide));
+      }
+      switch (raw.format()) {
+        case v1::RGB8:
+          job.raw_format = PixelFormat::kRgb8;
+          break;
+        case v1::BGR8:
+          job.raw_format = PixelFormat::kBgr8;
+          break;
+        case v1::GRAY8:
+          job.raw_format = PixelFormat::kGray8;
+          break;
+        default:
+          return absl::InvalidArgumentError(
+              absl::StrCat("image.raw.format ", int(raw.format()),
+                           " is not supported; allowed: RGB8, BGR8, GRAY8"));
+      }
+      job.raw = true;
+      job.raw_width = int(raw.width());
+      job.raw_height = int(raw.height());
+      job.raw_data = raw.data();
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError(
+          "the request has no image; set image.encoded (JPEG, PNG, BMP, WebP "
+          "or TIFF bytes) or image.raw (RGB8, BGR8 or GRAY8 pixels)");
+  }
+  switch (request.mask_encoding()) {
+    case v1::PNG:
+      job.mask_format = MaskFormat::kPng;
+      break;
+    case v1::RAW:
+      job.mask_format = MaskFormat::kRaw;
+      break;
+    case v1::RLE:
+      job.mask_format = MaskFormat::kRle;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("mask_encoding ", int(request.mask_encoding()),
+                       " is unknown; allowed: PNG, RAW, RLE"));
+  }
+  job.with_confidence = request.include_confidence();
+  job.priority = request.priority();
+  job.deadline = deadline;
+  job.cancelled = std::move(cancelled);
+  return job;
+}
+
+v1::MaskEncoding ToProto(MaskFormat format) {
+  switch (format) {
+    case MaskFormat::kRaw:
+      return v1::RAW;
+    case MaskFormat::kRle:
+      return v1::RLE;
+    case MaskFormat::kPng:
+      break;
+  }
+  return v1::PNG;
+}
+
+void FillResponse(SegmentResult result, const std::string& request_id,
+                  v1::SegmentResponse* response) {
+  response->set_request_id(request_id);
+  response->set_model(std::move(result.model));
+  response->set_model_version(std::move(result.version));
+  v1::Mask* mask = response->mutable_mask();
+  mask->set_width(uint32_t(result.width));
+  mask->set_height(uint32_t(result.height));
+  mask->set_encoding(ToProto(result.mask_format));
+  mask->set_data(std::move(result.mask));
+  mask->set_confidence(std::move(result.confidence));
+  for (ClassCount& stat : result.class_stats) {
+    v1::ClassStat* out = response->add_class_stats();
+    out->set_class_id(uint32_t(stat.class_id));
+    out->set_name(std::move(stat.name));
+    out->set_pixels(stat.pixels);
+  }
+  v1::Timing* timing = response->mutable_timing();
+  timing->set_queue_us(uint64_t(absl::ToInt64Microseconds(result.queue_time)));
+  timing->set_preprocess_us(
+      uint64_t(absl::ToInt64Microseconds(result.preprocess_time)));
+  timing->set_inference_us(
+      uint64_t(absl::ToInt64Microseconds(result.inference_time)));
+  timing->set_postprocess_us(
+      uint64_t(absl::ToInt64Microseconds(result.postprocess_time)));
+  timing->set_batch_size(uint32_t(result.batch_size));
+}
+
+v1::ModelState ToProto(ModelState state) {
+  switch (state) {
+    case ModelState::kLoading:
+      return v1::LOADING;
+    case ModelState::kReady:
+      return v1::READY;
+    case ModelState::kUnavailable:
+      break;
+  }
+  return v1::UNAVAILABLE;
+}
+
+void FillModelInfo(const ModelStatus& status, const std::string& version,
+                   const std::string& default_model, v1::ModelInfo* info) {
+  info->set_name(status.name);
+  info->set_state(ToProto(status.state));
+  info->set_reason(status.reason);
+  info->set_is_default(status.name == default_model);
+  for (const VersionStatus& v : status.versions) {
+    v1::ModelVersionStatus* out = info->add_versions();
+    out->set_version(v.version);
+    out->set_state(ToProto(v.state));
+    out->set_reason(v.reason);
+  }
+  if (!status.has_config) return;
+  const v1::ModelConfig& config = status.config;
+  info->set_platform(v1::ModelConfig::Platform_Name(config.platform()));
+  info->set_architecture(config.architecture());
+  info->set_input_height(config.input().height());
+  info->set_input_width(config.input().width());
+  *info->mutable_class_names() = config.class_names();
+  info->set_max_batch_size(config.max_batch_size());
+  info->set_precision(v1::ModelConfig::Precision_Name(config.precision()));
+  info->set_description(config.description());
+  if (status.latest != nullptr) {
+    info->set_version(version.empty() ? status.latest->version() : version);
+    for (const std::string& device : status.latest->devices()) {
+      info->add_devices(device);
+    }
+    info->set_parameter_count(uint64_t(status.latest->parameter_count()));
+  }
+}
+
+}  // namespace
+
+// Segment: a unary call whose reactor notices client cancellation.
+class SegmentationService::SegmentReactor final
+    : public grpc::ServerUnaryReactor {
+ public:
+  SegmentReactor() : cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+  const CancelFlag& cancelled() const { return cancelled_; }
+  void OnCancel() override { cancelled_->store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  CancelFlag cancelled_;
+};
+
+grpc::ServerUnaryReactor* SegmentationService::Segment(
+    grpc::CallbackServerContext* context, const v1::SegmentRequest* request,
+    v1::SegmentResponse* response) {
+  auto* reactor = new SegmentReactor();
+  absl::StatusOr<SegmentJob> job =
+      ToJob(*request, DeadlineOf(*context), reactor->cancelled());
+  if (!job.ok()) {
+    reactor->Finish(ToGrpcStatus(job.status()));
+    return reactor;
+  }
+  processor_->Process(
+      *std::move(job),
+      [reactor, request, response](absl::StatusOr<SegmentResult> result) {
+        if (result.ok()) {
+          FillResponse(*std::move(result), request->request_id(), response);
+        }
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
+  return reactor;
+}
+
+// SegmentStream: frames are processed concurrently and written back in the
+// order they arrived, one write at a time. The first failed frame ends the
+// stream with its status, after the frames before it are written.
+class SegmentationService::StreamReactor final
+    : public grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse> {
+ public:
+  StreamReactor(SegmentationService* service,
+                grpc::CallbackServerContext* context)
+      : service_(service),
+        context_(context),
+        cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    StartNextRead();
+  }
+
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    if (!ok) {
+      reads_done_ = true;
+      MaybeProgressLocked();
+      return;
+    }
+    if (failed_) return;
+    auto frame = std::make_shared<Frame>();
+    frame->request = std::move(incoming_);
+    frames_.push_back(frame);
+    ++outstanding_;
+    absl::StatusOr<SegmentJob> job =
+        service_->draining_.load()
+            ? absl::StatusOr<SegmentJob>(ShuttingDownError())
+            : ToJob(frame->request, DeadlineOf(*context_), cancelled_);
+    if (!job.ok()) {
+      CompleteLocked(*frame, job.status());
+    } else {
+      // The callback may run on this thread: release the lock around it.
+      mu_.Unlock();
+      service_->processor_->Process(
+          *std::move(job), [this, frame](absl::StatusOr<SegmentResult> result) {
+            absl::MutexLock lock(&mu_);
+            CompleteLocked(*frame, std::move(result));
+          });
+      mu_.Lock();
+    }
+    if (!failed_) StartNextReadLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    frames_.pop_front();
+    if (!ok) {
+      // The client went away; stop writing but let frames finish.
+      failed_ = true;
+      final_status_ = grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "the client stopped reading responses");
+    }
+    MaybeProgressLocked();
+  }
+
+  void OnCancel() override { cancelled_->store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  struct Frame {
+    v1::SegmentRequest request;
+    v1::SegmentResponse response;
+    bool ready = false;
+    grpc::Status status;
+  };
+
+  void StartNextRead() {
+    absl::MutexLock lock(&mu_);
+    StartNextReadLocked();
+  }
+  void StartNextReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    StartRead(&incoming_);
+  }
+
+  void CompleteLocked(Frame& frame, absl::StatusOr<SegmentResult> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (result.ok()) {
+      FillResponse(*std::move(result), frame.request.request_id(),
+                   &frame.response);
+    }
+    frame.status = ToGrpcStatus(result.status());
+    frame.ready = true;
+    --outstanding_;
+    MaybeProgressLocked();
+  }
+
+  // Writes the next response if it is ready, or finishes the stream when
+  // nothing is left to do.
+  void MaybeProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_) return;
+    while (!failed_ && !frames_.empty() && frames_.front()->ready) {
+      Frame& head = *frames_.front();
+      if (!head.status.ok()) {
+        failed_ = true;
+        final_status_ = head.status;
+        break;
+      }
+      writing_ = true;
+      StartWrite(&head.response);
+      return;
+    }
+    const bool all_written = frames_.empty() || failed_;
+    if (outstanding_ == 0 && all_written && (reads_done_ || failed_)) {
+      finished_ = true;
+      Finish(final_status_);
+    }
+  }
+
+  SegmentationService* const service_;
+  grpc::CallbackServerContext* const context_;
+  CancelFlag cancelled_;
+
+  absl::Mutex mu_;
+  v1::SegmentRequest incoming_;  // Target of the pending read.
+  std::deque<std::shared_ptr<Frame>> frames_ ABSL_GUARDED_BY(mu_);
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // Frames being processed.
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+SegmentationService::SegmentationService(SegmentProcessor* processor,
+                                         const ModelRepository* repository)
+    : processor_(processor), repository_(repository) {}
+
+grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
+SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
+  if (draining_.load()) {
+    class Refuse final : public grpc::ServerBidiReactor<v1::SegmentRequest,
+                                                        v1::SegmentResponse> {
+     public:
+      Refuse() { Finish(ToGrpcStatus(ShuttingDownError())); }
+      void OnDone() override { delete this; }
+    };
+    return new Refuse();
+  }
+  return new StreamReactor(this, context);
+}
+
+grpc::ServerUnaryReactor* SegmentationService::ListModels(
+    grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+    v1::ListModelsResponse* response) {
+  for (const ModelStatus& status : repository_->List()) {
+    FillModelInfo(status, "", repository_->default_model(),
+                  response->add_models());
+  }
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SegmentationService::GetModel(
+    grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
+    v1::ModelInfo* response) {
+  auto* reactor = context->DefaultReactor();
+  absl::StatusOr<ModelStatus> status = repository_->Describe(request->name());
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status.status()));
+    return reactor;
+  }
+  if (!request->version().empty()) {
+    // Validates the version (NOT_FOUND / UNAVAILABLE with the reason).
+    absl::StatusOr<std::shared_ptr<ServedModel>> served =
+        repository_->Find(status->name, request->version());
+    if (!served.ok() &&
+        served.status().code() != absl::StatusCode::kUnavailable) {
+      reactor->Finish(ToGrpcStatus(served.status()));
+      return reactor;
+    }
+  }
+  FillModelInfo(*status, request->version(), repository_->default_model(),
+                response);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace segserve

@@ -1,0 +1,52 @@
+#ifndef SEGSERVE_SERVER_API_SEGMENTATION_SERVICE_H_
+#define SEGSERVE_SERVER_API_SEGMENTATION_SERVICE_H_
+
+#include <atomic>
+
+#include "segserve/v1/segmentation.grpc.pb.h"
+#include "server/core/model_repository.h"
+#include "server/pipeline/segment_processor.h"
+
+namespace segserve {
+
+// The gRPC Segmentation service (callback API). The only place that converts
+// between the API's protos and the project's own types. Reactors never block:
+// work goes to the SegmentProcessor and the reactor finishes from its
+// callback. Thread-safe.
+class SegmentationService final : public v1::Segmentation::CallbackService {
+ public:
+  // The pointers must outlive the service.
+  SegmentationService(SegmentProcessor* processor,
+                      const ModelRepository* repository);
+
+  // From now on frames that arrive on open streams end their stream with
+  // UNAVAILABLE (the frames before them are answered), so that the client
+  // reconnects to another replica. Unary calls that gRPC still accepted
+  // are served: the server stops taking calls by closing its transport.
+  void StartDraining() { draining_.store(true); }
+
+  grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
+                                    const v1::SegmentRequest* request,
+                                    v1::SegmentResponse* response) override;
+  grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
+  SegmentStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const v1::ListModelsRequest* request,
+      v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context,
+                                     const v1::GetModelRequest* request,
+                                     v1::ModelInfo* response) override;
+
+ private:
+  class SegmentReactor;
+  class StreamReactor;
+
+  SegmentProcessor* const processor_;
+  const ModelRepository* const repository_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_SERVER_API_SEGMENTATION_SERVICE_H_

@@ -1,0 +1,46 @@
+#ifndef SEGSERVE_SERVER_CORE_INFERENCE_REQUEST_H_
+#define SEGSERVE_SERVER_CORE_INFERENCE_REQUEST_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "model/segmentation_model.h"
+
+namespace segserve {
+
+// Set by the RPC layer when the client cancels; read by the batcher so that
+// cancelled requests are dropped before inference.
+using CancelFlag = std::shared_ptr<std::atomic<bool>>;
+
+// What the model instance hands back for one request.
+struct BatchResult {
+  absl::Status status;     // OK, or why the request was not run.
+  InferenceOutput output;  // Valid when status is OK.
+  absl::Duration queue_time;
+  absl::Duration inference_time;  // Of the whole batch.
+  int batch_size = 0;
+};
+
+// One preprocessed image waiting in a model's queue. Owned by the batcher
+// while queued, then by the instance that runs it.
+struct InferenceRequest {
+  std::vector<float> input;  // 3 x H x W at the model's input size.
+  bool with_confidence = false;
+  uint32_t priority = 0;  // 0 is served first.
+  absl::Time enqueue_time;
+  absl::Time deadline = absl::InfiniteFuture();
+  CancelFlag cancelled;  // May be null.
+  // Called exactly once, from an instance thread or from the batcher.
+  absl::AnyInvocable<void(BatchResult)> done;
+
+  bool IsCancelled() const { return cancelled && cancelled->load(); }
+};
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_SERVER_CORE_INFERENCE_REQUEST_H_

@@ -1,0 +1,126 @@
+#include "server/core/served_model.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "config/model_config.h"
+
+namespace segserve {
+namespace {
+
+DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config) {
+  const auto& batching = config.dynamic_batching();
+  DynamicBatcher::Options options;
+  options.max_batch_size = int(config.max_batch_size());
+  options.preferred_batch_sizes.assign(batching.preferred_batch_size().begin(),
+                                       batching.preferred_batch_size().end());
+  options.max_queue_delay = absl::Microseconds(batching.max_queue_delay_us());
+  options.max_queue_size = int(batching.max_queue_size());
+  options.priority_levels = int(batching.priority_levels());
+  options.eager_dispatch = batching.eager_dispatch();
+  return options;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> InstanceDevices(
+    const v1::ModelConfig& config, int cuda_device_count) {
+  std::vector<std::string> devices;
+  for (const auto& group : config.instance_group()) {
+    using Kind = v1::ModelConfig::InstanceGroup;
+    const bool gpu = group.kind() == Kind::GPU ||
+                     (group.kind() == Kind::AUTO && cuda_device_count > 0);
+    if (group.kind() == Kind::GPU && cuda_device_count == 0) {
+      return absl::FailedPreconditionError(
+          "instance_group asks for GPU instances but this LibTorch build "
+          "sees no CUDA device; use kind CPU or AUTO");
+    }
+    if (!gpu) {
+      if (config.precision() != v1::ModelConfig::FP32) {
+        return absl::FailedPreconditionError(
+            "FP16/BF16 need a GPU instance; this instance runs on the CPU "
+            "with FP32");
+      }
+      for (uint32_t i = 0; i < group.count(); ++i) devices.push_back("cpu");
+      continue;
+    }
+    std::vector<int> gpus(group.gpus().begin(), group.gpus().end());
+    if (gpus.empty()) {
+      for (int i = 0; i < cuda_device_count; ++i) gpus.push_back(i);
+    }
+    for (int gpu_id : gpus) {
+      if (gpu_id >= cuda_device_count) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("instance_group names GPU ", gpu_id, " but only ",
+                         cuda_device_count, " CUDA device(s) exist"));
+      }
+      for (uint32_t i = 0; i < group.count(); ++i) {
+        devices.push_back(absl::StrCat("cuda:", gpu_id));
+      }
+    }
+  }
+  return devices;
+}
+
+ServedModel::ServedModel(Options options)
+    : options_(std::move(options)),
+      preprocess_(PreprocessOptionsFromConfig(options_.config)),
+      metrics_(
+          options_.metrics->ForModel(options_.config.name(), options_.version)),
+      batcher_(ToBatcherOptions(options_.config), options_.clock) {}
+
+ServedModel::~ServedModel() {
+  Shutdown();
+  instances_.clear();  // Joins after the queue drains.
+  metrics_.ready->Set(0);
+}
+
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
+    Options options) {
+  if (options.devices.empty()) {
+    return absl::InvalidArgumentError("a model needs at least one instance");
+  }
+  std::unique_ptr<ServedModel> served(new ServedModel(std::move(options)));
+  const Options& opts = served->options_;
+  const int max_batch = int(opts.config.max_batch_size());
+  const size_t image_floats =
+      3 * size_t(opts.config.input().height()) * opts.config.input().width();
+  for (const std::string& device : opts.devices) {
+    absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
+        opts.loader(opts.config, opts.weights_path, device);
+    if (!model.ok()) return model.status();
+    // Warm-up runs before the instance takes requests: first-call costs
+    // (allocator growth, kernel selection) stay out of request latency.
+    if (opts.config.warmup_batches() > 0) {
+      const std::vector<float> zeros(image_floats, 0.0f);
+      const std::vector<const float*> batch(max_batch, zeros.data());
+      for (uint32_t i = 0; i < opts.config.warmup_batches(); ++i) {
+        auto outputs = (*model)->Infer(batch, false);
+        if (!outputs.ok()) {
+          return absl::Status(outputs.status().code(),
+                              absl::StrCat("warm-up on ", device, " failed: ",
+                                           outputs.status().message()));
+        }
+      }
+    }
+    served->parameter_count_ = (*model)->parameter_count();
+    served->instances_.push_back(std::make_unique<ModelInstance>(
+        *std::move(model), &served->batcher_, opts.clock, served->metrics_));
+  }
+  served->metrics_.ready->Set(1);
+  return served;
+}
+
+absl::Status ServedModel::Enqueue(std::unique_ptr<InferenceRequest>& request) {
+  absl::Status status = batcher_.Enqueue(request);
+  metrics_.queue_depth->Set(batcher_.queue_depth());
+  return status;
+}
+
+void ServedModel::Shutdown() {
+  batcher_.Shutdown();
+  metrics_.ready->Set(0);
+}
+
+}  // namespace segserve

@@ -1,0 +1,82 @@
+#ifndef SEGSERVE_SERVER_CORE_SERVED_MODEL_H_
+#define SEGSERVE_SERVER_CORE_SERVED_MODEL_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "model/preprocess.h"
+#include "model/segmentation_model.h"
+#include "segserve/v1/model_config.pb.h"
+#include "server/core/dynamic_batcher.h"
+#include "server/core/metrics.h"
+#include "server/core/model_instance.h"
+
+namespace segserve {
+
+// Creates one model instance on `device` ("cpu" or "cuda:N") from a validated
+// config and the version's weights file. The seam between the repository and
+// LibTorch: tests pass a loader that returns fakes.
+using ModelLoader =
+    std::function<absl::StatusOr<std::unique_ptr<SegmentationModel>>(
+        const v1::ModelConfig& config, const std::string& weights_path,
+        const std::string& device)>;
+
+// One loaded, ready version of a model: its queue and its instances.
+// Thread-safe.
+class ServedModel {
+ public:
+  struct Options {
+    v1::ModelConfig config;  // Validated, defaults applied.
+    std::string version;
+    std::string weights_path;
+    std::vector<std::string> devices;  // One instance each; InstanceDevices.
+    ModelLoader loader;
+    Clock* clock = nullptr;      // Must outlive the model.
+    Metrics* metrics = nullptr;  // Must outlive the model.
+  };
+
+  // Loads every instance of the config's instance groups and runs the warmup
+  // batches. Fails with the first instance's error.
+  static absl::StatusOr<std::unique_ptr<ServedModel>> Create(Options options);
+
+  // Drains the queue and joins the instances.
+  ~ServedModel();
+
+  const v1::ModelConfig& config() const { return options_.config; }
+  const std::string& version() const { return options_.version; }
+  const PreprocessOptions& preprocess() const { return preprocess_; }
+  const Metrics::ModelMetrics& metrics() const { return metrics_; }
+  const std::vector<std::string>& devices() const { return options_.devices; }
+  int64_t parameter_count() const { return parameter_count_; }
+
+  // See DynamicBatcher::Expect, Unexpect and Enqueue.
+  void Expect() { batcher_.Expect(); }
+  void Unexpect() { batcher_.Unexpect(); }
+  absl::Status Enqueue(std::unique_ptr<InferenceRequest>& request);
+
+  // Stops accepting requests; queued ones still run.
+  void Shutdown();
+
+ private:
+  explicit ServedModel(Options options);
+
+  const Options options_;
+  PreprocessOptions preprocess_;
+  Metrics::ModelMetrics metrics_;
+  int64_t parameter_count_ = 0;
+  DynamicBatcher batcher_;  // Outlives the instances (declared first).
+  std::vector<std::unique_ptr<ModelInstance>> instances_;
+};
+
+// Devices for a config's instance groups, one entry per instance: AUTO means
+// every CUDA device when LibTorch has CUDA, else the CPU.
+absl::StatusOr<std::vector<std::string>> InstanceDevices(
+    const v1::ModelConfig& config, int cuda_device_count);
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_SERVER_CORE_SERVED_MODEL_H_

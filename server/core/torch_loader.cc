@@ -1,0 +1,53 @@
+#include "server/core/torch_loader.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "model/torch_model.h"
+#include "model/torch_runtime.h"
+#include "server/core/cpu_lanes.h"
+
+namespace segserve {
+
+ModelLoader TorchModelLoader() {
+  ModelLoader load = [](const v1::ModelConfig& config,
+                        const std::string& weights_path,
+                        const std::string& device)
+      -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
+    TorchModelOptions options;
+    options.platform = config.platform() == v1::ModelConfig::TORCHSCRIPT
+                           ? TorchModelOptions::Platform::kTorchScript
+                           : TorchModelOptions::Platform::kBuiltin;
+    options.architecture = config.architecture();
+    if (config.classifier() == v1::ModelConfig::SSA) {
+      options.classifier = TorchModelOptions::Classifier::kSsa;
+    } else if (config.classifier() == v1::ModelConfig::DPG) {
+      options.classifier = TorchModelOptions::Classifier::kDpg;
+    }
+    options.num_classes = int(config.num_classes());
+    options.weights_path = weights_path;
+    options.input_height = int(config.input().height());
+    options.input_width = int(config.input().width());
+    options.device = device;
+    switch (config.precision()) {
+      case v1::ModelConfig::FP16:
+        options.precision = TorchModelOptions::Precision::kFp16;
+        break;
+      case v1::ModelConfig::BF16:
+        options.precision = TorchModelOptions::Precision::kBf16;
+        break;
+      default:
+        options.precision = TorchModelOptions::Precision::kFp32;
+    }
+    return LoadTorchModel(options);
+  };
+  // CPU models load and run on lanes (server/cpu_lanes.h): as many as the
+  // cores hold pools of the intra-op thread count.
+  const int lanes = std::max(1, UsableCores() / TorchIntraOpThreads());
+  return RunCpuModelsOnLanes(
+      std::move(load),
+      std::make_shared<CpuLanes>(lanes, UseTorchThreadsInThisThread));
+}
+
+}  // namespace segserve

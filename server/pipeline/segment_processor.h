@@ -1,0 +1,106 @@
+#ifndef SEGSERVE_SERVER_PIPELINE_SEGMENT_PROCESSOR_H_
+#define SEGSERVE_SERVER_PIPELINE_SEGMENT_PROCESSOR_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/image_codec.h"
+#include "common/mask_codec.h"
+#include "server/core/inference_request.h"
+#include "server/core/metrics.h"
+#include "server/core/model_repository.h"
+#include "server/core/thread_pool.h"
+
+namespace segserve {
+
+// One Segment request in the project's own types. The string views point
+// into the RPC's request message, which outlives the job.
+struct SegmentJob {
+  std::string model;
+  std::string version;
+  bool raw = false;
+  absl::string_view encoded;  // When !raw.
+  int raw_width = 0;          // When raw.
+  int raw_height = 0;
+  PixelFormat raw_format = PixelFormat::kRgb8;
+  absl::string_view raw_data;
+  MaskFormat mask_format = MaskFormat::kPng;
+  bool with_confidence = false;
+  uint32_t priority = 0;
+  absl::Time deadline = absl::InfiniteFuture();
+  CancelFlag cancelled;  // May be null.
+};
+
+struct ClassCount {
+  int class_id = 0;
+  std::string name;
+  uint64_t pixels = 0;
+};
+
+struct SegmentResult {
+  std::string model;
+  std::string version;
+  int width = 0;  // The input image's size.
+  int height = 0;
+  MaskFormat mask_format = MaskFormat::kPng;
+  std::string mask;
+  std::string confidence;               // Row-major uint8, when asked.
+  std::vector<ClassCount> class_stats;  // Present classes, ascending id.
+  absl::Duration queue_time;
+  absl::Duration preprocess_time;
+  absl::Duration inference_time;
+  absl::Duration postprocess_time;
+  int batch_size = 0;
+};
+
+// Runs Segment requests through their model: decode and preprocess on the
+// pool, queue and batch, then resize and encode the mask on the pool. Counts
+// every request in the metrics. Thread-safe.
+class SegmentProcessor {
+ public:
+  struct Options {
+    int64_t max_image_pixels = 0;  // 0: no limit.
+  };
+  using Done = absl::AnyInvocable<void(absl::StatusOr<SegmentResult>)>;
+
+  // The pointers must outlive the processor.
+  SegmentProcessor(Options options, const ModelRepository* repository,
+                   ThreadPool* pool, Metrics* metrics, Clock* clock);
+
+  // Never blocks. `done` runs exactly once, on a pool thread or the calling
+  // thread (for requests refused at once).
+  void Process(SegmentJob job, Done done);
+
+  // Requests accepted and not yet answered.
+  int inflight() const;
+  // Waits until no request is in flight or `deadline` passes; returns
+  // whether all finished.
+  bool WaitForIdle(absl::Time deadline) const;
+
+ private:
+  struct Call;
+  void Preprocess(std::shared_ptr<Call> call);
+  void Postprocess(std::shared_ptr<Call> call, BatchResult batch);
+  void Finish(Call& call, absl::StatusOr<SegmentResult> result);
+
+  const Options options_;
+  const ModelRepository* const repository_;
+  ThreadPool* const pool_;
+  Metrics* const metrics_;
+  Clock* const clock_;
+
+  mutable absl::Mutex mu_;
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_SERVER_PIPELINE_SEGMENT_PROCESSOR_H_
