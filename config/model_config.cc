@@ -36,6 +36,175 @@ bool IsBuiltin(const std::string& architecture) {
   return false;
 }
 
+// Each check below fills in its part's defaults and refuses what is out of
+// range, naming the file and the field.
+class FieldChecker {
+ public:
+  explicit FieldChecker(const std::string& path) : path_(path) {}
+  absl::Status Bad(const std::string& field, const std::string& reason) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": field '", field, "': ", reason));
+  }
+
+ private:
+  const std::string& path_;
+};
+
+absl::Status CheckModel(const FieldChecker& check, const std::string& dir_name,
+                        v1::ModelConfig& config) {
+  if (config.name().empty()) config.set_name(dir_name);
+  if (config.name() != dir_name) {
+    return check.Bad("name",
+                     absl::StrCat("'", config.name(),
+                                  "' must equal the model's directory name '",
+                                  dir_name, "'"));
+  }
+  switch (config.platform()) {
+    case v1::ModelConfig::BUILTIN:
+      if (!IsBuiltin(config.architecture())) {
+        return check.Bad(
+            "architecture",
+            absl::StrCat("'", config.architecture(),
+                         "' is not a builtin architecture; allowed: ",
+                         absl::StrJoin(kBuiltinArchitectures, ", ")));
+      }
+      if (config.classifier() == v1::ModelConfig::SSA &&
+          config.architecture() == "sgcpnet") {
+        return check.Bad("classifier",
+                         "SSA applies to cgrseg_* architectures only");
+      }
+      return absl::OkStatus();
+    case v1::ModelConfig::TORCHSCRIPT:
+      if (!config.architecture().empty()) {
+        return check.Bad("architecture",
+                         "only BUILTIN models name an architecture; leave it "
+                         "empty for TORCHSCRIPT");
+      }
+      return absl::OkStatus();
+    default:
+      return check.Bad("platform", "required: BUILTIN or TORCHSCRIPT");
+  }
+}
+
+absl::Status CheckClasses(const FieldChecker& check, v1::ModelConfig& config) {
+  if (config.num_classes() < 1 || config.num_classes() > kMaxClasses) {
+    return check.Bad(
+        "num_classes",
+        absl::StrCat(config.num_classes(), " is out of range; allowed 1..",
+                     kMaxClasses));
+  }
+  if (config.class_names_size() == 0) {
+    for (uint32_t i = 0; i < config.num_classes(); ++i) {
+      config.add_class_names(absl::StrCat("class_", i));
+    }
+  } else if (uint32_t(config.class_names_size()) != config.num_classes()) {
+    return check.Bad(
+        "class_names",
+        absl::StrCat("has ", config.class_names_size(),
+                     " entries; give none or exactly num_classes (",
+                     config.num_classes(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckInput(const FieldChecker& check, v1::ModelConfig& config) {
+  auto* input = config.mutable_input();
+  for (auto [side, value] :
+       {std::pair<const char*, uint32_t>{"input.height", input->height()},
+        {"input.width", input->width()}}) {
+    if (value == 0 || value > kMaxInputSide) {
+      return check.Bad(
+          side,
+          absl::StrCat(value, " is out of range; allowed 1..", kMaxInputSide));
+    }
+    if (config.platform() == v1::ModelConfig::BUILTIN && value % 32 != 0) {
+      return check.Bad(side,
+                       absl::StrCat(value,
+                                    " must be a multiple of 32 for builtin "
+                                    "architectures (their output stride)"));
+    }
+  }
+  if (input->mean_size() == 0) {
+    for (float m : kImageNetMean) input->add_mean(m);
+  }
+  if (input->std_size() == 0) {
+    for (float s : kImageNetStd) input->add_std(s);
+  }
+  if (input->mean_size() != 3) {
+    return check.Bad("input.mean", absl::StrCat("has ", input->mean_size(),
+                                                " values; give 3 (R, G, B)"));
+  }
+  if (input->std_size() != 3) {
+    return check.Bad("input.std", absl::StrCat("has ", input->std_size(),
+                                               " values; give 3 (R, G, B)"));
+  }
+  for (float s : input->std()) {
+    if (!(s > 0)) return check.Bad("input.std", "every value must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatching(const FieldChecker& check, v1::ModelConfig& config) {
+  if (config.max_batch_size() == 0) config.set_max_batch_size(1);
+  if (config.max_batch_size() > 1024) {
+    return check.Bad("max_batch_size",
+                     absl::StrCat(config.max_batch_size(),
+                                  " is out of range; allowed 0..1024"));
+  }
+  auto* batching = config.mutable_dynamic_batching();
+  for (uint32_t size : batching->preferred_batch_size()) {
+    if (size < 1 || size > config.max_batch_size()) {
+      return check.Bad(
+          "dynamic_batching.preferred_batch_size",
+          absl::StrCat(size, " is out of range; allowed 1..max_batch_size (",
+                       config.max_batch_size(), ")"));
+    }
+  }
+  if (batching->priority_levels() == 0) batching->set_priority_levels(1);
+  if (batching->priority_levels() > 64) {
+    return check.Bad("dynamic_batching.priority_levels",
+                     absl::StrCat(batching->priority_levels(),
+                                  " is out of range; allowed 1..64"));
+  }
+  if (batching->max_queue_delay_us() > 10'000'000) {
+    return check.Bad("dynamic_batching.max_queue_delay_us",
+                     "at most 10000000 (10 s) is allowed");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckInstances(const FieldChecker& check,
+                            v1::ModelConfig& config) {
+  if (config.instance_group_size() == 0) config.add_instance_group();
+  for (auto& group : *config.mutable_instance_group()) {
+    if (group.count() == 0) group.set_count(1);
+    if (group.count() > kMaxInstances) {
+      return check.Bad(
+          "instance_group.count",
+          absl::StrCat(group.count(), " is out of range; allowed 1..",
+                       kMaxInstances));
+    }
+    if (group.kind() == v1::ModelConfig::InstanceGroup::CPU &&
+        group.gpus_size() > 0) {
+      return check.Bad("instance_group.gpus",
+                       "a CPU instance group lists no gpus");
+    }
+    if (group.kind() == v1::ModelConfig::InstanceGroup::CPU &&
+        config.precision() != v1::ModelConfig::FP32) {
+      return check.Bad("precision",
+                       "FP16 and BF16 run on GPU instances only; CPU runs "
+                       "FP32");
+    }
+    for (int gpu : group.gpus()) {
+      if (gpu < 0) return check.Bad("instance_group.gpus", "GPU ids are >= 0");
+    }
+  }
+  if (config.warmup_batches() > 100) {
+    return check.Bad("warmup_batches", "at most 100 is allowed");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
@@ -50,138 +219,13 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
         path, ": not a valid ModelConfig in protobuf text format: ",
         errors.Joined()));
   }
-  auto bad = [&path](const std::string& field, const std::string& reason) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": field '", field, "': ", reason));
-  };
-
-  if (config.name().empty()) config.set_name(dir_name);
-  if (config.name() != dir_name) {
-    return bad("name", absl::StrCat("'", config.name(),
-                                    "' must equal the model's directory name '",
-                                    dir_name, "'"));
-  }
-  switch (config.platform()) {
-    case v1::ModelConfig::BUILTIN:
-      if (!IsBuiltin(config.architecture())) {
-        return bad("architecture",
-                   absl::StrCat("'", config.architecture(),
-                                "' is not a builtin architecture; allowed: ",
-                                absl::StrJoin(kBuiltinArchitectures, ", ")));
-      }
-      if (config.classifier() == v1::ModelConfig::SSA &&
-          config.architecture() == "sgcpnet") {
-        return bad("classifier", "SSA applies to cgrseg_* architectures only");
-      }
-      break;
-    case v1::ModelConfig::TORCHSCRIPT:
-      if (!config.architecture().empty()) {
-        return bad("architecture",
-                   "only BUILTIN models name an architecture; leave it empty "
-                   "for TORCHSCRIPT");
-      }
-      break;
-    default:
-      return bad("platform", "required: BUILTIN or TORCHSCRIPT");
-  }
-  if (config.num_classes() < 1 || config.num_classes() > kMaxClasses) {
-    return bad("num_classes",
-               absl::StrCat(config.num_classes(),
-                            " is out of range; allowed 1..", kMaxClasses));
-  }
-  if (config.class_names_size() == 0) {
-    for (uint32_t i = 0; i < config.num_classes(); ++i) {
-      config.add_class_names(absl::StrCat("class_", i));
-    }
-  } else if (uint32_t(config.class_names_size()) != config.num_classes()) {
-    return bad("class_names",
-               absl::StrCat("has ", config.class_names_size(),
-                            " entries; give none or exactly num_classes (",
-                            config.num_classes(), ")"));
-  }
-
-  auto* input = config.mutable_input();
-  for (auto [side, value] :
-       {std::pair<const char*, uint32_t>{"input.height", input->height()},
-        {"input.width", input->width()}}) {
-    if (value == 0 || value > kMaxInputSide) {
-      return bad(side, absl::StrCat(value, " is out of range; allowed 1..",
-                                    kMaxInputSide));
-    }
-    if (config.platform() == v1::ModelConfig::BUILTIN && value % 32 != 0) {
-      return bad(side, absl::StrCat(value,
-                                    " must be a multiple of 32 for builtin "
-                                    "architectures (their output stride)"));
-    }
-  }
-  if (input->mean_size() == 0) {
-    for (float m : kImageNetMean) input->add_mean(m);
-  }
-  if (input->std_size() == 0) {
-    for (float s : kImageNetStd) input->add_std(s);
-  }
-  if (input->mean_size() != 3) {
-    return bad("input.mean", absl::StrCat("has ", input->mean_size(),
-                                          " values; give 3 (R, G, B)"));
-  }
-  if (input->std_size() != 3) {
-    return bad("input.std", absl::StrCat("has ", input->std_size(),
-                                         " values; give 3 (R, G, B)"));
-  }
-  for (float s : input->std()) {
-    if (!(s > 0)) return bad("input.std", "every value must be positive");
-  }
-
-  if (config.max_batch_size() == 0) config.set_max_batch_size(1);
-  if (config.max_batch_size() > 1024) {
-    return bad("max_batch_size",
-               absl::StrCat(config.max_batch_size(),
-                            " is out of range; allowed 0..1024"));
-  }
-  auto* batching = config.mutable_dynamic_batching();
-  for (uint32_t size : batching->preferred_batch_size()) {
-    if (size < 1 || size > config.max_batch_size()) {
-      return bad(
-          "dynamic_batching.preferred_batch_size",
-          absl::StrCat(size, " is out of range; allowed 1..max_batch_size (",
-                       config.max_batch_size(), ")"));
-    }
-  }
-  if (batching->priority_levels() == 0) batching->set_priority_levels(1);
-  if (batching->priority_levels() > 64) {
-    return bad("dynamic_batching.priority_levels",
-               absl::StrCat(batching->priority_levels(),
-                            " is out of range; allowed 1..64"));
-  }
-  if (batching->max_queue_delay_us() > 10'000'000) {
-    return bad("dynamic_batching.max_queue_delay_us",
-               "at most 10000000 (10 s) is allowed");
-  }
-
-  if (config.instance_group_size() == 0) config.add_instance_group();
-  for (auto& group : *config.mutable_instance_group()) {
-    if (group.count() == 0) group.set_count(1);
-    if (group.count() > kMaxInstances) {
-      return bad("instance_group.count",
-                 absl::StrCat(group.count(), " is out of range; allowed 1..",
-                              kMaxInstances));
-    }
-    if (group.kind() == v1::ModelConfig::InstanceGroup::CPU &&
-        group.gpus_size() > 0) {
-      return bad("instance_group.gpus", "a CPU instance group lists no gpus");
-    }
-    if (group.kind() == v1::ModelConfig::InstanceGroup::CPU &&
-        config.precision() != v1::ModelConfig::FP32) {
-      return bad("precision",
-                 "FP16 and BF16 run on GPU instances only; CPU runs FP32");
-    }
-    for (int gpu : group.gpus()) {
-      if (gpu < 0) return bad("instance_group.gpus", "GPU ids are >= 0");
-    }
-  }
-  if (config.warmup_batches() > 100) {
-    return bad("warmup_batches", "at most 100 is allowed");
-  }
+  const FieldChecker check(path);
+  absl::Status status = CheckModel(check, dir_name, config);
+  if (status.ok()) status = CheckClasses(check, config);
+  if (status.ok()) status = CheckInput(check, config);
+  if (status.ok()) status = CheckBatching(check, config);
+  if (status.ok()) status = CheckInstances(check, config);
+  if (!status.ok()) return status;
   return config;
 }
 
