@@ -78,8 +78,9 @@ def main():
     parser.add_argument("--window_s", type=float, default=3)
     args = parser.parse_args()
     args.warmup_requests = 16  # What run_bench.segload sends.
-    # run_bench.segload finds segload under args.build.
-    args.build = os.path.dirname(os.path.dirname(os.path.abspath(args.segload)))
+    # run_bench.segload finds segload under args.build (<build>/tools/segload/).
+    args.build = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(args.segload))))
 
     runs = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="segserve-compare-") as workdir:
