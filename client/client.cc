@@ -113,7 +113,7 @@ std::string MakeServiceConfigJson(const ClientOptions& options) {
         "\"methodConfig\":[{\"name\":[{\"service\":\"%s\"}],"
         "\"retryPolicy\":{\"maxAttempts\":%d,\"initialBackoff\":\"%s\","
         "\"maxBackoff\":\"%s\",\"backoffMultiplier\":%g,"
-        "\"retryableStatusCodes\":[\"UNAVAILABLE\"]}}]",
+        "\"retryableStatusCodes\":[\"UNAVAILABLE\",\"CANCELLED\"]}}]",
         kServiceName, options.retry_max_attempts,
         Seconds(options.retry_initial_backoff_ms),
         Seconds(options.retry_max_backoff_ms),

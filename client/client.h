@@ -36,7 +36,9 @@ struct ClientOptions {
   int64_t default_deadline_ms = 30000;
 
   // Transparent retries of calls that fail with UNAVAILABLE (server
-  // restarting, draining, connection refused), through gRPC's retry policy.
+  // restarting, draining, connection refused) or that a server cancelled
+  // (CANCELLED: a draining gRPC server drops calls that race its GOAWAY),
+  // through gRPC's retry policy; calls this client cancels are never retried.
   // Total attempts including the first: 1 (no retry) to 5. Each retry waits a
   // random time up to the backoff, which starts at retry_initial_backoff_ms and
   // grows by retry_backoff_multiplier up to retry_max_backoff_ms. Calls are

@@ -60,7 +60,9 @@ std::optional<double> ParseCgroupV1Quota(const std::string& quota_us,
 }
 
 int CoresFromQuota(double quota) {
-  return std::max(1, static_cast<int>(std::ceil(quota - 1e-9)));
+  // Clamped first: a quota of billions of cores is "no limit", not UB.
+  const double cores = std::min(std::ceil(quota - 1e-9), 1e6);
+  return std::max(1, static_cast<int>(cores));
 }
 
 int DetectUsableCores() {

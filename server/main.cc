@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <thread>
 #include <utility>
@@ -91,14 +92,18 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 
+  // gRPC takes connection ages in int milliseconds.
+  constexpr int kMaxAgeS = std::numeric_limits<int>::max() / 1000;
+  const int age_s = absl::GetFlag(FLAGS_grpc_max_connection_age_s);
+  const int grace_s = absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s);
   if (absl::GetFlag(FLAGS_cpu_cores) < 0 ||
       absl::GetFlag(FLAGS_intra_op_threads) < 0 ||
-      absl::GetFlag(FLAGS_grpc_max_connection_age_s) < 0 ||
-      absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s) < 0 ||
-      absl::GetFlag(FLAGS_drain_timeout_s) < 0) {
-    SEGSERVE_LOG(Error)
-        << "cannot start: --cpu_cores, --intra_op_threads, --drain_timeout_s "
-           "and --grpc_max_connection_age{,_grace}_s must be 0 or more";
+      absl::GetFlag(FLAGS_drain_timeout_s) < 0 || age_s < 0 ||
+      age_s > kMaxAgeS || grace_s < 0 || grace_s > kMaxAgeS) {
+    SEGSERVE_LOG(Error) << "cannot start: --cpu_cores, --intra_op_threads and "
+                           "--drain_timeout_s must be 0 or more, and "
+                           "--grpc_max_connection_age{,_grace}_s 0.."
+                        << kMaxAgeS;
     return 1;
   }
   segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads),

@@ -142,10 +142,12 @@ bool Server::Shutdown() {
                      << " request(s), up to "
                      << absl::FormatDuration(options_.drain_timeout);
   // gRPC's shutdown sends every connection a GOAWAY at once and closes the
-  // listener, so clients send their next calls to other replicas (calls
-  // racing the GOAWAY are refused unseen and retried there by gRPC itself),
-  // while every call it accepted goes on until it finishes or the deadline
-  // cancels it.
+  // listener, so clients send their next calls to other replicas, while
+  // every call the server already handed to segserve goes on until it
+  // finishes or the deadline cancels it. Calls that race the GOAWAY (streams
+  // above its last id, or a unary call whose message was still arriving) are
+  // dropped by gRPC: the first kind is retried transparently, the second
+  // ends CANCELLED, which the client library's retry policy retries.
   std::thread stopper([this, deadline] {
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   });

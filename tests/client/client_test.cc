@@ -403,7 +403,9 @@ TEST(ClientOptionsTest, ServiceConfig) {
   EXPECT_THAT(config, HasSubstr("\"maxAttempts\":3"));
   EXPECT_THAT(config, HasSubstr("\"initialBackoff\":\"0.100s\""));
   EXPECT_THAT(config, HasSubstr("\"maxBackoff\":\"2.000s\""));
-  EXPECT_THAT(config, HasSubstr("\"retryableStatusCodes\":[\"UNAVAILABLE\"]"));
+  EXPECT_THAT(
+      config,
+      HasSubstr("\"retryableStatusCodes\":[\"UNAVAILABLE\",\"CANCELLED\"]"));
   EXPECT_THAT(config, Not(HasSubstr("round_robin")));
 
   options.target = "dns:///segserve.example:50051";

@@ -27,6 +27,7 @@ TEST(CpuCoresTest, RoundsQuotaUpLikeTheDownwardApi) {
   EXPECT_EQ(CoresFromQuota(1.0), 1);
   EXPECT_EQ(CoresFromQuota(1.5), 2);
   EXPECT_EQ(CoresFromQuota(2.0), 2);
+  EXPECT_EQ(CoresFromQuota(1.7e10), 1000000);
 }
 
 TEST(CpuCoresTest, DetectedCoresAreWithinTheMachine) {

@@ -199,12 +199,13 @@ def main():
 
         # The main load, with the client's retry policy (3 attempts), runs
         # through every phase.
-        main_load = start_load(args, target, workdir, "retrying", 3, 4, 34)
+        main_load = start_load(args, target, workdir, "retrying", 3, 4, 50)
         time.sleep(3)
 
-        # 1. Spread over three.
+        # 1. Spread over three. Windows of several connection ages: each
+        # GOAWAY takes its replica out of the rotation until it reconnects.
         before = [r.requests() for r in replicas]
-        time.sleep(5)
+        time.sleep(8)
         counts, _ = shares(before, [r.requests() for r in replicas])
         check_spread("three replicas", counts[:3], failures)
         if counts[3] != 0:
@@ -228,7 +229,7 @@ def main():
         # Every connection has turned over once after a full age and grace.
         time.sleep(MAX_AGE_S * 1.1 + AGE_GRACE_S)
         before = [r.requests() for r in replicas]
-        time.sleep(4)
+        time.sleep(7)
         counts, _ = shares(before, [r.requests() for r in replicas])
         check_spread("four replicas", counts, failures)
 
