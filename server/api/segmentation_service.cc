@@ -227,6 +227,15 @@ class SegmentationService::StreamReactor final
         context_(context),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     StartNextRead();
+    service_->AddStream(this);  // After the read: Drain may finish at once.
+  }
+
+  // The drain began: answer the frames already taken, then end the stream
+  // with UNAVAILABLE instead of waiting for the client's next frame.
+  void Drain() {
+    absl::MutexLock lock(&mu_);
+    drained_ = true;
+    MaybeProgressLocked();
   }
 
   void OnReadDone(bool ok) override {
@@ -236,7 +245,7 @@ class SegmentationService::StreamReactor final
       MaybeProgressLocked();
       return;
     }
-    if (failed_) return;
+    if (failed_ || finished_) return;
     auto frame = std::make_shared<Frame>();
     frame->request = std::move(incoming_);
     frames_.push_back(frame);
@@ -274,7 +283,10 @@ class SegmentationService::StreamReactor final
   }
 
   void OnCancel() override { cancelled_->store(true); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->RemoveStream(this);
+    delete this;
+  }
 
  private:
   struct Frame {
@@ -320,9 +332,13 @@ class SegmentationService::StreamReactor final
       return;
     }
     const bool all_written = frames_.empty() || failed_;
-    if (outstanding_ == 0 && all_written && (reads_done_ || failed_)) {
+    if (outstanding_ == 0 && all_written &&
+        (reads_done_ || failed_ || drained_)) {
       finished_ = true;
-      Finish(final_status_);
+      // A pending read completes with ok=false after Finish.
+      Finish(drained_ && !failed_ && !reads_done_
+                 ? ToGrpcStatus(ShuttingDownError())
+                 : final_status_);
     }
   }
 
@@ -338,8 +354,27 @@ class SegmentationService::StreamReactor final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool drained_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
+
+void SegmentationService::StartDraining() {
+  absl::MutexLock lock(&streams_mu_);
+  draining_.store(true);
+  for (StreamReactor* stream : streams_) stream->Drain();
+}
+
+void SegmentationService::AddStream(StreamReactor* stream) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_.insert(stream);
+  // Created while the drain began: the loop above has already run.
+  if (draining_.load()) stream->Drain();
+}
+
+void SegmentationService::RemoveStream(StreamReactor* stream) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_.erase(stream);
+}
 
 SegmentationService::SegmentationService(SegmentProcessor* processor,
                                          const ModelRepository* repository)

@@ -3,6 +3,8 @@
 
 #include <atomic>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
 #include "server/core/model_repository.h"
 #include "server/pipeline/segment_processor.h"
@@ -23,7 +25,9 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   // UNAVAILABLE (the frames before them are answered), so that the client
   // reconnects to another replica. Unary calls that gRPC still accepted
   // are served: the server stops taking calls by closing its transport.
-  void StartDraining() { draining_.store(true); }
+  // Streams with nothing in flight end at once with UNAVAILABLE (an idle
+  // stream would otherwise hold the drain until its timeout).
+  void StartDraining();
 
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
                                     const v1::SegmentRequest* request,
@@ -44,7 +48,14 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
 
   SegmentProcessor* const processor_;
   const ModelRepository* const repository_;
+  // Registers a new stream (drained at once when the drain has begun) and
+  // forgets a finished one.
+  void AddStream(StreamReactor* stream);
+  void RemoveStream(StreamReactor* stream);
+
   std::atomic<bool> draining_{false};
+  absl::Mutex streams_mu_;
+  absl::flat_hash_set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
 };
 
 }  // namespace segserve
