@@ -368,8 +368,11 @@ def test(a, name, tmp, timings):
         steps = json.load(f)["steps"]
     errors = {k: v for s in steps for k, v in s["errors"].items()}
     okays = sum(s["ok"] for s in steps)
-    assert okays > 0 and set(errors) <= {"UNAVAILABLE"}, \
-        f"requests failed other than UNAVAILABLE (refused after the drain): {errors}"
+    # Refused after the drain began: UNAVAILABLE, or CANCELLED for a call that
+    # raced the GOAWAY (gRPC drops it before segserve sees it; segload has no
+    # retries here). "stopped cleanly" above says no accepted one was cut.
+    assert okays > 0 and set(errors) <= {"UNAVAILABLE", "CANCELLED"}, \
+        f"requests failed other than refused after the drain: {errors}"
     log(f"load: {okays} ok, errors {errors or 'none'}; {m.group(1)} in flight at SIGTERM, "
         "all finished")
 
