@@ -13,6 +13,7 @@
 #include "prometheus/registry.h"
 #include "server/api/health.h"
 #include "server/api/segmentation_service.h"
+#include "server/core/inference_core.h"
 #include "server/core/metrics.h"
 #include "server/core/model_repository.h"
 #include "server/core/thread_pool.h"
@@ -54,11 +55,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
 
   SegmentProcessor::Options processor_options;
   processor_options.max_image_pixels = opts.max_image_pixels;
-  server->processor_ = std::make_unique<SegmentProcessor>(
-      processor_options, server->repository_.get(), server->pool_.get(),
-      server->metrics_.get(), RealClock::Get());
+  server->core_ = std::make_unique<InferenceCore>(
+      server->repository_.get(), server->pool_.get(), server->metrics_.get(),
+      RealClock::Get());
+  server->processor_ = std::make_unique<SegmentProcessor>(processor_options,
+                                                          server->core_.get());
   server->service_ = std::make_unique<SegmentationService>(
-      server->processor_.get(), server->repository_.get());
+      server->processor_.get(), server->core_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -138,7 +141,7 @@ bool Server::Shutdown() {
   }
   repository_->CancelLoading();
   const absl::Time deadline = absl::Now() + options_.drain_timeout;
-  SEGSERVE_LOG(Info) << "draining " << processor_->inflight()
+  SEGSERVE_LOG(Info) << "draining " << core_->inflight()
                      << " request(s), up to "
                      << absl::FormatDuration(options_.drain_timeout);
   // gRPC's shutdown sends every connection a GOAWAY at once and closes the
@@ -152,16 +155,17 @@ bool Server::Shutdown() {
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   });
   // Open streams end at their next frame, so that their clients move too.
-  service_->StartDraining();
+  core_->StartDraining();
+  service_->DrainStreams();
   // The models stop taking requests only once the accepted ones are done:
   // a request still being decoded when the drain starts joins its queue
   // afterwards, and must not be refused there.
-  drained_ = processor_->WaitForIdle(deadline);
+  drained_ = core_->WaitForIdle(deadline);
   stopper.join();
   if (loader_.joinable()) loader_.join();
   repository_->Shutdown();
   if (!drained_) {
-    SEGSERVE_LOG(Warning) << processor_->inflight()
+    SEGSERVE_LOG(Warning) << core_->inflight()
                           << " request(s) still running after the drain "
                              "timeout; they were cancelled";
   }

@@ -24,6 +24,7 @@ class Registry;
 
 namespace segserve {
 
+class InferenceCore;
 class Metrics;
 class MetricsEndpoint;
 class ModelRepository;
@@ -103,6 +104,7 @@ class Server {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<InferenceCore> core_;
   std::unique_ptr<SegmentProcessor> processor_;
   std::unique_ptr<SegmentationService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;

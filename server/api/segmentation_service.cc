@@ -251,7 +251,7 @@ class SegmentationService::StreamReactor final
     frames_.push_back(frame);
     ++outstanding_;
     absl::StatusOr<SegmentJob> job =
-        service_->draining_.load()
+        service_->core_->draining()
             ? absl::StatusOr<SegmentJob>(ShuttingDownError())
             : ToJob(frame->request, DeadlineOf(*context_), cancelled_);
     if (!job.ok()) {
@@ -358,17 +358,16 @@ class SegmentationService::StreamReactor final
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
-void SegmentationService::StartDraining() {
+void SegmentationService::DrainStreams() {
   absl::MutexLock lock(&streams_mu_);
-  draining_.store(true);
   for (StreamReactor* stream : streams_) stream->Drain();
 }
 
 void SegmentationService::AddStream(StreamReactor* stream) {
   absl::MutexLock lock(&streams_mu_);
   streams_.insert(stream);
-  // Created while the drain began: the loop above has already run.
-  if (draining_.load()) stream->Drain();
+  // Created after the drain began: DrainStreams may have run already.
+  if (core_->draining()) stream->Drain();
 }
 
 void SegmentationService::RemoveStream(StreamReactor* stream) {
@@ -377,12 +376,12 @@ void SegmentationService::RemoveStream(StreamReactor* stream) {
 }
 
 SegmentationService::SegmentationService(SegmentProcessor* processor,
-                                         const ModelRepository* repository)
-    : processor_(processor), repository_(repository) {}
+                                         const InferenceCore* core)
+    : processor_(processor), core_(core), repository_(core->repository()) {}
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
 SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
-  if (draining_.load()) {
+  if (core_->draining()) {
     class Refuse final : public grpc::ServerBidiReactor<v1::SegmentRequest,
                                                         v1::SegmentResponse> {
      public:
@@ -397,8 +396,8 @@ SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
 grpc::ServerUnaryReactor* SegmentationService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
-  for (const ModelStatus& status : repository_->List()) {
-    FillModelInfo(status, "", repository_->default_model(),
+  for (const ModelStatus& status : repository_.List()) {
+    FillModelInfo(status, "", repository_.default_model(),
                   response->add_models());
   }
   auto* reactor = context->DefaultReactor();
@@ -410,7 +409,7 @@ grpc::ServerUnaryReactor* SegmentationService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
   auto* reactor = context->DefaultReactor();
-  absl::StatusOr<ModelStatus> status = repository_->Describe(request->name());
+  absl::StatusOr<ModelStatus> status = repository_.Describe(request->name());
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status.status()));
     return reactor;
@@ -418,14 +417,14 @@ grpc::ServerUnaryReactor* SegmentationService::GetModel(
   if (!request->version().empty()) {
     // Validates the version (NOT_FOUND / UNAVAILABLE with the reason).
     absl::StatusOr<std::shared_ptr<ServedModel>> served =
-        repository_->Find(status->name, request->version());
+        repository_.Find(status->name, request->version());
     if (!served.ok() &&
         served.status().code() != absl::StatusCode::kUnavailable) {
       reactor->Finish(ToGrpcStatus(served.status()));
       return reactor;
     }
   }
-  FillModelInfo(*status, request->version(), repository_->default_model(),
+  FillModelInfo(*status, request->version(), repository_.default_model(),
                 response);
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -1,11 +1,10 @@
 #ifndef SEGSERVE_SERVER_API_SEGMENTATION_SERVICE_H_
 #define SEGSERVE_SERVER_API_SEGMENTATION_SERVICE_H_
 
-#include <atomic>
-
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
+#include "server/core/inference_core.h"
 #include "server/core/model_repository.h"
 #include "server/pipeline/segment_processor.h"
 
@@ -18,16 +17,16 @@ namespace segserve {
 class SegmentationService final : public v1::Segmentation::CallbackService {
  public:
   // The pointers must outlive the service.
-  SegmentationService(SegmentProcessor* processor,
-                      const ModelRepository* repository);
+  SegmentationService(SegmentProcessor* processor, const InferenceCore* core);
 
-  // From now on frames that arrive on open streams end their stream with
-  // UNAVAILABLE (the frames before them are answered), so that the client
-  // reconnects to another replica. Unary calls that gRPC still accepted
-  // are served: the server stops taking calls by closing its transport.
-  // Streams with nothing in flight end at once with UNAVAILABLE (an idle
-  // stream would otherwise hold the drain until its timeout).
-  void StartDraining();
+  // Call after InferenceCore::StartDraining. From then on frames that
+  // arrive on open streams end their stream with UNAVAILABLE (the frames
+  // before them are answered), so that the client reconnects to another
+  // replica. Unary calls that gRPC still accepted are served: the server
+  // stops taking calls by closing its transport. Streams with nothing in
+  // flight end at once with UNAVAILABLE (an idle stream would otherwise
+  // hold the drain until its timeout).
+  void DrainStreams();
 
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
                                     const v1::SegmentRequest* request,
@@ -47,13 +46,13 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   class StreamReactor;
 
   SegmentProcessor* const processor_;
-  const ModelRepository* const repository_;
+  const InferenceCore* const core_;
+  const ModelRepository& repository_;
   // Registers a new stream (drained at once when the drain has begun) and
   // forgets a finished one.
   void AddStream(StreamReactor* stream);
   void RemoveStream(StreamReactor* stream);
 
-  std::atomic<bool> draining_{false};
   absl::Mutex streams_mu_;
   absl::flat_hash_set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
 };

@@ -28,7 +28,7 @@ void DynamicBatcher::Unexpect() {
 }
 
 absl::Status DynamicBatcher::Enqueue(
-    std::unique_ptr<InferenceRequest>& request) {
+    std::vector<std::unique_ptr<InferenceRequest>>& items) {
   absl::MutexLock lock(&mu_);
   if (expected_ > 0) --expected_;
   // Also on refusal: an instance may be waiting for this request.
@@ -36,21 +36,36 @@ absl::Status DynamicBatcher::Enqueue(
   if (shutdown_) {
     return ShuttingDownError();
   }
-  if (request->priority >= queues_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "priority ", request->priority, " is out of range: this model has ",
-        queues_.size(), " priority level(s), so 0..", queues_.size() - 1,
-        " are allowed (0 is served first)"));
+  for (const auto& item : items) {
+    if (item->priority >= queues_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "priority ", item->priority, " is out of range: this model has ",
+          queues_.size(), " priority level(s), so 0..", queues_.size() - 1,
+          " are allowed (0 is served first)"));
+    }
   }
   if (options_.max_queue_size > 0 &&
-      QueuedLocked() >= options_.max_queue_size) {
+      QueuedLocked() + int(items.size()) > options_.max_queue_size) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the model's queue is full (max_queue_size ",
                      options_.max_queue_size, "); retry with backoff"));
   }
-  request->enqueue_time = clock_->Now();
-  queues_[request->priority].push_back(std::move(request));
+  const absl::Time now = clock_->Now();
+  for (auto& item : items) {
+    item->enqueue_time = now;
+    queues_[item->priority].push_back(std::move(item));
+  }
+  items.clear();
   return absl::OkStatus();
+}
+
+absl::Status DynamicBatcher::Enqueue(
+    std::unique_ptr<InferenceRequest>& request) {
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  items.push_back(std::move(request));
+  absl::Status status = Enqueue(items);
+  if (!status.ok()) request = std::move(items.front());
+  return status;
 }
 
 std::vector<std::unique_ptr<InferenceRequest>> DynamicBatcher::NextBatch() {

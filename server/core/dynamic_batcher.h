@@ -53,10 +53,14 @@ class DynamicBatcher {
   // The expected request will not come (it failed before reaching the queue).
   void Unexpect();
 
-  // Queues a request, or returns it unqueued with the reason:
-  // RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE after Shutdown(),
-  // INVALID_ARGUMENT for a priority outside [0, priority_levels). Either way
-  // it settles one Expect(), if any is outstanding.
+  // Queues the items of one request as a unit: all of them, or none, which
+  // stay with the caller, and the reason: RESOURCE_EXHAUSTED when the queue
+  // cannot take them all, UNAVAILABLE after Shutdown(), INVALID_ARGUMENT for
+  // a priority outside [0, priority_levels). Either way it settles one
+  // Expect(), if any is outstanding: the items arrive together, so a batch
+  // never leaves with the first of them while the rest are still coming.
+  absl::Status Enqueue(std::vector<std::unique_ptr<InferenceRequest>>& items);
+  // The same for a request of one item.
   absl::Status Enqueue(std::unique_ptr<InferenceRequest>& request);
 
   // Blocks until a batch is ready and returns it (never empty), or returns an

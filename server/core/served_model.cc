@@ -112,8 +112,9 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
   return served;
 }
 
-absl::Status ServedModel::Enqueue(std::unique_ptr<InferenceRequest>& request) {
-  absl::Status status = batcher_.Enqueue(request);
+absl::Status ServedModel::Enqueue(
+    std::vector<std::unique_ptr<InferenceRequest>>& items) {
+  absl::Status status = batcher_.Enqueue(items);
   metrics_.queue_depth->Set(batcher_.queue_depth());
   return status;
 }

@@ -1,6 +1,7 @@
 #ifndef SEGSERVE_SERVER_CORE_SERVED_MODEL_H_
 #define SEGSERVE_SERVER_CORE_SERVED_MODEL_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -53,21 +54,28 @@ class ServedModel {
   const std::vector<std::string>& devices() const { return options_.devices; }
   int64_t parameter_count() const { return parameter_count_; }
 
-  // See DynamicBatcher::Expect, Unexpect and Enqueue.
-  void Expect() { batcher_.Expect(); }
-  void Unexpect() { batcher_.Unexpect(); }
-  absl::Status Enqueue(std::unique_ptr<InferenceRequest>& request);
+  // Requests admitted to this version (RequestTicket) and not yet answered.
+  int inflight() const { return inflight_.load(); }
 
   // Stops accepting requests; queued ones still run.
   void Shutdown();
 
  private:
+  // Requests reach the queue only through a ticket, which settles the
+  // batcher's expectation whatever happens to the request.
+  friend class RequestTicket;
+
   explicit ServedModel(Options options);
+  // See DynamicBatcher::Expect, Unexpect and Enqueue.
+  void Expect() { batcher_.Expect(); }
+  void Unexpect() { batcher_.Unexpect(); }
+  absl::Status Enqueue(std::vector<std::unique_ptr<InferenceRequest>>& items);
 
   const Options options_;
   PreprocessOptions preprocess_;
   Metrics::ModelMetrics metrics_;
   int64_t parameter_count_ = 0;
+  std::atomic<int> inflight_{0};
   DynamicBatcher batcher_;  // Outlives the instances (declared first).
   std::vector<std::unique_ptr<ModelInstance>> instances_;
 };

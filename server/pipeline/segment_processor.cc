@@ -13,9 +13,7 @@ namespace segserve {
 struct SegmentProcessor::Call {
   SegmentJob job;
   Done done;
-  absl::Time received;
-  std::shared_ptr<ServedModel> model;
-  std::string model_label;  // For metrics when no model was found.
+  std::unique_ptr<RequestTicket> ticket;
   ContentRegion region;
   int image_width = 0;
   int image_height = 0;
@@ -54,111 +52,87 @@ std::vector<ClassCount> CountClasses(const cv::Mat& labels,
 
 }  // namespace
 
-SegmentProcessor::SegmentProcessor(Options options,
-                                   const ModelRepository* repository,
-                                   ThreadPool* pool, Metrics* metrics,
-                                   Clock* clock)
-    : options_(options),
-      repository_(repository),
-      pool_(pool),
-      metrics_(metrics),
-      clock_(clock) {}
+SegmentProcessor::SegmentProcessor(Options options, InferenceCore* core)
+    : options_(options), core_(core) {}
 
 void SegmentProcessor::Process(SegmentJob job, Done done) {
-  auto call = std::make_shared<Call>();
-  call->received = clock_->Now();
-  call->model_label =
-      job.model.empty() ? repository_->default_model() : job.model;
-  call->job = std::move(job);
-  call->done = std::move(done);
-  {
-    absl::MutexLock lock(&mu_);
-    ++inflight_;
-  }
-  metrics_->inflight_requests().Increment();
-
-  absl::StatusOr<std::shared_ptr<ServedModel>> model =
-      repository_->Find(call->job.model, call->job.version);
-  if (!model.ok()) {
-    Finish(*call, model.status());
+  absl::StatusOr<std::unique_ptr<RequestTicket>> ticket =
+      core_->Admit({job.model, job.version, job.deadline});
+  if (!ticket.ok()) {
+    done(ticket.status());
     return;
   }
-  call->model = *std::move(model);
-  // Settled by Enqueue, or by Unexpect when preprocessing fails.
-  call->model->Expect();
-  const uint64_t default_timeout_us =
-      call->model->config().dynamic_batching().default_timeout_us();
-  if (call->job.deadline == absl::InfiniteFuture() && default_timeout_us > 0) {
-    call->job.deadline =
-        call->received + absl::Microseconds(default_timeout_us);
-  }
-  pool_->Schedule([this, call]() mutable { Preprocess(std::move(call)); });
+  auto call = std::make_shared<Call>();
+  call->job = std::move(job);
+  call->done = std::move(done);
+  call->ticket = *std::move(ticket);
+  call->job.deadline = call->ticket->deadline();
+  core_->pool()->Schedule(
+      [this, call]() mutable { Preprocess(std::move(call)); });
 }
 
 void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
   const SegmentJob& job = call->job;
-  auto fail = [&](absl::Status status) {
-    call->model->Unexpect();
-    Finish(*call, std::move(status));
-  };
+  Clock* clock = core_->clock();
   if (job.cancelled && job.cancelled->load()) {
-    fail(absl::CancelledError("the client cancelled the request"));
+    Finish(*call, absl::CancelledError("the client cancelled the request"));
     return;
   }
-  if (clock_->Now() >= job.deadline) {
-    fail(absl::DeadlineExceededError(
-        "the request's deadline passed before preprocessing; allow a longer "
-        "deadline or send less load"));
+  if (clock->Now() >= job.deadline) {
+    Finish(*call,
+           absl::DeadlineExceededError(
+               "the request's deadline passed before preprocessing; allow a "
+               "longer deadline or send less load"));
     return;
   }
-  const absl::Time start = clock_->Now();
+  const absl::Time start = clock->Now();
   absl::StatusOr<cv::Mat> rgb =
       job.raw ? RawToRgb(job.raw_width, job.raw_height, job.raw_format,
                          job.raw_data, options_.max_image_pixels)
               : DecodeImage(job.encoded, options_.max_image_pixels);
   if (!rgb.ok()) {
-    fail(rgb.status());
+    Finish(*call, rgb.status());
     return;
   }
   call->image_width = rgb->cols;
   call->image_height = rgb->rows;
 
-  const PreprocessOptions& preprocess = call->model->preprocess();
+  const ServedModel& model = call->ticket->model();
+  const PreprocessOptions& preprocess = model.preprocess();
   auto request = std::make_unique<InferenceRequest>();
   request->input.resize(3 * size_t(preprocess.height) * preprocess.width);
   call->region = segserve::Preprocess(*rgb, preprocess, request->input.data());
-  call->preprocess_time = clock_->Now() - start;
-  call->model->metrics().preprocess_seconds->Observe(
+  call->preprocess_time = clock->Now() - start;
+  model.metrics().preprocess_seconds->Observe(
       absl::ToDoubleSeconds(call->preprocess_time));
 
   request->with_confidence = job.with_confidence;
   request->priority = job.priority;
   request->deadline = job.deadline;
   request->cancelled = job.cancelled;
-  // Runs on a model instance's thread. Everything else moves to the pool,
-  // including the last reference to the call: releasing the served model
-  // from its own instance thread would make that thread join itself.
-  request->done = [this, call](BatchResult batch) mutable {
-    pool_->Schedule(
-        [this, call = std::move(call), batch = std::move(batch)]() mutable {
-          if (!batch.status.ok()) {
-            Finish(*call, std::move(batch.status));
-            return;
-          }
-          Postprocess(std::move(call), std::move(batch));
-        });
-  };
-  absl::Status queued = call->model->Enqueue(request);
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  items.push_back(std::move(request));
+  absl::Status queued = call->ticket->Submit(
+      std::move(items), [this, call](std::vector<BatchResult> results) mutable {
+        BatchResult& batch = results.front();
+        if (!batch.status.ok()) {
+          Finish(*call, std::move(batch.status));
+          return;
+        }
+        Postprocess(std::move(call), std::move(batch));
+      });
   if (!queued.ok()) Finish(*call, queued);
 }
 
 void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
                                    BatchResult batch) {
-  const absl::Time start = clock_->Now();
-  const v1::ModelConfig& config = call->model->config();
+  Clock* clock = core_->clock();
+  const absl::Time start = clock->Now();
+  const ServedModel& model = call->ticket->model();
+  const v1::ModelConfig& config = model.config();
   SegmentResult result;
   result.model = config.name();
-  result.version = call->model->version();
+  result.version = model.version();
   result.width = call->image_width;
   result.height = call->image_height;
   result.mask_format = call->job.mask_format;
@@ -184,35 +158,19 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
   result.preprocess_time = call->preprocess_time;
   result.inference_time = batch.inference_time;
   result.batch_size = batch.batch_size;
-  result.postprocess_time = clock_->Now() - start;
-  call->model->metrics().postprocess_seconds->Observe(
+  result.postprocess_time = clock->Now() - start;
+  model.metrics().postprocess_seconds->Observe(
       absl::ToDoubleSeconds(result.postprocess_time));
   Finish(*call, std::move(result));
 }
 
 void SegmentProcessor::Finish(Call& call,
                               absl::StatusOr<SegmentResult> result) {
-  const std::string code = absl::StatusCodeToString(result.status().code());
-  const std::string model =
-      call.model ? call.model->config().name() : call.model_label;
-  const std::string version = call.model ? call.model->version() : "";
-  metrics_->CountRequest(model, version, code, clock_->Now() - call.received);
+  call.ticket->Finish(result.status().code());
   call.done(std::move(result));
-  metrics_->inflight_requests().Decrement();
-  absl::MutexLock lock(&mu_);
-  --inflight_;
-}
-
-int SegmentProcessor::inflight() const {
-  absl::MutexLock lock(&mu_);
-  return inflight_;
-}
-
-bool SegmentProcessor::WaitForIdle(absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  auto idle = [this]()
-                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_ == 0; };
-  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+  // Leaves the in-flight count now, and on a pool thread: the last
+  // reference to the call may be dropped elsewhere.
+  call.ticket.reset();
 }
 
 }  // namespace segserve

@@ -5,19 +5,14 @@
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
 #include "common/image_codec.h"
 #include "common/mask_codec.h"
+#include "server/core/inference_core.h"
 #include "server/core/inference_request.h"
-#include "server/core/metrics.h"
-#include "server/core/model_repository.h"
-#include "server/core/thread_pool.h"
 
 namespace segserve {
 
@@ -61,9 +56,9 @@ struct SegmentResult {
   int batch_size = 0;
 };
 
-// Runs Segment requests through their model: decode and preprocess on the
-// pool, queue and batch, then resize and encode the mask on the pool. Counts
-// every request in the metrics. Thread-safe.
+// The image pipeline of a Segment request, on the inference core: decode
+// and preprocess on the pool, the core's queue and batches, then resize and
+// encode the mask on the pool. Thread-safe.
 class SegmentProcessor {
  public:
   struct Options {
@@ -71,19 +66,12 @@ class SegmentProcessor {
   };
   using Done = absl::AnyInvocable<void(absl::StatusOr<SegmentResult>)>;
 
-  // The pointers must outlive the processor.
-  SegmentProcessor(Options options, const ModelRepository* repository,
-                   ThreadPool* pool, Metrics* metrics, Clock* clock);
+  // `core` must outlive the processor.
+  SegmentProcessor(Options options, InferenceCore* core);
 
   // Never blocks. `done` runs exactly once, on a pool thread or the calling
   // thread (for requests refused at once).
   void Process(SegmentJob job, Done done);
-
-  // Requests accepted and not yet answered.
-  int inflight() const;
-  // Waits until no request is in flight or `deadline` passes; returns
-  // whether all finished.
-  bool WaitForIdle(absl::Time deadline) const;
 
  private:
   struct Call;
@@ -92,13 +80,7 @@ class SegmentProcessor {
   void Finish(Call& call, absl::StatusOr<SegmentResult> result);
 
   const Options options_;
-  const ModelRepository* const repository_;
-  ThreadPool* const pool_;
-  Metrics* const metrics_;
-  Clock* const clock_;
-
-  mutable absl::Mutex mu_;
-  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  InferenceCore* const core_;
 };
 
 }  // namespace segserve

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
+#include "server/core/inference_core.h"
 #include "server/core/metrics.h"
 #include "server/core/model_repository.h"
 #include "server/core/thread_pool.h"
@@ -51,8 +52,8 @@ class ServerComponentsTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (processor_) {
-      EXPECT_TRUE(processor_->WaitForIdle(absl::Now() + absl::Seconds(10)));
+    if (core_) {
+      EXPECT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(10)));
     }
     repository_.reset();
   }
@@ -81,9 +82,10 @@ class ServerComponentsTest : public ::testing::Test {
     repository_ = *std::move(repository);
     EXPECT_FALSE(repository_->IsReady()) << "ready before loading";
     repository_->LoadAll();
+    core_ = std::make_unique<InferenceCore>(repository_.get(), &pool_,
+                                            &metrics_, RealClock::Get());
     processor_ = std::make_unique<SegmentProcessor>(
-        SegmentProcessor::Options{.max_image_pixels = 10000}, repository_.get(),
-        &pool_, &metrics_, RealClock::Get());
+        SegmentProcessor::Options{.max_image_pixels = 10000}, core_.get());
   }
 
   // Runs one job to completion.
@@ -120,6 +122,7 @@ class ServerComponentsTest : public ::testing::Test {
   ThreadPool pool_{2};
   std::deque<std::string> pixels_;
   std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<InferenceCore> core_;
   std::unique_ptr<SegmentProcessor> processor_;
 };
 
@@ -208,7 +211,7 @@ TEST_F(ServerComponentsTest, RefusesBadImagesWithReasons) {
   EXPECT_EQ(Run(std::move(unknown)).status().code(),
             absl::StatusCode::kNotFound);
   // Every request is answered and accounted for.
-  EXPECT_TRUE(processor_->WaitForIdle(absl::Now() + absl::Seconds(10)));
+  EXPECT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(10)));
 }
 
 TEST_F(ServerComponentsTest, ModelFailureIsInternal) {
@@ -270,7 +273,7 @@ TEST_F(ServerComponentsTest, MetricsAreExposed) {
   unknown.model = "nope";
   Run(std::move(unknown)).IgnoreError();
 
-  ASSERT_TRUE(processor_->WaitForIdle(absl::Now() + absl::Seconds(10)));
+  ASSERT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(10)));
   const std::string text =
       prometheus::TextSerializer().Serialize(registry_.Collect());
   EXPECT_THAT(text, HasSubstr("segserve_requests_total{code=\"OK\",model="

@@ -1,0 +1,152 @@
+#include "server/core/inference_core.h"
+
+#include <utility>
+
+namespace segserve {
+namespace {
+
+// Collects the results of one request's items as they come back from the
+// instances, in any order, and hands them over once the last is in.
+class Gather {
+ public:
+  Gather(size_t count, ThreadPool* pool, RequestTicket::GatherDone done)
+      : results_(count),
+        remaining_(count),
+        pool_(pool),
+        done_(std::move(done)) {}
+
+  // Runs on an instance thread (or the batcher's, for dropped items).
+  void Add(size_t index, BatchResult result) {
+    RequestTicket::GatherDone done;
+    std::vector<BatchResult> results;
+    {
+      absl::MutexLock lock(&mu_);
+      results_[index] = std::move(result);
+      if (--remaining_ > 0) return;
+      done = std::move(done_);
+      results = std::move(results_);
+    }
+    // Everything else happens on the pool, including the release of the
+    // request's last references: dropping a served model on its own
+    // instance's thread would make that thread join itself.
+    pool_->Schedule(
+        [done = std::move(done), results = std::move(results)]() mutable {
+          done(std::move(results));
+        });
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<BatchResult> results_ ABSL_GUARDED_BY(mu_);
+  size_t remaining_ ABSL_GUARDED_BY(mu_);
+  ThreadPool* const pool_;
+  RequestTicket::GatherDone done_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+RequestTicket::RequestTicket(InferenceCore* core,
+                             std::shared_ptr<ServedModel> model,
+                             absl::Time received, absl::Time deadline)
+    : core_(core),
+      model_(std::move(model)),
+      received_(received),
+      deadline_(deadline) {
+  model_->inflight_.fetch_add(1);
+  // Settled by Submit, or by the destructor when the request never gets
+  // that far.
+  model_->Expect();
+}
+
+RequestTicket::~RequestTicket() {
+  if (!finished_) Finish(absl::StatusCode::kUnknown);
+  model_->inflight_.fetch_sub(1);
+  core_->RemoveInflight();
+}
+
+absl::Status RequestTicket::Submit(
+    std::vector<std::unique_ptr<InferenceRequest>> items, GatherDone done) {
+  expecting_ = false;  // Enqueue settles it, whatever it answers.
+  if (items.empty()) {
+    model_->Unexpect();
+    return absl::InternalError("a request reached the queue with no items");
+  }
+  auto gather =
+      std::make_shared<Gather>(items.size(), core_->pool(), std::move(done));
+  for (size_t i = 0; i < items.size(); ++i) {
+    items[i]->done = [gather, i](BatchResult result) {
+      gather->Add(i, std::move(result));
+    };
+  }
+  return model_->Enqueue(items);
+}
+
+void RequestTicket::Finish(absl::StatusCode code) {
+  if (finished_) return;
+  finished_ = true;
+  if (expecting_) {
+    expecting_ = false;
+    model_->Unexpect();
+  }
+  core_->CountRequest(model_->config().name(), model_->version(), code,
+                      received_);
+}
+
+InferenceCore::InferenceCore(const ModelRepository* repository,
+                             ThreadPool* pool, Metrics* metrics, Clock* clock)
+    : repository_(repository), pool_(pool), metrics_(metrics), clock_(clock) {}
+
+absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
+    Admission admission) {
+  const absl::Time received = clock_->Now();
+  absl::StatusOr<std::shared_ptr<ServedModel>> model =
+      repository_->Find(admission.model, admission.version);
+  if (!model.ok()) {
+    CountRequest(admission.model.empty() ? repository_->default_model()
+                                         : admission.model,
+                 "", model.status().code(), received);
+    return model.status();
+  }
+  const uint64_t default_timeout_us =
+      (*model)->config().dynamic_batching().default_timeout_us();
+  absl::Time deadline = admission.deadline;
+  if (deadline == absl::InfiniteFuture() && default_timeout_us > 0) {
+    deadline = received + absl::Microseconds(default_timeout_us);
+  }
+  AddInflight();
+  return std::unique_ptr<RequestTicket>(
+      new RequestTicket(this, *std::move(model), received, deadline));
+}
+
+int InferenceCore::inflight() const {
+  absl::MutexLock lock(&mu_);
+  return inflight_;
+}
+
+bool InferenceCore::WaitForIdle(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inflight_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+void InferenceCore::AddInflight() {
+  metrics_->inflight_requests().Increment();
+  absl::MutexLock lock(&mu_);
+  ++inflight_;
+}
+
+void InferenceCore::RemoveInflight() {
+  metrics_->inflight_requests().Decrement();
+  absl::MutexLock lock(&mu_);
+  --inflight_;
+}
+
+void InferenceCore::CountRequest(const std::string& model,
+                                 const std::string& version,
+                                 absl::StatusCode code, absl::Time received) {
+  metrics_->CountRequest(model, version, absl::StatusCodeToString(code),
+                         clock_->Now() - received);
+}
+
+}  // namespace segserve

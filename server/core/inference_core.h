@@ -1,0 +1,128 @@
+#ifndef SEGSERVE_SERVER_CORE_INFERENCE_CORE_H_
+#define SEGSERVE_SERVER_CORE_INFERENCE_CORE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/core/inference_request.h"
+#include "server/core/metrics.h"
+#include "server/core/model_repository.h"
+#include "server/core/served_model.h"
+#include "server/core/thread_pool.h"
+
+namespace segserve {
+
+class InferenceCore;
+
+// What a frontend asks the core to admit, in the project's own types.
+struct Admission {
+  std::string model;    // Empty: the default model.
+  std::string version;  // Empty: the latest ready version.
+  // Infinite: the model's dynamic_batching.default_timeout_us, if it has one.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// One admitted request, from admission until its answer. While it lives the
+// request counts as in flight (for the server and for its model version),
+// and it keeps that version alive. Finishing or destroying it settles the
+// batcher's expectation of a request that never reached the queue (it
+// failed while being decoded, say), so an eager batch does not wait for it.
+//
+// Not thread-safe: one request's steps run one after another.
+class RequestTicket {
+ public:
+  // One result per item, in the order they were submitted.
+  using GatherDone = absl::AnyInvocable<void(std::vector<BatchResult>)>;
+
+  RequestTicket(const RequestTicket&) = delete;
+  RequestTicket& operator=(const RequestTicket&) = delete;
+  ~RequestTicket();
+
+  const ServedModel& model() const { return *model_; }
+  absl::Time received() const { return received_; }
+  absl::Time deadline() const { return deadline_; }
+
+  // Queues the request's batch items (one image, or the tiles of one) as a
+  // unit: all of them, or none and the reason. Call at most once. `done`
+  // runs once, on a pool thread, when every item is back; it must not
+  // destroy the ticket's owner from an instance thread, which is why the
+  // core hops to the pool.
+  absl::Status Submit(std::vector<std::unique_ptr<InferenceRequest>> items,
+                      GatherDone done);
+
+  // Records the request's outcome in the request metrics and settles the
+  // batcher's expectation if Submit never ran. Call once, just before
+  // answering the client; the destructor calls it (with UNKNOWN) otherwise.
+  void Finish(absl::StatusCode code);
+
+ private:
+  friend class InferenceCore;
+  RequestTicket(InferenceCore* core, std::shared_ptr<ServedModel> model,
+                absl::Time received, absl::Time deadline);
+
+  InferenceCore* const core_;
+  const std::shared_ptr<ServedModel> model_;
+  const absl::Time received_;
+  const absl::Time deadline_;
+  bool expecting_ = true;  // Until Submit settles the expectation.
+  bool finished_ = false;
+};
+
+// Admission for every frontend: model and version lookup, deadlines, the
+// in-flight count, request metrics, draining, and the hop from a model
+// instance's thread back to the pool. Frontends and pipelines own the
+// formats; the core owns the requests. Thread-safe.
+class InferenceCore {
+ public:
+  // The pointers must outlive the core.
+  InferenceCore(const ModelRepository* repository, ThreadPool* pool,
+                Metrics* metrics, Clock* clock);
+
+  // Never blocks. A refusal (unknown model or version, one not ready) is
+  // counted in the request metrics and returned; the caller answers it.
+  absl::StatusOr<std::unique_ptr<RequestTicket>> Admit(Admission admission);
+
+  // The drain has begun: frontends refuse work that arrives on calls they
+  // already hold (streams), so that clients move to other replicas.
+  // Requests already admitted finish.
+  void StartDraining() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
+
+  // Requests admitted and not yet answered (their tickets live).
+  int inflight() const;
+  // Waits until no request is in flight or `deadline` passes; returns
+  // whether all finished.
+  bool WaitForIdle(absl::Time deadline) const;
+
+  ThreadPool* pool() const { return pool_; }
+  Clock* clock() const { return clock_; }
+  const ModelRepository& repository() const { return *repository_; }
+
+ private:
+  friend class RequestTicket;
+  void AddInflight();
+  void RemoveInflight();
+  void CountRequest(const std::string& model, const std::string& version,
+                    absl::StatusCode code, absl::Time received);
+
+  const ModelRepository* const repository_;
+  ThreadPool* const pool_;
+  Metrics* const metrics_;
+  Clock* const clock_;
+  std::atomic<bool> draining_{false};
+
+  mutable absl::Mutex mu_;
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace segserve
+
+#endif  // SEGSERVE_SERVER_CORE_INFERENCE_CORE_H_
