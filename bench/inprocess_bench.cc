@@ -170,7 +170,7 @@ absl::Status RunModel(const std::string& model_dir) {
     absl::Status failed;
     const Timing timing = TimeRuns(
         [&] {
-          auto outputs = (*model)->Infer(pointers, /*with_confidence=*/false);
+          auto outputs = (*model)->Infer(pointers, {});
           if (!outputs.ok()) failed = outputs.status();
         },
         absl::GetFlag(FLAGS_min_seconds), /*warmups=*/2,

@@ -110,7 +110,7 @@ class TorchModel : public SegmentationModel {
         parameter_count_(parameter_count) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, bool with_confidence) override;
+      absl::Span<const float* const> inputs, OutputKinds kinds) override;
 
   std::string device() const override { return device_.str(); }
   int64_t parameter_count() const override { return parameter_count_; }
@@ -128,7 +128,7 @@ class TorchModel : public SegmentationModel {
 };
 
 absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
-    absl::Span<const float* const> inputs, bool with_confidence) {
+    absl::Span<const float* const> inputs, OutputKinds kinds) {
   if (inputs.empty()) return absl::InvalidArgumentError("empty batch");
   for (const float* input : inputs) {
     if (input == nullptr) return absl::InvalidArgumentError("null input");
@@ -176,7 +176,7 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
     const bool wide = classes > 256;
     const torch::Tensor labels = index.to(wide ? torch::kInt16 : torch::kUInt8);
     torch::Tensor confidence;
-    if (with_confidence) {
+    if (kinds.confidence) {
       // The winning softmax probability: 1 / sum_c exp(l_c - max_c l_c).
       const torch::Tensor total =
           (logits - max_logit.unsqueeze(1)).exp_().sum(/*dim=*/1);
@@ -191,11 +191,19 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
       torch::from_blob(output.labels.data, {height, width},
                        labels.scalar_type())
           .copy_(labels[i]);
-      if (with_confidence) {
+      if (kinds.confidence) {
         output.confidence =
             cv::Mat(static_cast<int>(height), static_cast<int>(width), CV_8UC1);
         torch::from_blob(output.confidence.data, {height, width}, torch::kUInt8)
             .copy_(confidence[i]);
+      }
+      if (kinds.logits) {
+        const int sizes[] = {static_cast<int>(classes),
+                             static_cast<int>(height), static_cast<int>(width)};
+        output.logits = cv::Mat(3, sizes, CV_32F);
+        torch::from_blob(output.logits.data, {classes, height, width},
+                         torch::kFloat)
+            .copy_(logits[i]);
       }
     }
     return outputs;

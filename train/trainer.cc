@@ -429,7 +429,7 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const NetworkSpec& spec,
     const ContentRegion region = Preprocess(image->rgb, pre, input.data());
     const float* inputs[] = {input.data()};
     absl::StatusOr<std::vector<InferenceOutput>> outputs =
-        (*model)->Infer(inputs, /*with_confidence=*/false);
+        (*model)->Infer(inputs, {});
     if (!outputs.ok()) return outputs.status();
     const cv::Mat predicted =
         MapToImageSize(outputs->front().labels, region, image->labels.cols,

@@ -19,11 +19,11 @@ class OnLanesModel : public SegmentationModel {
       : model_(std::move(model)), lanes_(std::move(lanes)) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, bool with_confidence) override {
+      absl::Span<const float* const> inputs, OutputKinds kinds) override {
     absl::StatusOr<std::vector<InferenceOutput>> outputs;
     lanes_->Run([&] {
       try {
-        outputs = model_->Infer(inputs, with_confidence);
+        outputs = model_->Infer(inputs, kinds);
       } catch (const std::exception& e) {
         outputs = absl::InternalError(
             absl::StrCat("the model failed on the CPU: ", e.what()));

@@ -30,8 +30,8 @@ struct BatchResult {
 // while queued, then by the instance that runs it.
 struct InferenceRequest {
   std::vector<float> input;  // 3 x H x W at the model's input size.
-  bool with_confidence = false;
-  uint32_t priority = 0;  // 0 is served first.
+  OutputKinds outputs;       // Besides the labels.
+  uint32_t priority = 0;     // 0 is served first.
   absl::Time enqueue_time;
   absl::Time deadline = absl::InfiniteFuture();
   CancelFlag cancelled;  // May be null.

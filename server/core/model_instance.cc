@@ -33,14 +33,15 @@ void ModelInstance::RunLoop() {
     const absl::Time start = clock_->Now();
     std::vector<const float*> inputs;
     inputs.reserve(batch.size());
-    bool with_confidence = false;
+    OutputKinds kinds;
     for (const auto& request : batch) {
       inputs.push_back(request->input.data());
-      with_confidence |= request->with_confidence;
+      kinds.confidence |= request->outputs.confidence;
+      kinds.logits |= request->outputs.logits;
     }
     absl::StatusOr<std::vector<InferenceOutput>> outputs;
     try {
-      outputs = model_->Infer(inputs, with_confidence);
+      outputs = model_->Infer(inputs, kinds);
     } catch (const std::exception& e) {
       outputs =
           absl::InternalError(absl::StrCat("the model failed: ", e.what()));

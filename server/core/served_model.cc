@@ -96,7 +96,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
       const std::vector<float> zeros(image_floats, 0.0f);
       const std::vector<const float*> batch(max_batch, zeros.data());
       for (uint32_t i = 0; i < opts.config.warmup_batches(); ++i) {
-        auto outputs = (*model)->Infer(batch, false);
+        auto outputs = (*model)->Infer(batch, {});
         if (!outputs.ok()) {
           return absl::Status(outputs.status().code(),
                               absl::StrCat("warm-up on ", device, " failed: ",

@@ -106,7 +106,7 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
   model.metrics().preprocess_seconds->Observe(
       absl::ToDoubleSeconds(call->preprocess_time));
 
-  request->with_confidence = job.with_confidence;
+  request->outputs.confidence = job.with_confidence;
   request->priority = job.priority;
   request->deadline = job.deadline;
   request->cancelled = job.cancelled;

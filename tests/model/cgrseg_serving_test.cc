@@ -93,7 +93,7 @@ TEST(CgrSegServingTest, BuiltinCgrSegTLabelsAreArgmaxOfResizedLogits) {
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->parameter_count(), 9364647);
   const torch::Tensor batch = torch::randn({2, 3, 64, 64});
-  auto outputs = (*model)->Infer(Pointers(batch), /*with_confidence=*/true);
+  auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   ASSERT_EQ(outputs->size(), 2u);
   const torch::Tensor resized = ResizedLogits(net, batch);
@@ -117,7 +117,7 @@ TEST(CgrSegServingTest, SsaClassifierSelectsTheSsaHead) {
     ASSERT_TRUE(model.ok()) << model.status();
     EXPECT_EQ((*model)->parameter_count(), 9483302);
     const torch::Tensor batch = torch::randn({1, 3, 64, 96});
-    auto outputs = (*model)->Infer(Pointers(batch), false);
+    auto outputs = (*model)->Infer(Pointers(batch), {});
     ASSERT_TRUE(outputs.ok()) << outputs.status();
     EXPECT_EQ(WrongLabels((*outputs)[0].labels, ResizedLogits(net, batch)[0]),
               0);

@@ -100,7 +100,7 @@ TEST(TorchModelTest, BuiltinLabelsAreArgmaxOfResizedLogitsAtInputSize) {
 
   const torch::Tensor batch = torch::randn({2, 3, 64, 96});
   absl::StatusOr<std::vector<InferenceOutput>> outputs =
-      (*model)->Infer(Pointers(batch), /*with_confidence=*/true);
+      (*model)->Infer(Pointers(batch), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   ASSERT_EQ(outputs->size(), 2u);
 
@@ -134,10 +134,38 @@ TEST(TorchModelTest, ConfidenceIsEmptyUnlessAsked) {
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 32, 19));
   ASSERT_TRUE(model.ok()) << model.status();
   const torch::Tensor batch = torch::randn({1, 3, 32, 32});
-  auto outputs = (*model)->Infer(Pointers(batch), /*with_confidence=*/false);
+  auto outputs = (*model)->Infer(Pointers(batch), {});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   EXPECT_FALSE((*outputs)[0].labels.empty());
   EXPECT_TRUE((*outputs)[0].confidence.empty());
+}
+
+// What a blending step (overlapping tiles) needs: the FP32 logits at the
+// input size, the same ones the labels come from.
+TEST(TorchModelTest, LogitsAtTheInputSizeWhenAsked) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 2);
+  auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 64, 19));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const torch::Tensor batch = torch::randn({2, 3, 32, 64});
+  auto outputs = (*model)->Infer(Pointers(batch), {.logits = true});
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  const torch::Tensor expected = ResizedLogits(net, batch);
+  for (int i = 0; i < 2; ++i) {
+    const cv::Mat& logits = (*outputs)[i].logits;
+    ASSERT_EQ(logits.dims, 3);
+    ASSERT_EQ(logits.type(), CV_32F);
+    EXPECT_EQ(logits.size[0], 19);
+    EXPECT_EQ(logits.size[1], 32);
+    EXPECT_EQ(logits.size[2], 64);
+    const torch::Tensor actual =
+        torch::from_blob(logits.data, {19, 32, 64}, torch::kFloat);
+    EXPECT_LE((actual - expected[i]).abs().max().item<float>(), 1e-3);
+    EXPECT_EQ(WrongLabels((*outputs)[i].labels, actual), 0);
+  }
+  auto plain = (*model)->Infer(Pointers(batch), {});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE((*plain)[0].logits.empty());
 }
 
 TEST(TorchModelTest, InputSizesThatAreNotMultiplesOf32Work) {
@@ -146,7 +174,7 @@ TEST(TorchModelTest, InputSizesThatAreNotMultiplesOf32Work) {
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 70, 90, 19));
   ASSERT_TRUE(model.ok()) << model.status();
   const torch::Tensor batch = torch::randn({1, 3, 70, 90});
-  auto outputs = (*model)->Infer(Pointers(batch), false);
+  auto outputs = (*model)->Infer(Pointers(batch), {});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   EXPECT_EQ((*outputs)[0].labels.size(), cv::Size(90, 70));
   EXPECT_EQ(WrongLabels((*outputs)[0].labels, ResizedLogits(net, batch)[0]), 0);
@@ -158,7 +186,7 @@ TEST(TorchModelTest, MoreThan256ClassesGiveSixteenBitLabels) {
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 64, 300));
   ASSERT_TRUE(model.ok()) << model.status();
   const torch::Tensor batch = torch::randn({1, 3, 32, 64});
-  auto outputs = (*model)->Infer(Pointers(batch), true);
+  auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   const cv::Mat& labels = (*outputs)[0].labels;
   ASSERT_EQ(labels.type(), CV_16UC1);
@@ -217,7 +245,7 @@ TEST(TorchModelTest, CudaInferenceMatchesCpu) {
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->device(), "cuda:0");
   const torch::Tensor batch = torch::randn({2, 3, 64, 96});
-  auto outputs = (*model)->Infer(Pointers(batch), true);
+  auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   const torch::Tensor resized = ResizedLogits(net, batch);
   for (int i = 0; i < 2; ++i) {
@@ -227,7 +255,7 @@ TEST(TorchModelTest, CudaInferenceMatchesCpu) {
   options.precision = Precision::kFp16;
   model = LoadTorchModel(options);
   ASSERT_TRUE(model.ok()) << model.status();
-  outputs = (*model)->Infer(Pointers(batch), true);
+  outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
 }
 
@@ -262,10 +290,10 @@ TEST(TorchModelTest, BadBatchesAreRejected) {
   auto model = LoadTorchModel(
       Options(Platform::kBuiltin, SaveModel(net, 11), 32, 32, 19));
   ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_EQ((*model)->Infer({}, false).status().code(),
+  EXPECT_EQ((*model)->Infer({}, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
   const std::vector<const float*> null_input = {nullptr};
-  EXPECT_EQ((*model)->Infer(null_input, false).status().code(),
+  EXPECT_EQ((*model)->Infer(null_input, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -297,7 +325,7 @@ TEST(TorchModelTest, TorchScriptOutputsTensorTupleListOrDict) {
         Options(Platform::kTorchScript, SaveScriptedModule(body), 32, 48, 3));
     ASSERT_TRUE(model.ok()) << model.status();
     EXPECT_EQ((*model)->parameter_count(), 1);
-    auto outputs = (*model)->Infer(Pointers(batch), true);
+    auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
     ASSERT_TRUE(outputs.ok()) << body << ": " << outputs.status();
     for (int i = 0; i < 2; ++i) {
       EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0) << body;
@@ -310,7 +338,7 @@ TEST(TorchModelTest, TorchScriptOutputIsChecked) {
   auto model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("3"), 32, 48, 3));
   ASSERT_TRUE(model.ok()) << model.status();
-  auto outputs = (*model)->Infer(Pointers(batch), false);
+  auto outputs = (*model)->Infer(Pointers(batch), {});
   EXPECT_EQ(outputs.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(outputs.status().message(),
               HasSubstr("expected a logits tensor"));
@@ -318,7 +346,7 @@ TEST(TorchModelTest, TorchScriptOutputIsChecked) {
   model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 5));
   ASSERT_TRUE(model.ok()) << model.status();
-  outputs = (*model)->Infer(Pointers(batch), false);
+  outputs = (*model)->Infer(Pointers(batch), {});
   EXPECT_EQ(outputs.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(outputs.status().message(),
               HasSubstr("produced 3 classes, configured for 5"));
@@ -327,7 +355,7 @@ TEST(TorchModelTest, TorchScriptOutputIsChecked) {
   model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 0));
   ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_TRUE((*model)->Infer(Pointers(batch), false).ok());
+  EXPECT_TRUE((*model)->Infer(Pointers(batch), {}).ok());
 }
 
 // The reference SGCPNet exported by Python (torch.jit.script) as a
@@ -350,7 +378,7 @@ TEST_F(TorchModelPythonTest, PythonTorchScriptLabelsMatchPythonArgmax) {
         Options(c.platform, Fixture(c.file), input.size(2), input.size(3), 19));
     ASSERT_TRUE(model.ok()) << c.file << ": " << model.status();
     EXPECT_EQ((*model)->parameter_count(), 607826) << c.file;
-    auto outputs = (*model)->Infer(Pointers(input), true);
+    auto outputs = (*model)->Infer(Pointers(input), {.confidence = true});
     ASSERT_TRUE(outputs.ok()) << c.file << ": " << outputs.status();
     for (int i = 0; i < input.size(0); ++i) {
       EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0) << c.file;

@@ -44,7 +44,7 @@ class FakeModel : public SegmentationModel {
       : state_(std::move(state)), height_(height), width_(width) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, bool with_confidence) override {
+      absl::Span<const float* const> inputs, OutputKinds kinds) override {
     std::shared_ptr<absl::Notification> release;
     {
       absl::MutexLock lock(&state_->mu);
@@ -61,7 +61,7 @@ class FakeModel : public SegmentationModel {
       InferenceOutput out;
       out.labels =
           cv::Mat(height_, width_, CV_8UC1, cv::Scalar(int(input[0]) & 0xff));
-      if (with_confidence) {
+      if (kinds.confidence) {
         out.confidence = cv::Mat(height_, width_, CV_8UC1, cv::Scalar(200));
       }
       outputs.push_back(std::move(out));

@@ -24,7 +24,7 @@ class ThreadRecordingModel : public SegmentationModel {
   ThreadRecordingModel(Threads* threads, std::string device)
       : threads_(threads), device_(std::move(device)) {}
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, bool) override {
+      absl::Span<const float* const> inputs, OutputKinds) override {
     absl::MutexLock lock(&threads_->mu);
     threads_->infer.push_back(std::this_thread::get_id());
     return std::vector<InferenceOutput>(inputs.size());
@@ -64,7 +64,7 @@ TEST(CpuLanesTest, CpuModelsLoadAndRunOnTheOneLane) {
       ASSERT_TRUE(model.ok()) << model.status();
       EXPECT_EQ((*model)->device(), "cpu");
       EXPECT_EQ((*model)->parameter_count(), 7);
-      auto outputs = (*model)->Infer(batch, false);
+      auto outputs = (*model)->Infer(batch, {});
       ASSERT_TRUE(outputs.ok());
       EXPECT_EQ(outputs->size(), 2u);
     });
@@ -87,7 +87,7 @@ TEST(CpuLanesTest, GpuModelsStayOnTheCallersThread) {
   ASSERT_TRUE(model.ok());
   const float input[3] = {};
   const std::vector<const float*> batch = {input};
-  ASSERT_TRUE((*model)->Infer(batch, false).ok());
+  ASSERT_TRUE((*model)->Infer(batch, {}).ok());
   EXPECT_EQ(threads.load.at(0), std::this_thread::get_id());
   EXPECT_EQ(threads.infer.at(0), std::this_thread::get_id());
 }

@@ -63,7 +63,9 @@ class InferenceCoreTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (core_) EXPECT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(10)));
+    if (core_) {
+      EXPECT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(10)));
+    }
   }
 
   std::unique_ptr<RequestTicket> Admit(const std::string& model = "") {
