@@ -142,6 +142,8 @@ v1::ModelState ToProto(ModelState state) {
       return v1::LOADING;
     case ModelState::kReady:
       return v1::READY;
+    case ModelState::kUnloading:
+      return v1::UNLOADING;
     case ModelState::kUnavailable:
       break;
   }
@@ -170,12 +172,12 @@ void FillModelInfo(const ModelStatus& status, const std::string& version,
   info->set_max_batch_size(config.max_batch_size());
   info->set_precision(v1::ModelConfig::Precision_Name(config.precision()));
   info->set_description(config.description());
-  if (status.latest != nullptr) {
-    info->set_version(version.empty() ? status.latest->version() : version);
-    for (const std::string& device : status.latest->devices()) {
+  if (!status.latest_version.empty()) {
+    info->set_version(version.empty() ? status.latest_version : version);
+    for (const std::string& device : status.devices) {
       info->add_devices(device);
     }
-    info->set_parameter_count(uint64_t(status.latest->parameter_count()));
+    info->set_parameter_count(uint64_t(status.parameter_count));
   }
 }
 

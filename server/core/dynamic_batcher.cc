@@ -55,6 +55,7 @@ absl::Status DynamicBatcher::Enqueue(
     item->enqueue_time = now;
     queues_[item->priority].push_back(std::move(item));
   }
+  DepthChangedLocked(int(items.size()));
   items.clear();
   return absl::OkStatus();
 }
@@ -88,6 +89,7 @@ std::vector<std::unique_ptr<InferenceRequest>> DynamicBatcher::NextBatch() {
               queue.pop_front();
             }
           }
+          DepthChangedLocked(-int(batch.size()));
           return batch;
         }
         if (shutdown_ && QueuedLocked() == 0) return {};
@@ -136,8 +138,13 @@ int DynamicBatcher::QueuedLocked() const {
   return int(total);
 }
 
+void DynamicBatcher::DepthChangedLocked(int delta) const {
+  if (options_.on_depth_change && delta != 0) options_.on_depth_change(delta);
+}
+
 void DynamicBatcher::RemoveDeadLocked(
     absl::Time now, std::vector<std::unique_ptr<InferenceRequest>>* dead) {
+  const size_t before = dead->size();
   for (auto& queue : queues_) {
     for (auto it = queue.begin(); it != queue.end();) {
       if ((*it)->IsCancelled() || (*it)->deadline <= now) {
@@ -148,6 +155,7 @@ void DynamicBatcher::RemoveDeadLocked(
       }
     }
   }
+  DepthChangedLocked(-int(dead->size() - before));
 }
 
 int DynamicBatcher::ReadySizeLocked(absl::Time now) const {

@@ -2,6 +2,7 @@
 #define SEGSERVE_SERVER_CORE_DYNAMIC_BATCHER_H_
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -40,6 +41,10 @@ class DynamicBatcher {
     int max_queue_size = 0;  // 0: unbounded.
     int priority_levels = 1;
     bool eager_dispatch = false;
+    // Told of every change of the queue's depth (+n queued, -n taken or
+    // dropped), under the batcher's lock: a gauge fed by deltas stays right
+    // when two copies of one version (a reload) share it.
+    std::function<void(int delta)> on_depth_change;
   };
 
   // Both pointers must outlive the batcher.
@@ -75,6 +80,7 @@ class DynamicBatcher {
 
  private:
   int QueuedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DepthChangedLocked(int delta) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completes expired and cancelled requests; returns them for completion
   // outside the lock.
   void RemoveDeadLocked(absl::Time now,

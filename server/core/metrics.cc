@@ -68,8 +68,12 @@ Metrics::ModelMetrics Metrics::ForModel(const std::string& model,
           labels,
           prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128}),
       &queue_depth_.Add(labels),
-      &model_ready_.Add(labels),
   };
+}
+
+void Metrics::SetReady(const std::string& model, const std::string& version,
+                       bool ready) {
+  model_ready_.Add({{"model", model}, {"version", version}}).Set(ready ? 1 : 0);
 }
 
 void Metrics::CountRequest(const std::string& model, const std::string& version,

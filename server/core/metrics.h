@@ -23,14 +23,18 @@ class Metrics {
     prometheus::Histogram* inference_seconds;  // Per batch.
     prometheus::Histogram* postprocess_seconds;
     prometheus::Histogram* batch_size;
-    prometheus::Gauge* queue_depth;
-    prometheus::Gauge* ready;
+    prometheus::Gauge* queue_depth;  // Fed by deltas: copies may share it.
   };
 
   // `registry` must outlive this object.
   explicit Metrics(prometheus::Registry* registry);
 
   ModelMetrics ForModel(const std::string& model, const std::string& version);
+
+  // segserve_model_ready of one version. Set by the repository, which knows
+  // which copy serves: a retiring copy of a reloaded version cannot reset it.
+  void SetReady(const std::string& model, const std::string& version,
+                bool ready);
 
   // Counts a finished request with its gRPC code name (e.g. "OK",
   // "NOT_FOUND") and records its duration.

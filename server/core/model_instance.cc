@@ -28,7 +28,6 @@ void ModelInstance::RunLoop() {
     std::vector<std::unique_ptr<InferenceRequest>> batch =
         batcher_->NextBatch();
     if (batch.empty()) return;  // Shut down and drained.
-    metrics_.queue_depth->Set(batcher_->queue_depth());
 
     const absl::Time start = clock_->Now();
     std::vector<const float*> inputs;

@@ -21,6 +21,8 @@ const char* ModelStateName(ModelState state) {
       return "LOADING";
     case ModelState::kReady:
       return "READY";
+    case ModelState::kUnloading:
+      return "UNLOADING";
     case ModelState::kUnavailable:
       return "UNAVAILABLE";
   }
@@ -77,7 +79,10 @@ void ModelRepository::LoadAll() {
     absl::MutexLock lock(&mu_);
     // A drain that began during the load takes no new versions.
     if (shut_down_) {
-      for (auto& [version, served] : loaded.ready) served->Shutdown();
+      for (auto& [version, served] : loaded.ready) {
+        served->Shutdown();
+        options_.metrics->SetReady(name, served->version(), false);
+      }
     }
     models_[name] = std::move(loaded);
   }
@@ -162,7 +167,9 @@ ModelRepository::Entry ModelRepository::LoadModel(
                          << absl::StrJoin((*served)->devices(), ",")
                          << " (max_batch_size " << config->max_batch_size()
                          << ")";
-      entry.ready.emplace(version, *std::move(served));
+      options_.metrics->SetReady(name, version_status.version, true);
+      entry.ready.emplace(version,
+                          Retirer::Share(retirer_, *std::move(served)));
     } else {
       version_status.state = ModelState::kUnavailable;
       version_status.reason = std::string(served.status().message());
@@ -173,7 +180,10 @@ ModelRepository::Entry ModelRepository::LoadModel(
   }
   if (!entry.ready.empty()) {
     status.state = ModelState::kReady;
-    status.latest = entry.ready.rbegin()->second;
+    const ServedModel& latest = *entry.ready.rbegin()->second;
+    status.latest_version = latest.version();
+    status.devices = latest.devices();
+    status.parameter_count = latest.parameter_count();
   } else {
     status.reason = absl::StrCat("no version loaded; latest error: ",
                                  status.versions.back().reason);
@@ -257,7 +267,10 @@ void ModelRepository::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;
   for (auto& [name, entry] : models_) {
-    for (auto& [version, served] : entry.ready) served->Shutdown();
+    for (auto& [version, served] : entry.ready) {
+      served->Shutdown();
+      options_.metrics->SetReady(name, served->version(), false);
+    }
   }
 }
 

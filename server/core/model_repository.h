@@ -12,11 +12,14 @@
 #include "common/clock.h"
 #include "segserve/v1/model_config.pb.h"
 #include "server/core/metrics.h"
+#include "server/core/retirer.h"
 #include "server/core/served_model.h"
 
 namespace segserve {
 
-enum class ModelState { kLoading, kReady, kUnavailable };
+// A version's life: LOADING -> READY -> UNLOADING (draining its queue before
+// it goes) -> UNAVAILABLE; a failed load goes from LOADING to UNAVAILABLE.
+enum class ModelState { kLoading, kReady, kUnloading, kUnavailable };
 
 struct VersionStatus {
   std::string version;
@@ -24,15 +27,19 @@ struct VersionStatus {
   std::string reason;  // Why the version is unavailable.
 };
 
-// What GetModel/ListModels report about one model.
+// What GetModel/ListModels report about one model: a record, holding no
+// live objects, so a caller may keep it while versions come and go.
 struct ModelStatus {
   std::string name;
   ModelState state = ModelState::kUnavailable;  // Of the latest ready version.
   std::string reason;
   std::vector<VersionStatus> versions;  // Ascending.
   bool has_config = false;
-  v1::ModelConfig config;               // Valid when has_config.
-  std::shared_ptr<ServedModel> latest;  // Null unless some version is ready.
+  v1::ModelConfig config;  // Valid when has_config.
+  // The latest ready version and where it runs; empty when none is ready.
+  std::string latest_version;
+  std::vector<std::string> devices;
+  int64_t parameter_count = 0;
 };
 
 // The models of a Triton-style repository directory:
@@ -96,6 +103,9 @@ class ModelRepository {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const Options options_;
+  // Tears down the versions this repository drops (declared before the
+  // entries: it outlives them).
+  const std::shared_ptr<Retirer> retirer_ = std::make_shared<Retirer>();
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;

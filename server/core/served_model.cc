@@ -9,7 +9,8 @@
 namespace segserve {
 namespace {
 
-DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config) {
+DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config,
+                                         prometheus::Gauge* queue_depth) {
   const auto& batching = config.dynamic_batching();
   DynamicBatcher::Options options;
   options.max_batch_size = int(config.max_batch_size());
@@ -19,6 +20,13 @@ DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config) {
   options.max_queue_size = int(batching.max_queue_size());
   options.priority_levels = int(batching.priority_levels());
   options.eager_dispatch = batching.eager_dispatch();
+  options.on_depth_change = [queue_depth](int delta) {
+    if (delta > 0) {
+      queue_depth->Increment(delta);
+    } else {
+      queue_depth->Decrement(-delta);
+    }
+  };
   return options;
 }
 
@@ -68,12 +76,12 @@ ServedModel::ServedModel(Options options)
       preprocess_(PreprocessOptionsFromConfig(options_.config)),
       metrics_(
           options_.metrics->ForModel(options_.config.name(), options_.version)),
-      batcher_(ToBatcherOptions(options_.config), options_.clock) {}
+      batcher_(ToBatcherOptions(options_.config, metrics_.queue_depth),
+               options_.clock) {}
 
 ServedModel::~ServedModel() {
   Shutdown();
   instances_.clear();  // Joins after the queue drains.
-  metrics_.ready->Set(0);
 }
 
 absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
@@ -108,20 +116,14 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
     served->instances_.push_back(std::make_unique<ModelInstance>(
         *std::move(model), &served->batcher_, opts.clock, served->metrics_));
   }
-  served->metrics_.ready->Set(1);
   return served;
 }
 
 absl::Status ServedModel::Enqueue(
     std::vector<std::unique_ptr<InferenceRequest>>& items) {
-  absl::Status status = batcher_.Enqueue(items);
-  metrics_.queue_depth->Set(batcher_.queue_depth());
-  return status;
+  return batcher_.Enqueue(items);
 }
 
-void ServedModel::Shutdown() {
-  batcher_.Shutdown();
-  metrics_.ready->Set(0);
-}
+void ServedModel::Shutdown() { batcher_.Shutdown(); }
 
 }  // namespace segserve

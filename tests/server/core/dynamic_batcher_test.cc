@@ -254,5 +254,41 @@ TEST_F(DynamicBatcherTest, ShutdownDrainsWithoutDelayThenRefuses) {
   EXPECT_EQ(batcher.Enqueue(late).code(), absl::StatusCode::kUnavailable);
 }
 
+TEST_F(DynamicBatcherTest, ItemsOfOneRequestAreQueuedAllOrNone) {
+  DynamicBatcher batcher({.max_batch_size = 4, .max_queue_size = 3}, &clock_);
+  Enqueue(batcher, 1);
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  for (int id : {2, 3, 4}) items.push_back(MakeRequest(id));
+  EXPECT_EQ(batcher.Enqueue(items).code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_EQ(items.size(), 3u) << "refused items stay with the caller";
+  EXPECT_NE(items[0], nullptr);
+  EXPECT_EQ(batcher.queue_depth(), 1);
+  items.pop_back();
+  ASSERT_TRUE(batcher.Enqueue(items).ok());
+  EXPECT_TRUE(items.empty());
+  EXPECT_THAT(Ids(batcher.NextBatch()), ElementsAre(1, 2, 3));
+}
+
+TEST_F(DynamicBatcherTest, DepthChangesAreReportedAsDeltas) {
+  int depth = 0;
+  DynamicBatcher batcher(
+      {.max_batch_size = 2,
+       .max_queue_delay = absl::Milliseconds(500),
+       .on_depth_change = [&](int delta) { depth += delta; }},
+      &clock_);
+  auto expiring = MakeRequest(1);
+  expiring->deadline = clock_.Now() + absl::Milliseconds(100);
+  ASSERT_TRUE(batcher.Enqueue(expiring).ok());
+  for (int id = 2; id <= 4; ++id) Enqueue(batcher, id);
+  EXPECT_EQ(depth, 4);
+  clock_.Advance(absl::Milliseconds(200));
+  EXPECT_THAT(Ids(batcher.NextBatch()), ElementsAre(2, 3));
+  EXPECT_EQ(depth, 1) << "one expired, two taken";
+  batcher.Shutdown();
+  EXPECT_THAT(Ids(batcher.NextBatch()), ElementsAre(4));
+  EXPECT_EQ(depth, 0);
+}
+
 }  // namespace
 }  // namespace segserve

@@ -133,7 +133,9 @@ TEST_F(ServerComponentsTest, ReportsEachModelsState) {
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->state, ModelState::kReady);
   ASSERT_EQ(good->versions.size(), 2u);
-  EXPECT_EQ(good->latest->version(), "2");
+  EXPECT_EQ(good->latest_version, "2");
+  EXPECT_THAT(good->devices, ::testing::ElementsAre("cpu"));
+  EXPECT_EQ(good->parameter_count, 42);
 
   auto bad = repository_->Describe("badconfig");
   ASSERT_TRUE(bad.ok());
