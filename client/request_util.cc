@@ -56,22 +56,6 @@ absl::StatusOr<v1::SegmentRequest> MakeRawRequest(const cv::Mat& image,
   return request;
 }
 
-absl::StatusOr<MaskFormat> ToMaskFormat(v1::MaskEncoding encoding) {
-  switch (encoding) {
-    case v1::PNG:
-      return MaskFormat::kPng;
-    case v1::RAW:
-      return MaskFormat::kRaw;
-    case v1::RLE:
-      return MaskFormat::kRle;
-    default:
-      break;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("mask encoding ", static_cast<int>(encoding),
-                   " is unknown; allowed: PNG, RAW, RLE"));
-}
-
 namespace {
 
 absl::Status CheckMaskSize(const v1::Mask& mask) {

@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "common/mask_codec.h"
 #include "opencv2/core/mat.hpp"
+#include "proto/mask_encoding.h"  // ToMaskFormat, ToMaskEncoding.
 #include "segserve/v1/segmentation.pb.h"
 
 namespace segserve {
@@ -25,10 +26,6 @@ v1::SegmentRequest MakeEncodedRequest(std::string encoded_image);
 // does not match the channel count.
 absl::StatusOr<v1::SegmentRequest> MakeRawRequest(
     const cv::Mat& image, v1::PixelFormat format = v1::RGB8);
-
-// The common codec's format for a wire encoding; INVALID_ARGUMENT for a value
-// outside the enum.
-absl::StatusOr<MaskFormat> ToMaskFormat(v1::MaskEncoding encoding);
 
 // Decodes a response's mask to a label map of mask.width x mask.height:
 // CV_8UC1, or CV_16UC1 for 16-bit ids. Fails with INVALID_ARGUMENT when the

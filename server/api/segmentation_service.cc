@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "proto/mask_encoding.h"
 #include "server/api/status_mapping.h"
 #include "server/core/shutting_down.h"
 
@@ -74,38 +75,15 @@ absl::StatusOr<SegmentJob> ToJob(const v1::SegmentRequest& request,
           "the request has no image; set image.encoded (JPEG, PNG, BMP, WebP "
           "or TIFF bytes) or image.raw (RGB8, BGR8 or GRAY8 pixels)");
   }
-  switch (request.mask_encoding()) {
-    case v1::PNG:
-      job.mask_format = MaskFormat::kPng;
-      break;
-    case v1::RAW:
-      job.mask_format = MaskFormat::kRaw;
-      break;
-    case v1::RLE:
-      job.mask_format = MaskFormat::kRle;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("mask_encoding ", int(request.mask_encoding()),
-                       " is unknown; allowed: PNG, RAW, RLE"));
-  }
+  absl::StatusOr<MaskFormat> mask_format =
+      ToMaskFormat(request.mask_encoding());
+  if (!mask_format.ok()) return mask_format.status();
+  job.mask_format = *mask_format;
   job.with_confidence = request.include_confidence();
   job.priority = request.priority();
   job.deadline = deadline;
   job.cancelled = std::move(cancelled);
   return job;
-}
-
-v1::MaskEncoding ToProto(MaskFormat format) {
-  switch (format) {
-    case MaskFormat::kRaw:
-      return v1::RAW;
-    case MaskFormat::kRle:
-      return v1::RLE;
-    case MaskFormat::kPng:
-      break;
-  }
-  return v1::PNG;
 }
 
 void FillResponse(SegmentResult result, const std::string& request_id,
@@ -116,7 +94,7 @@ void FillResponse(SegmentResult result, const std::string& request_id,
   v1::Mask* mask = response->mutable_mask();
   mask->set_width(uint32_t(result.width));
   mask->set_height(uint32_t(result.height));
-  mask->set_encoding(ToProto(result.mask_format));
+  mask->set_encoding(ToMaskEncoding(result.mask_format));
   mask->set_data(std::move(result.mask));
   mask->set_confidence(std::move(result.confidence));
   for (ClassCount& stat : result.class_stats) {
