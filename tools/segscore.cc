@@ -1,16 +1,11 @@
-// segdemo: draws synthetic scenes (datasets/scene.h), segments them through a
-// running segserve and scores the masks against the scenes' exact labels.
+// segscore: draws synthetic scenes (datasets/scene.h), segments them through
+// a running segserve and scores the masks against the scenes' exact labels;
+// exits 1 below the thresholds (the accuracy gates).
 //
-//   segdemo --seed 3 --out_dir demo/        one scene: writes the input, the
-//                                           mask and an overlay, prints IoU
-//   segdemo --first_seed 0 --count 200 --min_miou 0.9 --min_class_iou 0.8
-//                                           scores many scenes; exit 1 below
-//                                           the thresholds (the gate tests)
+//   segscore --first_seed 0 --count 200 --min_miou 0.9 --min_class_iou 0.8
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -25,93 +20,25 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
-#include "client/overlay.h"
-#include "client/request_util.h"
 #include "datasets/confusion.h"
 #include "datasets/scene.h"
-#include "opencv2/imgcodecs.hpp"
-#include "opencv2/imgproc.hpp"
+#include "tools/scene_requests.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "segserve address");
 ABSL_FLAG(std::string, model, "", "model name; empty: the server's default");
-ABSL_FLAG(uint64_t, seed, 0, "the scene of the demo");
-ABSL_FLAG(std::string, out_dir, "",
-          "demo: where scene.png|jpg, mask.png and overlay.png go");
-ABSL_FLAG(uint64_t, first_seed, 0, "scoring: the first scene seed");
-ABSL_FLAG(int, count, 0, "scoring: how many scenes (0: the demo instead)");
+ABSL_FLAG(uint64_t, first_seed, 0, "the first scene seed");
+ABSL_FLAG(int, count, 200, "how many scenes");
 ABSL_FLAG(int, width, 0, "scene width (0: drawn from the seed, 256..1024)");
 ABSL_FLAG(int, height, 0, "scene height (0: drawn from the seed)");
-ABSL_FLAG(int, concurrency, 4, "scoring: calls in flight");
-ABSL_FLAG(double, min_miou, 0, "scoring: fail below this mIoU");
-ABSL_FLAG(double, min_class_iou, 0, "scoring: fail when a class is below");
+ABSL_FLAG(int, concurrency, 4, "calls in flight");
+ABSL_FLAG(double, min_miou, 0, "fail below this mIoU");
+ABSL_FLAG(double, min_class_iou, 0, "fail when a class is below");
 ABSL_FLAG(double, min_foreground_iou, 0,
-          "scoring: fail when objects (any class) against background is below");
+          "fail when objects (any class) against background is below");
 ABSL_FLAG(int64_t, deadline_ms, 60000, "deadline of each call");
 
 namespace segserve {
 namespace {
-
-namespace fs = std::filesystem;
-
-struct Segmented {
-  Scene scene;
-  std::string encoded;
-  cv::Mat mask;
-};
-
-absl::StatusOr<Segmented> SegmentScene(Client& client, uint64_t seed) {
-  Segmented result;
-  result.scene = DrawScene(seed, {.width = absl::GetFlag(FLAGS_width),
-                                  .height = absl::GetFlag(FLAGS_height)});
-  result.encoded = EncodeScene(result.scene);
-  v1::SegmentRequest request = MakeEncodedRequest(result.encoded);
-  request.set_model(absl::GetFlag(FLAGS_model));
-  request.set_mask_encoding(v1::RLE);
-  request.set_request_id(absl::StrCat("scene-", seed));
-  absl::StatusOr<v1::SegmentResponse> response = client.Segment(request);
-  if (!response.ok()) {
-    return absl::Status(
-        response.status().code(),
-        absl::StrCat("scene ", seed, ": ", response.status().message()));
-  }
-  absl::StatusOr<cv::Mat> mask = DecodeMaskToMat(response->mask());
-  if (!mask.ok()) return mask.status();
-  if (mask->size() != result.scene.labels.size()) {
-    return absl::InternalError(
-        absl::StrCat("scene ", seed, ": the mask is ", mask->cols, "x",
-                     mask->rows, " but the image is ", result.scene.labels.cols,
-                     "x", result.scene.labels.rows));
-  }
-  result.mask = *std::move(mask);
-  return result;
-}
-
-absl::Status Demo(Client& client) {
-  const uint64_t seed = absl::GetFlag(FLAGS_seed);
-  absl::StatusOr<Segmented> segmented = SegmentScene(client, seed);
-  if (!segmented.ok()) return segmented.status();
-  const fs::path dir(absl::GetFlag(FLAGS_out_dir));
-  fs::create_directories(dir);
-  const fs::path input =
-      dir / (segmented->scene.jpeg_quality > 0 ? "scene.jpg" : "scene.png");
-  std::ofstream(input, std::ios::binary) << segmented->encoded;
-  cv::Mat bgr;
-  cv::cvtColor(segmented->scene.rgb, bgr, cv::COLOR_RGB2BGR);
-  cv::imwrite((dir / "mask.png").string(), segmented->mask);
-  cv::imwrite((dir / "overlay.png").string(),
-              RenderOverlay(bgr, segmented->mask, 0.5f));
-  ConfusionMatrix confusion(kNumSceneClasses);
-  absl::Status added = confusion.Add(segmented->mask, segmented->scene.labels);
-  if (!added.ok()) return added;
-  std::cout << "scene " << seed << " (" << segmented->scene.rgb.cols << "x"
-            << segmented->scene.rgb.rows << ", "
-            << segmented->scene.objects.size() << " objects) -> "
-            << input.string() << ", " << (dir / "mask.png").string() << ", "
-            << (dir / "overlay.png").string() << "\n"
-            << "IoU against the scene's exact labels (nan: class absent):\n"
-            << confusion.Report(SceneClassNames());
-  return absl::OkStatus();
-}
 
 absl::Status Score(Client& client) {
   const uint64_t first = absl::GetFlag(FLAGS_first_seed);
@@ -124,8 +51,11 @@ absl::Status Score(Client& client) {
   for (int w = 0; w < std::max(1, absl::GetFlag(FLAGS_concurrency)); ++w) {
     workers.emplace_back([&] {
       for (int i = next++; i < count; i = next++) {
-        absl::StatusOr<Segmented> segmented =
-            SegmentScene(client, first + static_cast<uint64_t>(i));
+        absl::StatusOr<SegmentedScene> segmented =
+            SegmentScene(client, absl::GetFlag(FLAGS_model),
+                         first + static_cast<uint64_t>(i),
+                         {.width = absl::GetFlag(FLAGS_width),
+                          .height = absl::GetFlag(FLAGS_height)});
         ConfusionMatrix one(kNumSceneClasses);
         absl::Status status = segmented.status();
         if (status.ok()) {
@@ -177,12 +107,11 @@ absl::Status Run() {
   options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
   if (!client.ok()) return client.status();
-  if (absl::GetFlag(FLAGS_count) > 0) return Score(**client);
-  if (absl::GetFlag(FLAGS_out_dir).empty()) {
-    return absl::InvalidArgumentError(
-        "give --out_dir for the demo or --count to score many scenes");
+  if (absl::GetFlag(FLAGS_count) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--count is ", absl::GetFlag(FLAGS_count), "; score at least 1 scene"));
   }
-  return Demo(**client);
+  return Score(**client);
 }
 
 }  // namespace
@@ -190,13 +119,12 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "segments synthetic scenes through segserve and scores the masks.\n"
-      "  segdemo --seed 3 --out_dir demo/\n"
-      "  segdemo --count 200 --min_miou 0.9 --min_class_iou 0.8");
+      "scores the masks segserve returns for synthetic scenes.\n"
+      "  segscore --count 200 --min_miou 0.9 --min_class_iou 0.8");
   absl::ParseCommandLine(argc, argv);
   const absl::Status status = segserve::Run();
   if (!status.ok()) {
-    std::cerr << "segdemo: " << status << "\n";
+    std::cerr << "segscore: " << status << "\n";
     return 1;
   }
   return 0;

@@ -3,7 +3,7 @@
 
 Serves the shipped scenes-sgcpnet weights under two configs, STRETCH and
 LETTERBOX, and segments scenes of fixed sizes from 256 to 1024 on each side.
-segdemo fails when a mask's size differs from its image's; the foreground
+segscore fails when a mask's size differs from its image's; the foreground
 IoU (objects of any class against background) shows that the mask also lies
 where the objects are: a transposed, shifted or mis-padded mask scores near
 0. The bar (0.5) is a placement check, not an accuracy one: letterboxing a
@@ -28,7 +28,7 @@ SIDES = [256, 257, 480, 512, 777, 1024]
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--segserve", required=True)
-    parser.add_argument("--segdemo", required=True)
+    parser.add_argument("--segscore", required=True)
     parser.add_argument("--model_repository", required=True)
     parser.add_argument("--min_foreground_iou", type=float, default=0.5)
     args = parser.parse_args()
@@ -62,7 +62,7 @@ def main():
                 for height in SIDES:
                     runs += 1
                     result = subprocess.run([
-                        args.segdemo, f"--target=127.0.0.1:{port}",
+                        args.segscore, f"--target=127.0.0.1:{port}",
                         f"--model=scenes-{mode}", f"--width={width}",
                         f"--height={height}", "--first_seed=0", "--count=2",
                         f"--min_foreground_iou={args.min_foreground_iou}"],
