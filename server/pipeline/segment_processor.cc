@@ -10,11 +10,18 @@
 
 namespace segserve {
 
+// The batch items one image becomes, and where each one's answer goes back
+// in the image. The whole image as one item, resized as the model's input
+// mode says; sliding windows will plan overlapping tiles here.
+struct ImagePlan {
+  std::vector<ContentRegion> regions;  // One per item, in submission order.
+};
+
 struct SegmentProcessor::Call {
   SegmentJob job;
   Done done;
   std::unique_ptr<RequestTicket> ticket;
-  ContentRegion region;
+  ImagePlan plan;
   int image_width = 0;
   int image_height = 0;
   absl::Duration preprocess_time;
@@ -99,27 +106,32 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
 
   const ServedModel& model = call->ticket->model();
   const PreprocessOptions& preprocess = model.preprocess();
-  auto request = std::make_unique<InferenceRequest>();
-  request->input.resize(3 * size_t(preprocess.height) * preprocess.width);
-  call->region = segserve::Preprocess(*rgb, preprocess, request->input.data());
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  auto item = std::make_unique<InferenceRequest>();
+  item->input.resize(3 * size_t(preprocess.height) * preprocess.width);
+  call->plan.regions.push_back(
+      segserve::Preprocess(*rgb, preprocess, item->input.data()));
+  items.push_back(std::move(item));
   call->preprocess_time = clock->Now() - start;
   model.metrics().preprocess_seconds->Observe(
       absl::ToDoubleSeconds(call->preprocess_time));
 
-  request->outputs.confidence = job.with_confidence;
-  request->priority = job.priority;
-  request->deadline = job.deadline;
-  request->cancelled = job.cancelled;
-  std::vector<std::unique_ptr<InferenceRequest>> items;
-  items.push_back(std::move(request));
+  for (auto& planned : items) {
+    planned->outputs.confidence = job.with_confidence;
+    planned->priority = job.priority;
+    planned->deadline = job.deadline;
+    planned->cancelled = job.cancelled;
+  }
   absl::Status queued = call->ticket->Submit(
       std::move(items), [this, call](std::vector<BatchResult> results) mutable {
-        BatchResult& batch = results.front();
-        if (!batch.status.ok()) {
-          Finish(*call, std::move(batch.status));
-          return;
+        // The request fails with its first failed item.
+        for (BatchResult& result : results) {
+          if (!result.status.ok()) {
+            Finish(*call, std::move(result.status));
+            return;
+          }
         }
-        Postprocess(std::move(call), std::move(batch));
+        Postprocess(std::move(call), std::move(results.front()));
       });
   if (!queued.ok()) Finish(*call, queued);
 }
@@ -137,7 +149,8 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
   result.height = call->image_height;
   result.mask_format = call->job.mask_format;
 
-  const cv::Mat labels = MapToImageSize(batch.output.labels, call->region,
+  const ContentRegion& region = call->plan.regions.front();
+  const cv::Mat labels = MapToImageSize(batch.output.labels, region,
                                         call->image_width, call->image_height);
   absl::StatusOr<std::string> mask = EncodeMask(labels, call->job.mask_format);
   if (!mask.ok()) {
@@ -147,9 +160,8 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
   }
   result.mask = *std::move(mask);
   if (call->job.with_confidence && !batch.output.confidence.empty()) {
-    const cv::Mat confidence =
-        MapToImageSize(batch.output.confidence, call->region, call->image_width,
-                       call->image_height);
+    const cv::Mat confidence = MapToImageSize(
+        batch.output.confidence, region, call->image_width, call->image_height);
     result.confidence.assign(reinterpret_cast<const char*>(confidence.data),
                              confidence.total());
   }
