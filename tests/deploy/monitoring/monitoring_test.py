@@ -40,6 +40,10 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", ".."))
+from tests.segserve_process import ready_ports  # noqa: E402
+
 NAMESPACE = "test"
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 PODS = [f"segserve-{i}" for i in range(len(HOSTS))]
@@ -404,7 +408,7 @@ def run(args, workdir, procs):
         proc = procs.start(pod, argv)
         replicas.append((proc, f"{host}:{grpc_port}", f"{host}:{metrics_port}"))
     for proc, _, _ in replicas:
-        wait_for(lambda p=proc: "ready grpc_port=" in procs.text(p),
+        wait_for(lambda p=proc: ready_ports(procs.text(p)) is not None,
                  args.start_timeout_s, f"{proc.log_name} ready", proc, procs)
     timings["replicas ready"] = time.time() - t
     log(f"replicas ready in {timings['replicas ready']:.1f}s: "

@@ -28,6 +28,11 @@ MAX_AGE_S = 3
 AGE_GRACE_S = 2
 NAME = "segserve.test"
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", ".."))
+from tests.segserve_process import (  # noqa: E402
+    SegserveNotReady, SegserveProcess)
+
 
 def free_port(hosts):
     """A TCP port that is free on every one of `hosts`."""
@@ -59,28 +64,24 @@ class Replica:
     def __init__(self, args, host, grpc_port, metrics_port, workdir):
         self.host = host
         self.metrics_port = metrics_port
-        self.log_path = os.path.join(workdir, f"segserve-{host}.log")
-        self.log = open(self.log_path, "w+")
-        self.process = subprocess.Popen([
-            args.segserve, f"--model_repository={args.model_repository}",
+        self.server = SegserveProcess(args.segserve, [
+            f"--model_repository={args.model_repository}",
             f"--host={host}", f"--grpc_port={grpc_port}",
             f"--metrics_port={metrics_port}", "--cpu_cores=1",
             "--preprocess_threads=1", "--drain_timeout_s=20",
             f"--grpc_max_connection_age_s={MAX_AGE_S}",
             f"--grpc_max_connection_age_grace_s={AGE_GRACE_S}"],
-            stderr=self.log)
+            os.path.join(workdir, f"segserve-{host}.log"))
+        self.process = self.server.process
 
     def wait_ready(self):
-        deadline = time.time() + 120
-        while time.time() < deadline and self.process.poll() is None:
-            if "ready grpc_port=" in self.text():
-                return
-            time.sleep(0.1)
-        sys.exit(f"replica {self.host} did not start:\n{self.text()}")
+        try:
+            self.server.wait_ready(timeout_s=120)
+        except SegserveNotReady as e:
+            sys.exit(f"replica {self.host} did not start: {e}")
 
     def text(self):
-        self.log.seek(0)
-        return self.log.read()
+        return self.server.log_text()
 
     def requests(self):
         """Requests this replica answered (all codes), from its /metrics."""
@@ -90,9 +91,7 @@ class Replica:
             r"^segserve_requests_total\{[^}]*\} (\S+)$", body, re.M))
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.server.kill()
 
 
 class Dns:
