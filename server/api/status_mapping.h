@@ -7,7 +7,7 @@
 namespace segserve {
 
 // The one mapping from the project's statuses to gRPC's (the codes share
-// their numbering); the message is kept as is.
+// their numbering); the message is kept, cut to kMaxStatusMessageBytes.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace segserve

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/client_text.h"
 #include "common/log.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
@@ -203,10 +204,19 @@ absl::Status ModelRepository::NotFound(const std::string& name) const {
         "the request names no model and the server has no default model; "
         "set SegmentRequest.model (ListModels lists them)");
   }
+  // A repository of thousands of models lists a few, and how many there are.
+  constexpr size_t kListed = 20;
   std::vector<std::string> names;
-  for (const auto& [model, entry] : models_) names.push_back(model);
+  for (const auto& [model, entry] : models_) {
+    if (names.size() == kListed) break;
+    names.push_back(model);
+  }
+  std::string listed = absl::StrJoin(names, ", ");
+  if (models_.size() > kListed) {
+    absl::StrAppend(&listed, " and ", models_.size() - kListed, " more");
+  }
   return absl::NotFoundError(absl::StrCat(
-      "unknown model '", name, "'; models: ", absl::StrJoin(names, ", ")));
+      "unknown model ", QuoteClientText(name), "; models: ", listed));
 }
 
 absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Find(
@@ -228,8 +238,8 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Find(
   int64_t number = 0;
   if (!absl::SimpleAtoi(version, &number) || number <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model_version '", version,
-                     "' is not a version number; give a positive integer or "
+        absl::StrCat("model_version ", QuoteClientText(version),
+                     " is not a version number; give a positive integer or "
                      "leave it empty for the latest ready version"));
   }
   auto ready = entry->ready.find(number);

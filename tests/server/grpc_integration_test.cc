@@ -442,6 +442,27 @@ TEST_F(GrpcIntegrationTest, BadRequestsGetClearErrors) {
   ExpectAnswer(*after, 4, 4, 3, "after");
 }
 
+// A hostile name is quoted in part: a 10,000-byte model name gets NOT_FOUND,
+// not RESOURCE_EXHAUSTED because the message outgrew gRPC's metadata limit.
+TEST_F(GrpcIntegrationTest, ErrorsQuoteOnlyPartOfLongNames) {
+  const std::string name(10000, 'm');
+  auto unknown = client_->Segment(GrayRequest(4, 4, 1, "x", name));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_LT(unknown.status().message().size(), 400u)
+      << unknown.status().message();
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("(10000 bytes)"));
+
+  auto version = GrayRequest(4, 4, 1, "x");
+  version.set_model_version(std::string(3000, '\x01'));
+  auto bad_version = client_->Segment(version);
+  EXPECT_EQ(bad_version.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(bad_version.status().message().size(), 500u);
+  EXPECT_THAT(std::string(bad_version.status().message()),
+              HasSubstr("\\x01\\x01"))
+      << "control bytes are escaped";
+}
+
 TEST_F(GrpcIntegrationTest, FullQueueAndExpiredRequests) {
   Block();
   std::atomic<int> finished{0};

@@ -30,6 +30,13 @@ TEST(StatusMappingTest, KeepsCodeAndMessage) {
   }
 }
 
+TEST(StatusMappingTest, LongMessagesAreCut) {
+  const grpc::Status status =
+      ToGrpcStatus(absl::NotFoundError(std::string(20000, 'n')));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LE(status.error_message().size(), 2048u);
+}
+
 TEST(StatusMappingTest, OkIsOk) {
   EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
 }
