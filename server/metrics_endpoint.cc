@@ -8,19 +8,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "prometheus/text_serializer.h"
+#include "server/metrics_request.h"
 
 namespace segserve {
 namespace {
 
 constexpr int kIoTimeoutMs = 2000;
 constexpr size_t kMaxRequestBytes = 8192;
+// The whole request must arrive within this: the endpoint answers one
+// client at a time, and a client trickling a byte per second must not hold
+// it for hours.
+constexpr absl::Duration kRequestDeadline = absl::Seconds(5);
 
 bool WriteAll(int fd, const std::string& data) {
   size_t sent = 0;
@@ -133,30 +140,35 @@ void MetricsEndpoint::Serve() {
 void MetricsEndpoint::Answer(int fd) {
   std::string request;
   char buffer[1024];
+  const absl::Time deadline = absl::Now() + kRequestDeadline;
   while (request.find("\r\n\r\n") == std::string::npos &&
          request.size() < kMaxRequestBytes) {
+    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left_ms <= 0) return;
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, kIoTimeoutMs) <= 0) return;
+    if (poll(&p, 1, int(std::min<int64_t>(left_ms, kIoTimeoutMs))) <= 0) {
+      return;
+    }
     const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
     if (n <= 0) break;
     request.append(buffer, size_t(n));
   }
-  const bool is_get = absl::StartsWith(request, "GET ");
-  const size_t path_end = request.find(' ', 4);
-  const std::string path = is_get && path_end != std::string::npos
-                               ? request.substr(4, path_end - 4)
-                               : std::string();
-  if (path == "/metrics" || absl::StartsWith(path, "/metrics?")) {
-    const std::string body =
-        prometheus::TextSerializer().Serialize(registry_->Collect());
-    WriteAll(fd,
-             Reply("200 OK", "text/plain; version=0.0.4; charset=utf-8", body));
-  } else if (!is_get) {
-    WriteAll(fd, Reply("405 Method Not Allowed", "text/plain",
-                       "only GET /metrics is served here\n"));
-  } else {
-    WriteAll(fd, Reply("404 Not Found", "text/plain",
-                       "segserve serves Prometheus metrics at /metrics\n"));
+  switch (ClassifyMetricsRequest(request)) {
+    case MetricsRequest::kMetrics: {
+      const std::string body =
+          prometheus::TextSerializer().Serialize(registry_->Collect());
+      WriteAll(fd, Reply("200 OK", "text/plain; version=0.0.4; charset=utf-8",
+                         body));
+      break;
+    }
+    case MetricsRequest::kMethodNotAllowed:
+      WriteAll(fd, Reply("405 Method Not Allowed", "text/plain",
+                         "only GET /metrics is served here\n"));
+      break;
+    case MetricsRequest::kNotFound:
+      WriteAll(fd, Reply("404 Not Found", "text/plain",
+                         "segserve serves Prometheus metrics at /metrics\n"));
+      break;
   }
 }
 

@@ -2,59 +2,14 @@
 #define SEGSERVE_SERVER_PIPELINE_SEGMENT_PROCESSOR_H_
 
 #include <cstdint>
-#include <string>
-#include <vector>
+#include <memory>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
-#include "absl/time/time.h"
-#include "common/image_codec.h"
-#include "common/mask_codec.h"
 #include "server/core/inference_core.h"
-#include "server/core/inference_request.h"
+#include "server/pipeline/segment_job.h"
 
 namespace segserve {
-
-// One Segment request in the project's own types. The string views point
-// into the RPC's request message, which outlives the job.
-struct SegmentJob {
-  std::string model;
-  std::string version;
-  bool raw = false;
-  absl::string_view encoded;  // When !raw.
-  int raw_width = 0;          // When raw.
-  int raw_height = 0;
-  PixelFormat raw_format = PixelFormat::kRgb8;
-  absl::string_view raw_data;
-  MaskFormat mask_format = MaskFormat::kPng;
-  bool with_confidence = false;
-  uint32_t priority = 0;
-  absl::Time deadline = absl::InfiniteFuture();
-  CancelFlag cancelled;  // May be null.
-};
-
-struct ClassCount {
-  int class_id = 0;
-  std::string name;
-  uint64_t pixels = 0;
-};
-
-struct SegmentResult {
-  std::string model;
-  std::string version;
-  int width = 0;  // The input image's size.
-  int height = 0;
-  MaskFormat mask_format = MaskFormat::kPng;
-  std::string mask;
-  std::string confidence;               // Row-major uint8, when asked.
-  std::vector<ClassCount> class_stats;  // Present classes, ascending id.
-  absl::Duration queue_time;
-  absl::Duration preprocess_time;
-  absl::Duration inference_time;
-  absl::Duration postprocess_time;
-  int batch_size = 0;
-};
 
 // The image pipeline of a Segment request, on the inference core: decode
 // and preprocess on the pool, the core's queue and batches, then resize and
