@@ -9,13 +9,15 @@
 #                       quiet machine) and update BENCHMARKS.md
 #   make image          build the container image segserve:cpu offline
 #   make test-image     run it as the kubelet runs deploy/overlays/cpu
+#   make fuzz           build the libFuzzer targets (clang, ASan + UBSan) and
+#                       run each for FUZZ_SECONDS (default 60)
 BUILD_DIR ?= build
 JOBS ?= 2
 GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default bench clean format image test-image
+.PHONY: all setup configure build serve test demo train-default bench clean format image test-image fuzz
 
 all: build
 
@@ -54,6 +56,10 @@ image: setup
 test-image: build image
 	SEGSERVE_BUILD_DIR=$(BUILD_DIR) /usr/bin/python3 tests/deploy/image/image_test.py \
 	  --segclient $(BUILD_DIR)/tools/segclient --segload $(BUILD_DIR)/tools/segload/segload
+
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_BUILD_DIR=$(BUILD_DIR)-fuzz JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

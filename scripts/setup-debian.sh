@@ -19,6 +19,8 @@ TEST_PACKAGES=(
   # Deployment: container engine, offline base image, manifests, replicas.
   # kubernetes-client (Debian's kubectl 1.20) is handled below.
   docker.io debootstrap dnsmasq
+  # Fuzzing (scripts/fuzz.sh): clang's libFuzzer and sanitizers.
+  clang-14 libclang-rt-14-dev
 )
 
 PACKAGES=("${BUILD_PACKAGES[@]}")

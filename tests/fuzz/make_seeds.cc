@@ -1,0 +1,105 @@
+// Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/):
+// valid and nearly valid inputs for each, so that fuzzing starts from the
+// formats it must get through. Run by scripts/fuzz.sh when a corpus is
+// missing; its output is committed.
+//
+//   make_seeds OUT_DIR MODEL_REPOSITORY
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "opencv2/core.hpp"
+#include "opencv2/imgcodecs.hpp"
+#include "segserve/v1/segmentation.pb.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void Write(const fs::path& dir, const std::string& name,
+           const std::string& bytes) {
+  fs::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+}
+
+std::string Encode(const std::string& ext, const cv::Mat& image) {
+  std::vector<uchar> bytes;
+  cv::imencode(ext, image, bytes);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::cerr << "usage: make_seeds OUT_DIR MODEL_REPOSITORY\n";
+    return 2;
+  }
+  const fs::path out(argv[1]);
+  cv::Mat color(6, 5, CV_8UC3);
+  cv::randu(color, 0, 255);
+  cv::Mat gray(4, 7, CV_8UC1, cv::Scalar(9));
+  cv::Mat deep(3, 3, CV_16UC1, cv::Scalar(4000));
+
+  std::vector<std::pair<std::string, std::string>> images = {
+      {"color.png", Encode(".png", color)},
+      {"gray.png", Encode(".png", gray)},
+      {"deep.png", Encode(".png", deep)},
+      {"color.jpg", Encode(".jpg", color)},
+      {"color.bmp", Encode(".bmp", color)},
+      {"color.webp", Encode(".webp", color)},
+      {"color.tiff", Encode(".tiff", color)},
+  };
+  for (const auto& [name, bytes] : images) {
+    Write(out / "image_header_fuzzer", name, bytes);
+    segserve::v1::SegmentRequest request;
+    request.set_model("scenes-sgcpnet");
+    request.mutable_image()->set_encoded(bytes);
+    request.set_mask_encoding(segserve::v1::RLE);
+    Write(out / "segment_request_fuzzer", name + ".pb",
+          request.SerializeAsString());
+  }
+  segserve::v1::SegmentRequest raw;
+  raw.set_model_version("1");
+  raw.set_include_confidence(true);
+  raw.set_priority(1);
+  raw.mutable_image()->mutable_raw()->set_width(5);
+  raw.mutable_image()->mutable_raw()->set_height(6);
+  raw.mutable_image()->mutable_raw()->set_format(segserve::v1::RGB8);
+  raw.mutable_image()->mutable_raw()->set_data(std::string(
+      reinterpret_cast<const char*>(color.data), color.total() * 3));
+  Write(out / "segment_request_fuzzer", "raw_rgb.pb", raw.SerializeAsString());
+  raw.mutable_image()->mutable_raw()->set_format(segserve::v1::GRAY8);
+  Write(out / "segment_request_fuzzer", "raw_gray_wrong_size.pb",
+        raw.SerializeAsString());
+
+  // Mask seeds: format byte, width-1, height-1, then the data.
+  Write(out / "mask_codec_fuzzer", "rle",
+        std::string("\x02\x03\x01\x05\x04\x00\x04", 7));
+  Write(out / "mask_codec_fuzzer", "raw8",
+        std::string("\x01\x01\x01\x01\x02\x03\x04", 7));
+  Write(out / "mask_codec_fuzzer", "raw16",
+        std::string("\x81\x00\x01\x01\x10\x02\x00", 7));
+  Write(out / "mask_codec_fuzzer", "png",
+        "\x00\x03\x06" + Encode(".png", gray));
+
+  for (const auto& entry : fs::directory_iterator(argv[2])) {
+    const fs::path config = entry.path() / "config.pbtxt";
+    if (!fs::exists(config)) continue;
+    std::ifstream in(config);
+    const std::string text((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+    Write(out / "model_config_fuzzer", entry.path().filename().string(), text);
+  }
+
+  Write(out / "metrics_request_fuzzer", "get",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  Write(out / "metrics_request_fuzzer", "query",
+        "GET /metrics?name[]=x HTTP/1.0\r\n\r\n");
+  Write(out / "metrics_request_fuzzer", "post",
+        "POST /metrics HTTP/1.1\r\n\r\n");
+  Write(out / "metrics_request_fuzzer", "other", "GET / HTTP/1.1\r\n\r\n");
+  return 0;
+}

@@ -1,0 +1,36 @@
+// The request path from a serialized SegmentRequest: parsing, the frontend's
+// checks (ToSegmentJob), the image header checks and decoding, with the
+// server's pixel limit. Any input must end in a job or a status, never a
+// crash, and an accepted image must be within the limit.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "absl/time/time.h"
+#include "common/image_codec.h"
+#include "segserve/v1/segmentation.pb.h"
+#include "server/api/segment_request.h"
+
+namespace {
+
+// Small enough that a hostile header cannot make the fuzzer allocate much.
+constexpr int64_t kMaxPixels = 1 << 20;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  segserve::v1::SegmentRequest request;
+  if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
+  absl::StatusOr<segserve::SegmentJob> job = segserve::ToSegmentJob(
+      request, absl::InfiniteFuture(), /*cancelled=*/nullptr);
+  if (!job.ok()) return 0;
+  absl::StatusOr<cv::Mat> rgb =
+      job->raw ? segserve::RawToRgb(job->raw_width, job->raw_height,
+                                    job->raw_format, job->raw_data, kMaxPixels)
+               : segserve::DecodeImage(job->encoded, kMaxPixels);
+  if (rgb.ok() &&
+      (rgb->type() != CV_8UC3 || int64_t(rgb->cols) * rgb->rows > kMaxPixels)) {
+    std::abort();  // Accepted something the contract refuses.
+  }
+  return 0;
+}
