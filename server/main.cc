@@ -45,6 +45,26 @@ ABSL_FLAG(int, grpc_max_connection_age_grace_s, 0,
           "After a connection's GOAWAY from --grpc_max_connection_age_s, "
           "seconds its calls under way get to finish before it closes; 0: as "
           "long as they need.");
+ABSL_FLAG(int, grpc_max_concurrent_streams, 256,
+          "Calls one client connection may have open at once; more wait in "
+          "the client.");
+ABSL_FLAG(int, grpc_min_ping_interval_s, 60,
+          "HTTP/2 pings from a client closer than this without data are "
+          "strikes; --grpc_max_ping_strikes of them close the connection.");
+ABSL_FLAG(int, grpc_max_ping_strikes, 2,
+          "Strikes (see --grpc_min_ping_interval_s) before the server sends "
+          "GOAWAY; 0: unlimited.");
+ABSL_FLAG(bool, grpc_permit_pings_without_calls, false,
+          "Accept keepalive pings on connections with no call open.");
+ABSL_FLAG(int, grpc_max_connection_idle_s, 0,
+          "Seconds after which a connection with no call gets a GOAWAY; 0: "
+          "never.");
+ABSL_FLAG(int, grpc_max_metadata_bytes, 16 << 10,
+          "Largest request metadata (headers) accepted, in bytes.");
+ABSL_FLAG(int, max_stream_frames_in_flight, 16,
+          "Frames of one SegmentStream processed or waiting for the client "
+          "to read their answers; the stream reads no more until one is "
+          "written, so a client that never reads holds bounded memory.");
 ABSL_FLAG(int, preprocess_threads, 2,
           "Worker threads for decoding, resizing and mask encoding.");
 ABSL_FLAG(int, cpu_cores, 0,
@@ -96,14 +116,31 @@ int main(int argc, char** argv) {
   constexpr int kMaxAgeS = std::numeric_limits<int>::max() / 1000;
   const int age_s = absl::GetFlag(FLAGS_grpc_max_connection_age_s);
   const int grace_s = absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s);
+  const int idle_s = absl::GetFlag(FLAGS_grpc_max_connection_idle_s);
+  const int ping_s = absl::GetFlag(FLAGS_grpc_min_ping_interval_s);
+  auto in_ms_range = [](int seconds) {
+    return seconds >= 0 && seconds <= kMaxAgeS;
+  };
   if (absl::GetFlag(FLAGS_cpu_cores) < 0 ||
       absl::GetFlag(FLAGS_intra_op_threads) < 0 ||
-      absl::GetFlag(FLAGS_drain_timeout_s) < 0 || age_s < 0 ||
-      age_s > kMaxAgeS || grace_s < 0 || grace_s > kMaxAgeS) {
-    SEGSERVE_LOG(Error) << "cannot start: --cpu_cores, --intra_op_threads and "
-                           "--drain_timeout_s must be 0 or more, and "
-                           "--grpc_max_connection_age{,_grace}_s 0.."
+      absl::GetFlag(FLAGS_drain_timeout_s) < 0 ||
+      absl::GetFlag(FLAGS_grpc_max_ping_strikes) < 0 || !in_ms_range(age_s) ||
+      !in_ms_range(grace_s) || !in_ms_range(idle_s) || !in_ms_range(ping_s)) {
+    SEGSERVE_LOG(Error) << "cannot start: --cpu_cores, --intra_op_threads, "
+                           "--drain_timeout_s and --grpc_max_ping_strikes "
+                           "must be 0 or more, and "
+                           "--grpc_max_connection_age{,_grace}_s, "
+                           "--grpc_max_connection_idle_s and "
+                           "--grpc_min_ping_interval_s 0.."
                         << kMaxAgeS;
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_grpc_max_concurrent_streams) < 1 ||
+      absl::GetFlag(FLAGS_max_stream_frames_in_flight) < 1 ||
+      absl::GetFlag(FLAGS_grpc_max_metadata_bytes) < 1024) {
+    SEGSERVE_LOG(Error) << "cannot start: --grpc_max_concurrent_streams and "
+                           "--max_stream_frames_in_flight must be 1 or more, "
+                           "and --grpc_max_metadata_bytes 1024 or more";
     return 1;
   }
   segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads),
@@ -132,6 +169,16 @@ int main(int argc, char** argv) {
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_s));
   options.max_connection_age_grace =
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s));
+  options.max_concurrent_streams =
+      absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
+  options.min_ping_interval = absl::Seconds(ping_s);
+  options.max_ping_strikes = absl::GetFlag(FLAGS_grpc_max_ping_strikes);
+  options.permit_pings_without_calls =
+      absl::GetFlag(FLAGS_grpc_permit_pings_without_calls);
+  options.max_connection_idle = absl::Seconds(idle_s);
+  options.max_metadata_bytes = absl::GetFlag(FLAGS_grpc_max_metadata_bytes);
+  options.max_stream_frames_in_flight =
+      absl::GetFlag(FLAGS_max_stream_frames_in_flight);
   options.cuda_device_count = segserve::CudaDeviceCount();
 
   auto server = segserve::Server::Create(std::move(options));

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -61,7 +62,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   server->processor_ = std::make_unique<SegmentProcessor>(processor_options,
                                                           server->core_.get());
   server->service_ = std::make_unique<SegmentationService>(
-      server->processor_.get(), server->core_.get());
+      server->processor_.get(), server->core_.get(),
+      std::max(1, opts.max_stream_frames_in_flight));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -83,6 +85,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
                                static_cast<int>(absl::ToInt64Milliseconds(
                                    opts.max_connection_age_grace)));
   }
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             std::max(1, opts.max_concurrent_streams));
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(opts.min_ping_interval)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                             opts.max_ping_strikes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+                             opts.permit_pings_without_calls ? 1 : 0);
+  if (opts.max_connection_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(opts.max_connection_idle)));
+  }
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             opts.max_metadata_bytes);
   builder.RegisterService(server->service_.get());
   if (!server->options_.interceptors.empty()) {
     builder.experimental().SetInterceptorCreators(

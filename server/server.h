@@ -62,6 +62,22 @@ class Server {
     // the grace to finish before the connection closes (zero: unbounded).
     absl::Duration max_connection_age = absl::ZeroDuration();
     absl::Duration max_connection_age_grace = absl::ZeroDuration();
+    // What one client may hold (Debian's gRPC 1.51 predates the HTTP/2
+    // rapid-reset fixes, so these are set here): streams open at once on a
+    // connection; pings without data closer than min_ping_interval are
+    // strikes, and max_ping_strikes of them close the connection; pings on
+    // a connection with no call count as strikes unless permitted; an idle
+    // connection closes after max_connection_idle (zero: never); request
+    // metadata over max_metadata_bytes is refused; a SegmentStream reads
+    // no further frame while max_stream_frames_in_flight of its frames are
+    // being processed or waiting for the client to read their answers.
+    int max_concurrent_streams = 256;
+    absl::Duration min_ping_interval = absl::Minutes(1);
+    int max_ping_strikes = 2;
+    bool permit_pings_without_calls = false;
+    absl::Duration max_connection_idle = absl::ZeroDuration();
+    int max_metadata_bytes = 16 << 10;
+    int max_stream_frames_in_flight = 16;
     ModelLoader loader;  // Empty: TorchModelLoader().
     // The gRPC port's credentials (null: plaintext) and interceptors, for
     // TLS and per-call checks; the health and reflection services share

@@ -1,5 +1,6 @@
 #include "server/api/segmentation_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
@@ -198,6 +199,10 @@ class SegmentationService::StreamReactor final
       final_status_ = grpc::Status(grpc::StatusCode::CANCELLED,
                                    "the client stopped reading responses");
     }
+    // A frame left: a read held back by the in-flight bound may go on.
+    if (read_held_ && !failed_ && !finished_ && !drained_) {
+      StartNextReadLocked();
+    }
     MaybeProgressLocked();
   }
 
@@ -220,7 +225,8 @@ class SegmentationService::StreamReactor final
     StartNextReadLocked();
   }
   void StartNextReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    StartRead(&incoming_);
+    read_held_ = frames_.size() >= service_->max_frames_in_flight_;
+    if (!read_held_) StartRead(&incoming_);
   }
 
   void CompleteLocked(Frame& frame, absl::StatusOr<SegmentResult> result)
@@ -274,6 +280,8 @@ class SegmentationService::StreamReactor final
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool drained_ ABSL_GUARDED_BY(mu_) = false;
+  // No read is pending: max_frames_in_flight_ frames are taken.
+  bool read_held_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -295,8 +303,12 @@ void SegmentationService::RemoveStream(StreamReactor* stream) {
 }
 
 SegmentationService::SegmentationService(SegmentProcessor* processor,
-                                         const InferenceCore* core)
-    : processor_(processor), core_(core), repository_(core->repository()) {}
+                                         const InferenceCore* core,
+                                         int max_frames_in_flight)
+    : processor_(processor),
+      core_(core),
+      repository_(core->repository()),
+      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))) {}
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
 SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {

@@ -16,8 +16,12 @@ namespace segserve {
 // callback. Thread-safe.
 class SegmentationService final : public v1::Segmentation::CallbackService {
  public:
-  // The pointers must outlive the service.
-  SegmentationService(SegmentProcessor* processor, const InferenceCore* core);
+  // The pointers must outlive the service. A stream reads no further frame
+  // while `max_frames_in_flight` of its frames are being processed or wait
+  // for the client to read their answers, so a client that sends without
+  // reading holds a bounded amount of server memory.
+  SegmentationService(SegmentProcessor* processor, const InferenceCore* core,
+                      int max_frames_in_flight);
 
   // Call after InferenceCore::StartDraining. From then on frames that
   // arrive on open streams end their stream with UNAVAILABLE (the frames
@@ -48,6 +52,7 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   SegmentProcessor* const processor_;
   const InferenceCore* const core_;
   const ModelRepository& repository_;
+  const size_t max_frames_in_flight_;
   // Registers a new stream (drained at once when the drain has begun) and
   // forgets a finished one.
   void AddStream(StreamReactor* stream);

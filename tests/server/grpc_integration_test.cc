@@ -111,7 +111,14 @@ class GrpcIntegrationTest : public ::testing::Test {
     WriteFile(root_ / "small" / "config.pbtxt", kSmallQueueConfig);
     WriteFile(root_ / "small" / "1" / "model.pt", "");
 
-    auto server = Server::Create(Options());
+    StartServer(Options());
+  }
+
+  // Replaces the server (and the client) with one made from `options`.
+  void StartServer(Server::Options options) {
+    client_.reset();
+    server_.reset();
+    auto server = Server::Create(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     ASSERT_TRUE(server_->WaitForModels());
@@ -142,6 +149,8 @@ class GrpcIntegrationTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // A test that failed while the model was blocked must not hang here.
+    if (release_ && !release_->HasBeenNotified()) Unblock();
     client_.reset();
     server_.reset();
   }
@@ -154,6 +163,15 @@ class GrpcIntegrationTest : public ::testing::Test {
     return *health == Client::Health::kServing      ? 1
            : *health == Client::Health::kNotServing ? 2
                                                     : 0;
+  }
+
+  // segserve_inflight_requests from the metrics endpoint (-1: absent).
+  int Inflight() {
+    const std::string text = HttpGet(server_->metrics_port(), "/metrics");
+    const std::string line = "\nsegserve_inflight_requests ";
+    const size_t at = text.find(line);
+    return at == std::string::npos ? -1
+                                   : std::atoi(text.c_str() + at + line.size());
   }
 
   void Block() {
@@ -624,6 +642,63 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
   // on their way.
   answered.Wait();
   EXPECT_EQ(ok.load(), kInFlight);
+}
+
+// A client that sends frames without reading the answers holds at most
+// max_stream_frames_in_flight of them in the server; none is lost.
+TEST_F(GrpcIntegrationTest, StreamTakesAtMostItsFramesInFlight) {
+  Server::Options options = Options();
+  options.max_stream_frames_in_flight = 3;
+  StartServer(std::move(options));
+  Block();
+  std::unique_ptr<SegmentStreamSession> stream = client_->OpenStream();
+  constexpr int kFrames = 10;
+  for (int i = 0; i < kFrames; ++i) {
+    ASSERT_TRUE(stream->Write(GrayRequest(4, 4, uint8_t(i), absl::StrCat(i))));
+  }
+  auto inflight = [&] {
+    const std::string text = HttpGet(server_->metrics_port(), "/metrics");
+    const std::string line = "\nsegserve_inflight_requests ";
+    const size_t at = text.find(line);
+    return at == std::string::npos ? -1
+                                   : std::atoi(text.c_str() + at + line.size());
+  };
+  ASSERT_TRUE(WaitUntil([&] { return Inflight() == 3; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Inflight(), 3) << "the stream read past its bound";
+  Unblock();
+  ASSERT_TRUE(stream->WritesDone());
+  for (int i = 0; i < kFrames; ++i) {
+    v1::SegmentResponse response;
+    ASSERT_TRUE(stream->Read(&response)) << i;
+    ExpectAnswer(response, 4, 4, uint8_t(i), absl::StrCat(i));
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// One connection gets at most max_concurrent_streams calls at once; the
+// rest wait in the client (HTTP/2 SETTINGS) and are served afterwards.
+TEST_F(GrpcIntegrationTest, ConnectionHoldsAtMostItsStreams) {
+  Server::Options options = Options();
+  options.max_concurrent_streams = 2;
+  StartServer(std::move(options));
+  Block();
+  constexpr int kCalls = 8;
+  std::atomic<int> ok{0};
+  absl::BlockingCounter answered(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    client_->SegmentAsync(GrayRequest(4, 4, uint8_t(i), absl::StrCat(i)),
+                          [&](absl::StatusOr<v1::SegmentResponse> r) {
+                            if (r.ok()) ++ok;
+                            answered.DecrementCount();
+                          });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Inflight() == 2; }));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Inflight(), 2) << "the connection opened more streams";
+  Unblock();
+  answered.Wait();
+  EXPECT_EQ(ok.load(), kCalls);
 }
 
 // An open stream with nothing in flight does not hold the drain until its
