@@ -41,4 +41,22 @@ std::string ModelWeightsPath(const std::string& model_dir, int64_t version) {
       .string();
 }
 
+absl::Status CheckInsideRepository(const std::string& root,
+                                   const std::string& path) {
+  std::error_code error;
+  if (!fs::exists(fs::symlink_status(path, error))) return absl::OkStatus();
+  const fs::path real_root = fs::canonical(root, error);
+  if (error) return absl::OkStatus();  // The repository's own listing fails.
+  const fs::path real = fs::weakly_canonical(path, error);
+  if (error) return absl::OkStatus();
+  // Inside when the root is a prefix of the path, component by component.
+  auto [root_end, path_at] = std::mismatch(real_root.begin(), real_root.end(),
+                                           real.begin(), real.end());
+  if (root_end == real_root.end()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(path, " leads to ", real.string(),
+                   ", outside the model repository ", real_root.string(),
+                   "; segserve opens nothing outside --model_repository"));
+}
+
 }  // namespace segserve

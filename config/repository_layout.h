@@ -24,6 +24,13 @@ absl::StatusOr<std::vector<int64_t>> ListModelVersions(
 // <model_dir>/<version>/model.pt.
 std::string ModelWeightsPath(const std::string& model_dir, int64_t version);
 
+// OK when `path`, with every symlink resolved, lies inside `root` (also
+// resolved), or does not exist (its reader reports that). FAILED_PRECONDITION
+// naming both when a symlink leads outside: nothing outside the model
+// repository is ever opened.
+absl::Status CheckInsideRepository(const std::string& root,
+                                   const std::string& path);
+
 }  // namespace segserve
 
 #endif  // SEGSERVE_CONFIG_REPOSITORY_LAYOUT_H_

@@ -122,6 +122,15 @@ ModelRepository::Entry ModelRepository::LoadModel(
   status.name = name;
   const fs::path dir = fs::path(options_.root) / name;
 
+  for (const fs::path& path : {dir, dir / kModelConfigFile}) {
+    if (absl::Status inside = CheckInsideRepository(options_.root, path);
+        !inside.ok()) {
+      status.reason = std::string(inside.message());
+      SEGSERVE_LOG(Error) << "model " << name
+                          << " is unavailable: " << status.reason;
+      return entry;
+    }
+  }
   absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(dir.string());
   if (!config.ok()) {
     status.reason = std::string(config.status().message());
@@ -148,13 +157,18 @@ ModelRepository::Entry ModelRepository::LoadModel(
     version_status.version = absl::StrCat(version);
     absl::StatusOr<std::unique_ptr<ServedModel>> served =
         absl::UnknownError("unreachable");
+    const std::string weights_path = ModelWeightsPath(dir.string(), version);
+    const absl::Status inside =
+        CheckInsideRepository(options_.root, weights_path);
     if (!devices.ok()) {
       served = devices.status();
+    } else if (!inside.ok()) {
+      served = inside;
     } else {
       ServedModel::Options served_options;
       served_options.config = *config;
       served_options.version = version_status.version;
-      served_options.weights_path = ModelWeightsPath(dir.string(), version);
+      served_options.weights_path = weights_path;
       served_options.devices = *devices;
       served_options.loader = options_.loader;
       served_options.clock = options_.clock;

@@ -38,5 +38,40 @@ TEST(RepositoryLayoutTest, SaysWhatToAddWhenThereIsNoVersion) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(RepositoryLayoutTest, NothingOutsideTheRepositoryIsOpened) {
+  namespace fs = std::filesystem;
+  const fs::path base = FreshTestDir("repository_layout");
+  const fs::path root = base / "repo";
+  WriteFile(root / "m" / "1" / kModelWeightsFile, "");
+  WriteFile(base / "outside" / kModelWeightsFile, "secret");
+  fs::create_directories(root / "m" / "2");
+  fs::create_symlink(base / "outside" / kModelWeightsFile,
+                     root / "m" / "2" / kModelWeightsFile);
+  fs::create_directory_symlink(base / "outside", root / "m" / "3");
+  fs::create_directory_symlink(root / "m" / "1", root / "m" / "4");
+
+  EXPECT_TRUE(CheckInsideRepository(root.string(),
+                                    ModelWeightsPath((root / "m").string(), 1))
+                  .ok());
+  EXPECT_TRUE(CheckInsideRepository(root.string(),
+                                    ModelWeightsPath((root / "m").string(), 4))
+                  .ok())
+      << "a symlink within the repository is fine";
+  EXPECT_TRUE(
+      CheckInsideRepository(root.string(), (root / "m" / "9").string()).ok())
+      << "a missing path is its reader's to report";
+  for (int version : {2, 3}) {
+    const absl::Status status = CheckInsideRepository(
+        root.string(), ModelWeightsPath((root / "m").string(), version));
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << version;
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("outside the model repository"));
+  }
+  EXPECT_EQ(
+      CheckInsideRepository(root.string(), (root / ".." / "outside").string())
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace segserve

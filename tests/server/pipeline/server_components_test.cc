@@ -165,6 +165,45 @@ TEST_F(ServerComponentsTest, FindsVersions) {
   EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("good"));
 }
 
+// Names are looked up, never opened: hostile ones are unknown models.
+TEST_F(ServerComponentsTest, HostileNamesAreUnknownModels) {
+  CreateRepository();
+  const std::vector<std::string> names = {"../good", "/etc/passwd",
+                                          std::string("go\0od", 5), "good/1",
+                                          std::string(5000, '.')};
+  for (const std::string& name : names) {
+    auto found = repository_->Find(name, "");
+    EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound) << name;
+    EXPECT_LT(found.status().message().size(), 400u);
+  }
+}
+
+TEST_F(ServerComponentsTest, SymlinksOutOfTheRepositoryAreRefused) {
+  const fs::path outside = FreshTestDir("server_components_outside");
+  WriteFile(outside / "config.pbtxt", kGoodConfig);
+  WriteFile(outside / "1" / "model.pt", "v1");
+  fs::create_directory_symlink(outside, root_ / "escaped");
+  WriteFile(root_ / "partly" / "config.pbtxt", kGoodConfig);
+  WriteFile(root_ / "partly" / "1" / "model.pt", "v1");
+  fs::create_directories(root_ / "partly" / "2");
+  fs::create_symlink(outside / "1" / "model.pt",
+                     root_ / "partly" / "2" / "model.pt");
+  CreateRepository();
+
+  auto escaped = repository_->Describe("escaped");
+  ASSERT_TRUE(escaped.ok());
+  EXPECT_EQ(escaped->state, ModelState::kUnavailable);
+  EXPECT_THAT(escaped->reason, HasSubstr("outside the model repository"));
+
+  auto partly = repository_->Describe("partly");
+  ASSERT_TRUE(partly.ok());
+  EXPECT_EQ(partly->latest_version, "1") << "version 2 leaves the repository";
+  auto second = repository_->Find("partly", "2");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("outside the model repository"));
+}
+
 TEST_F(ServerComponentsTest, DefaultModelMustExist) {
   ModelRepository::Options options;
   options.root = root_.string();
