@@ -234,6 +234,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
   if (options.dedicated_connection) {
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   }
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
       options.target,
       options.credentials != nullptr ? options.credentials

@@ -63,9 +63,13 @@ struct ClientOptions {
   // would leave replicas added by a scale-up without traffic that long.
   int64_t dns_min_reresolution_ms = 2000;
 
-  // The channel's credentials, e.g. grpc::SslCredentials(...) for TLS; null:
-  // plaintext.
+  // The channel's credentials, e.g. TlsChannelCredentials(...) (see
+  // client/tls.h) or grpc::SslCredentials(...); null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS: the name the server's certificate must carry, when it is not
+  // the target's host (e.g. connecting by IP to a certificate for a DNS
+  // name). Empty: the target's host.
+  std::string tls_server_name;
 
   // true: this client opens its own connection(s) instead of sharing them
   // with other clients of the same target in the process (a load generator

@@ -19,6 +19,7 @@
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "server/server.h"
+#include "server/tls_credentials.h"
 
 ABSL_FLAG(std::string, model_repository, "model_repository",
           "Directory of models: <name>/config.pbtxt and <name>/<version>/"
@@ -28,6 +29,9 @@ ABSL_FLAG(std::string, default_model, "scenes-sgcpnet",
           "one.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, grpc_port, 50051, "gRPC port (0 picks a free port).");
+ABSL_FLAG(std::string, metrics_host, "",
+          "Address the metrics endpoint listens on (empty: --host), e.g. "
+          "127.0.0.1 to keep metrics off the network the API faces.");
 ABSL_FLAG(int, metrics_port, 8002,
           "Prometheus /metrics port (0 picks a free port, -1 disables).");
 ABSL_FLAG(int64_t, max_image_pixels, 64LL << 20,
@@ -65,6 +69,15 @@ ABSL_FLAG(int, max_stream_frames_in_flight, 16,
           "Frames of one SegmentStream processed or waiting for the client "
           "to read their answers; the stream reads no more until one is "
           "written, so a client that never reads holds bounded memory.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the gRPC port; with --tls_key_file the "
+          "port speaks TLS only. Re-read every --tls_refresh_s.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CAs: clients must present a certificate they signed (mTLS).");
+ABSL_FLAG(int, tls_refresh_s, 60,
+          "Seconds between re-reads of the TLS files, so that a rotated "
+          "certificate is used without a restart.");
 ABSL_FLAG(int, preprocess_threads, 2,
           "Worker threads for decoding, resizing and mask encoding.");
 ABSL_FLAG(int, cpu_cores, 0,
@@ -158,9 +171,11 @@ int main(int argc, char** argv) {
                                       absl::GetFlag(FLAGS_grpc_port));
   const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.metrics_address =
-      metrics_port < 0
-          ? ""
-          : absl::StrCat(absl::GetFlag(FLAGS_host), ":", metrics_port);
+      metrics_port < 0 ? ""
+                       : absl::StrCat(absl::GetFlag(FLAGS_metrics_host).empty()
+                                          ? absl::GetFlag(FLAGS_host)
+                                          : absl::GetFlag(FLAGS_metrics_host),
+                                      ":", metrics_port);
   options.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
@@ -179,6 +194,21 @@ int main(int argc, char** argv) {
   options.max_metadata_bytes = absl::GetFlag(FLAGS_grpc_max_metadata_bytes);
   options.max_stream_frames_in_flight =
       absl::GetFlag(FLAGS_max_stream_frames_in_flight);
+  if (!absl::GetFlag(FLAGS_tls_cert_file).empty() ||
+      !absl::GetFlag(FLAGS_tls_key_file).empty() ||
+      !absl::GetFlag(FLAGS_tls_client_ca_file).empty()) {
+    segserve::TlsFiles tls;
+    tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+    tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+    tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+    tls.refresh = absl::Seconds(absl::GetFlag(FLAGS_tls_refresh_s));
+    auto credentials = segserve::TlsServerCredentials(tls);
+    if (!credentials.ok()) {
+      SEGSERVE_LOG(Error) << "cannot start: " << credentials.status().message();
+      return 1;
+    }
+    options.credentials = *std::move(credentials);
+  }
   options.cuda_device_count = segserve::CudaDeviceCount();
 
   auto server = segserve::Server::Create(std::move(options));

@@ -27,6 +27,7 @@
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
+#include "tools/tls_flags.h"
 
 ABSL_FLAG(std::string, image, "",
           "Image file to segment (JPEG, PNG, BMP, WebP or TIFF); required. "
@@ -126,6 +127,10 @@ int CheckHealth() {
   options.target = absl::GetFlag(FLAGS_target);
   options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
   options.retry_max_attempts = 1;  // A probe answers now or fails.
+  if (absl::Status tls = ApplyTlsFlags(&options); !tls.ok()) {
+    Fail(tls);
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
   if (!client.ok()) {
     Fail(client.status());
@@ -180,6 +185,7 @@ int Run() {
   ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
   options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
+  if (absl::Status tls = ApplyTlsFlags(&options); !tls.ok()) return Fail(tls);
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
   if (!client.ok()) return Fail(client.status());
 

@@ -656,13 +656,6 @@ TEST_F(GrpcIntegrationTest, StreamTakesAtMostItsFramesInFlight) {
   for (int i = 0; i < kFrames; ++i) {
     ASSERT_TRUE(stream->Write(GrayRequest(4, 4, uint8_t(i), absl::StrCat(i))));
   }
-  auto inflight = [&] {
-    const std::string text = HttpGet(server_->metrics_port(), "/metrics");
-    const std::string line = "\nsegserve_inflight_requests ";
-    const size_t at = text.find(line);
-    return at == std::string::npos ? -1
-                                   : std::atoi(text.c_str() + at + line.size());
-  };
   ASSERT_TRUE(WaitUntil([&] { return Inflight() == 3; }));
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(Inflight(), 3) << "the stream read past its bound";

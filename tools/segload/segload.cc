@@ -37,6 +37,7 @@
 #include "tools/segload/load_runner.h"
 #include "tools/segload/load_schedule.h"
 #include "tools/segload/load_step.h"
+#include "tools/tls_flags.h"
 
 // Where the load goes.
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
@@ -311,6 +312,7 @@ absl::StatusOr<Connections> Connect(const Config& config) {
       options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
       options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
       options.dedicated_connection = channels > 1;
+      if (absl::Status tls = ApplyTlsFlags(&options); !tls.ok()) return tls;
       absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
       if (!client.ok()) return client.status();
       if (absl::Status s = (*client)->WaitForConnected(
