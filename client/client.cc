@@ -123,11 +123,15 @@ std::string MakeServiceConfigJson(const ClientOptions& options) {
 }
 
 void ApplyCallOptions(const CallOptions& call_options,
-                      int64_t default_deadline_ms,
+                      const CallDefaults& defaults,
                       grpc::ClientContext* context) {
   const int64_t deadline_ms = call_options.deadline_ms < 0
-                                  ? default_deadline_ms
+                                  ? defaults.deadline_ms
                                   : call_options.deadline_ms;
+  if (!defaults.bearer_token.empty()) {
+    context->AddMetadata("authorization",
+                         absl::StrCat("Bearer ", defaults.bearer_token));
+  }
   if (deadline_ms > 0) {
     context->set_deadline(std::chrono::system_clock::now() +
                           std::chrono::milliseconds(deadline_ms));
@@ -140,8 +144,8 @@ void ApplyCallOptions(const CallOptions& call_options,
 
 SegmentStreamSession::SegmentStreamSession(v1::Segmentation::Stub* stub,
                                            const CallOptions& call_options,
-                                           int64_t default_deadline_ms) {
-  ApplyCallOptions(call_options, default_deadline_ms, &context_);
+                                           const CallDefaults& defaults) {
+  ApplyCallOptions(call_options, defaults, &context_);
   stream_ = stub->SegmentStream(&context_);
 }
 
@@ -246,22 +250,24 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
     return absl::InternalError(
         absl::StrCat("cannot create a channel to ", options.target));
   }
-  return absl::WrapUnique(new Client(std::move(channel), options.target,
-                                     options.default_deadline_ms));
+  return absl::WrapUnique(
+      new Client(std::move(channel), options.target,
+                 {options.default_deadline_ms, options.bearer_token}));
 }
 
 std::unique_ptr<Client> Client::CreateWithChannel(
     std::shared_ptr<grpc::Channel> channel, const ClientOptions& options) {
-  return absl::WrapUnique(new Client(std::move(channel), "the server",
-                                     options.default_deadline_ms));
+  return absl::WrapUnique(
+      new Client(std::move(channel), "the server",
+                 {options.default_deadline_ms, options.bearer_token}));
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, std::string target,
-               int64_t default_deadline_ms)
+               CallDefaults defaults)
     : channel_(std::move(channel)),
       stub_(v1::Segmentation::NewStub(channel_)),
       target_(std::move(target)),
-      default_deadline_ms_(default_deadline_ms) {}
+      defaults_(std::move(defaults)) {}
 
 Client::~Client() {
   std::vector<std::shared_ptr<AsyncCall>> calls;
@@ -301,7 +307,7 @@ absl::Status Client::WaitForConnected(absl::Duration timeout) {
 absl::StatusOr<v1::SegmentResponse> Client::Segment(
     const v1::SegmentRequest& request, const CallOptions& call_options) {
   grpc::ClientContext context;
-  ApplyCallOptions(call_options, default_deadline_ms_, &context);
+  ApplyCallOptions(call_options, defaults_, &context);
   v1::SegmentResponse response;
   grpc::Status status = stub_->Segment(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
@@ -336,7 +342,7 @@ void Client::SegmentAsync(std::shared_ptr<const v1::SegmentRequest> request,
   }
   call->request = std::move(request);
   call->done = std::move(done);
-  ApplyCallOptions(call_options, default_deadline_ms_, &call->context);
+  ApplyCallOptions(call_options, defaults_, &call->context);
   stub_->async()->Segment(
       &call->context, call->request.get(), &call->response,
       [this, call](grpc::Status status) { FinishAsync(call, status); });
@@ -357,7 +363,7 @@ void Client::FinishAsync(const std::shared_ptr<AsyncCall>& call,
 absl::StatusOr<std::vector<v1::SegmentResponse>> Client::SegmentStream(
     const std::vector<v1::SegmentRequest>& requests,
     const CallOptions& call_options) {
-  SegmentStreamSession session(stub_.get(), call_options, default_deadline_ms_);
+  SegmentStreamSession session(stub_.get(), call_options, defaults_);
   // Write from a helper thread while this one reads: a server that applies
   // back-pressure could otherwise stall a client that writes everything
   // before reading anything.
@@ -388,14 +394,14 @@ absl::StatusOr<std::vector<v1::SegmentResponse>> Client::SegmentStream(
 
 std::unique_ptr<SegmentStreamSession> Client::OpenStream(
     const CallOptions& call_options) {
-  return absl::WrapUnique(new SegmentStreamSession(stub_.get(), call_options,
-                                                   default_deadline_ms_));
+  return absl::WrapUnique(
+      new SegmentStreamSession(stub_.get(), call_options, defaults_));
 }
 
 absl::StatusOr<v1::ListModelsResponse> Client::ListModels(
     const CallOptions& call_options) {
   grpc::ClientContext context;
-  ApplyCallOptions(call_options, default_deadline_ms_, &context);
+  ApplyCallOptions(call_options, defaults_, &context);
   v1::ListModelsResponse response;
   grpc::Status status =
       stub_->ListModels(&context, v1::ListModelsRequest(), &response);
@@ -407,7 +413,7 @@ absl::StatusOr<v1::ModelInfo> Client::GetModel(
     const std::string& name, const std::string& version,
     const CallOptions& call_options) {
   grpc::ClientContext context;
-  ApplyCallOptions(call_options, default_deadline_ms_, &context);
+  ApplyCallOptions(call_options, defaults_, &context);
   v1::GetModelRequest request;
   request.set_name(name);
   request.set_version(version);
@@ -446,7 +452,7 @@ int DecodeHealthStatus(const std::string& bytes) {
 absl::StatusOr<Client::Health> Client::CheckHealth(
     const std::string& service, const CallOptions& call_options) {
   grpc::ClientContext context;
-  ApplyCallOptions(call_options, default_deadline_ms_, &context);
+  ApplyCallOptions(call_options, defaults_, &context);
   const std::string request_bytes = EncodeHealthRequest(service);
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request(&slice, 1);

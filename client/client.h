@@ -35,6 +35,11 @@ struct ClientOptions {
   // milliseconds from the call's start; 0 means no deadline.
   int64_t default_deadline_ms = 30000;
 
+  // Sent as "authorization: Bearer <token>" on every call, for a server
+  // started with --auth_tokens_file; empty: none. Send tokens over TLS only:
+  // on a plaintext channel anyone on the path can read them.
+  std::string bearer_token;
+
   // Transparent retries of calls that fail with UNAVAILABLE (server
   // restarting, draining, connection refused) or that a server cancelled
   // (CANCELLED: a draining gRPC server drops calls that race its GOAWAY),
@@ -75,6 +80,12 @@ struct ClientOptions {
   // with other clients of the same target in the process (a load generator
   // uses several clients to spread calls over several connections).
   bool dedicated_connection = false;
+};
+
+// What every call of a client carries unless its CallOptions say otherwise.
+struct CallDefaults {
+  int64_t deadline_ms = 0;  // 0: none.
+  std::string bearer_token;
 };
 
 // Per-call settings that override the client's defaults.
@@ -120,7 +131,7 @@ class SegmentStreamSession {
   friend class Client;
   SegmentStreamSession(v1::Segmentation::Stub* stub,
                        const CallOptions& call_options,
-                       int64_t default_deadline_ms);
+                       const CallDefaults& defaults);
 
   grpc::ClientContext context_;
   std::unique_ptr<
@@ -145,8 +156,8 @@ class Client {
       const ClientOptions& options);
 
   // For tests and custom transports: uses an existing channel as is (its
-  // target, credentials and service config); only default_deadline_ms is read
-  // from `options`.
+  // target, credentials and service config); only default_deadline_ms and
+  // bearer_token are read from `options`.
   static std::unique_ptr<Client> CreateWithChannel(
       std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
 
@@ -211,7 +222,7 @@ class Client {
   class LiveCallCount;
 
   Client(std::shared_ptr<grpc::Channel> channel, std::string target,
-         int64_t default_deadline_ms);
+         CallDefaults defaults);
 
   void FinishAsync(const std::shared_ptr<AsyncCall>& call,
                    const grpc::Status& status);
@@ -219,7 +230,7 @@ class Client {
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::Segmentation::Stub> stub_;
   const std::string target_;  // For error messages.
-  const int64_t default_deadline_ms_;
+  const CallDefaults defaults_;
 
   absl::Mutex mu_;
   // SegmentAsync calls in flight, cancelled by the destructor.
@@ -236,9 +247,10 @@ class Client {
 // load balancing policy and the retry policy. Exposed for tests and tools.
 std::string MakeServiceConfigJson(const ClientOptions& options);
 
-// Sets the deadline and wait_for_ready of `context` for one call.
+// Sets the deadline, wait_for_ready and authorization of `context` for one
+// call.
 void ApplyCallOptions(const CallOptions& call_options,
-                      int64_t default_deadline_ms,
+                      const CallDefaults& defaults,
                       grpc::ClientContext* context);
 
 }  // namespace segserve

@@ -18,6 +18,7 @@
 #include "model/cpu_allocator.h"
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
+#include "server/api/token_authorizer.h"
 #include "server/server.h"
 #include "server/tls_credentials.h"
 
@@ -78,6 +79,12 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
 ABSL_FLAG(int, tls_refresh_s, 60,
           "Seconds between re-reads of the TLS files, so that a rotated "
           "certificate is used without a restart.");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer tokens and their rights, one '<token> <right>[,<right>]' per "
+          "line (rights: inference, metadata, admin, all); calls without a "
+          "known token get UNAUTHENTICATED, without the right "
+          "PERMISSION_DENIED. Health and reflection stay open. Empty: no "
+          "tokens needed. Use with TLS.");
 ABSL_FLAG(int, preprocess_threads, 2,
           "Worker threads for decoding, resizing and mask encoding.");
 ABSL_FLAG(int, cpu_cores, 0,
@@ -208,6 +215,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     options.credentials = *std::move(credentials);
+  }
+  if (const std::string tokens = absl::GetFlag(FLAGS_auth_tokens_file);
+      !tokens.empty()) {
+    auto authorizer = segserve::TokenAuthorizer::FromFile(tokens);
+    if (!authorizer.ok()) {
+      SEGSERVE_LOG(Error) << "cannot start: " << authorizer.status().message();
+      return 1;
+    }
+    options.authorizer = *std::move(authorizer);
   }
   options.cuda_device_count = segserve::CudaDeviceCount();
 

@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
                                                           server->core_.get());
   server->service_ = std::make_unique<SegmentationService>(
       server->processor_.get(), server->core_.get(),
-      std::max(1, opts.max_stream_frames_in_flight));
+      std::max(1, opts.max_stream_frames_in_flight), opts.authorizer.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

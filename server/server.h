@@ -31,6 +31,7 @@ class ModelRepository;
 class SegmentProcessor;
 class SegmentationService;
 class ThreadPool;
+class TokenAuthorizer;
 
 // The whole segserve server: model repository, worker pool, gRPC services
 // (Segmentation, health, reflection) and the Prometheus endpoint.
@@ -78,6 +79,9 @@ class Server {
     absl::Duration max_connection_idle = absl::ZeroDuration();
     int max_metadata_bytes = 16 << 10;
     int max_stream_frames_in_flight = 16;
+    // Bearer tokens and their rights (--auth_tokens_file); null: no token
+    // needed. Health and reflection stay open for probes either way.
+    std::shared_ptr<const TokenAuthorizer> authorizer;
     ModelLoader loader;  // Empty: TorchModelLoader().
     // The gRPC port's credentials (null: plaintext) and interceptors, for
     // TLS and per-call checks; the health and reflection services share

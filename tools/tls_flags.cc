@@ -1,8 +1,10 @@
 #include "tools/tls_flags.h"
 
+#include <fstream>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "client/tls.h"
 
 ABSL_FLAG(bool, tls, false,
@@ -13,6 +15,9 @@ ABSL_FLAG(std::string, tls_ca_file, "",
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM client certificate, for servers that require one (mTLS).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM key of --tls_cert_file.");
+ABSL_FLAG(std::string, bearer_token_file, "",
+          "File whose first line is the bearer token to send (for a server "
+          "with --auth_tokens_file).");
 ABSL_FLAG(std::string, tls_server_name, "",
           "Name the server's certificate must carry, when it differs from "
           "the target's host.");
@@ -20,6 +25,16 @@ ABSL_FLAG(std::string, tls_server_name, "",
 namespace segserve {
 
 absl::Status ApplyTlsFlags(ClientOptions* options) {
+  if (const std::string path = absl::GetFlag(FLAGS_bearer_token_file);
+      !path.empty()) {
+    std::ifstream in(path);
+    std::string token;
+    if (!in || !std::getline(in, token) || token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--bearer_token_file ", path, " cannot be read or is empty"));
+    }
+    options->bearer_token = token;
+  }
   TlsClientFiles files;
   files.ca_file = absl::GetFlag(FLAGS_tls_ca_file);
   files.cert_file = absl::GetFlag(FLAGS_tls_cert_file);

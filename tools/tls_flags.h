@@ -6,10 +6,10 @@
 
 namespace segserve {
 
-// Applies the command-line tools' --tls_* flags (--tls, --tls_ca_file,
-// --tls_cert_file, --tls_key_file, --tls_server_name) to `options`: TLS when
-// any is set, plaintext otherwise. INVALID_ARGUMENT when a file cannot be
-// read.
+// Applies the command-line tools' security flags to `options`: the --tls_*
+// flags (--tls, --tls_ca_file, --tls_cert_file, --tls_key_file,
+// --tls_server_name; TLS when any is set, plaintext otherwise) and
+// --bearer_token_file. INVALID_ARGUMENT when a file cannot be read.
 absl::Status ApplyTlsFlags(ClientOptions* options);
 
 }  // namespace segserve

@@ -118,6 +118,11 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const v1::SegmentRequest* request,
     v1::SegmentResponse* response) {
   auto* reactor = new SegmentReactor();
+  if (absl::Status allowed = Authorize(*context, Right::kInference);
+      !allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<SegmentJob> job =
       ToSegmentJob(*request, DeadlineOf(*context), reactor->cancelled());
   if (!job.ok()) {
@@ -304,34 +309,55 @@ void SegmentationService::RemoveStream(StreamReactor* stream) {
 
 SegmentationService::SegmentationService(SegmentProcessor* processor,
                                          const InferenceCore* core,
-                                         int max_frames_in_flight)
+                                         int max_frames_in_flight,
+                                         const TokenAuthorizer* authorizer)
     : processor_(processor),
       core_(core),
       repository_(core->repository()),
-      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))) {}
+      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))),
+      authorizer_(authorizer) {}
+
+absl::Status SegmentationService::Authorize(
+    const grpc::CallbackServerContext& context, Right right) const {
+  if (authorizer_ == nullptr) return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  return authorizer_->Check(
+      it == metadata.end()
+          ? absl::string_view()
+          : absl::string_view(it->second.data(), it->second.size()),
+      right);
+}
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
 SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
-  if (core_->draining()) {
-    class Refuse final : public grpc::ServerBidiReactor<v1::SegmentRequest,
-                                                        v1::SegmentResponse> {
-     public:
-      Refuse() { Finish(ToGrpcStatus(ShuttingDownError())); }
-      void OnDone() override { delete this; }
-    };
-    return new Refuse();
+  class Refuse final : public grpc::ServerBidiReactor<v1::SegmentRequest,
+                                                      v1::SegmentResponse> {
+   public:
+    explicit Refuse(const absl::Status& why) { Finish(ToGrpcStatus(why)); }
+    void OnDone() override { delete this; }
+  };
+  if (absl::Status allowed = Authorize(*context, Right::kInference);
+      !allowed.ok()) {
+    return new Refuse(allowed);
   }
+  if (core_->draining()) return new Refuse(ShuttingDownError());
   return new StreamReactor(this, context);
 }
 
 grpc::ServerUnaryReactor* SegmentationService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(*context, Right::kMetadata);
+      !allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   for (const ModelStatus& status : repository_.List()) {
     FillModelInfo(status, "", repository_.default_model(),
                   response->add_models());
   }
-  auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -340,6 +366,11 @@ grpc::ServerUnaryReactor* SegmentationService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
   auto* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(*context, Right::kMetadata);
+      !allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   absl::StatusOr<ModelStatus> status = repository_.Describe(request->name());
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status.status()));

@@ -4,6 +4,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "segserve/v1/segmentation.grpc.pb.h"
+#include "server/api/token_authorizer.h"
 #include "server/core/inference_core.h"
 #include "server/core/model_repository.h"
 #include "server/pipeline/segment_processor.h"
@@ -20,8 +21,12 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   // while `max_frames_in_flight` of its frames are being processed or wait
   // for the client to read their answers, so a client that sends without
   // reading holds a bounded amount of server memory.
+  // `authorizer` (may be null: every call is allowed) checks each call's
+  // bearer token: inference for Segment and SegmentStream, metadata for
+  // ListModels and GetModel.
   SegmentationService(SegmentProcessor* processor, const InferenceCore* core,
-                      int max_frames_in_flight);
+                      int max_frames_in_flight,
+                      const TokenAuthorizer* authorizer = nullptr);
 
   // Call after InferenceCore::StartDraining. From then on frames that
   // arrive on open streams end their stream with UNAVAILABLE (the frames
@@ -53,6 +58,10 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   const InferenceCore* const core_;
   const ModelRepository& repository_;
   const size_t max_frames_in_flight_;
+  const TokenAuthorizer* const authorizer_;
+
+  absl::Status Authorize(const grpc::CallbackServerContext& context,
+                         Right right) const;
   // Registers a new stream (drained at once when the drain has begun) and
   // forgets a finished one.
   void AddStream(StreamReactor* stream);

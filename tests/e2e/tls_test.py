@@ -11,6 +11,8 @@ Against segserve serving the shipped model repository on 127.0.0.1:
   3. Rotation (--tls_refresh_s=1): the server's certificate is replaced on
      disk by one from a second CA while segload keeps its connection busy;
      new clients then need the second CA, and segload loses no request.
+  4. Bearer tokens over TLS (--auth_tokens_file): segload with a token file
+     is served, without one it is refused, and health stays open.
 """
 import argparse
 import json
@@ -123,10 +125,14 @@ def segload(args, port, workdir, name, seconds, *tls_flags):
 
 
 def load_result(process, out):
-    if process.wait(timeout=300) != 0:
-        return None, open(out + ".log").read()
+    """(segload's step, its log); the step also when segload failed (it
+    exits 1 when no request of a step succeeded)."""
+    process.wait(timeout=300)
+    log = open(out + ".log").read()
+    if not os.path.exists(out):
+        return None, log
     with open(out) as f:
-        return json.load(f)["steps"][0], ""
+        return json.load(f)["steps"][0], log
 
 
 def main():
@@ -217,6 +223,31 @@ def main():
         check(step is not None and step["ok"] > 0 and step["failed"] == 0,
               f"segload through the rotation: {step and step['ok']} ok, "
               f"{step and step['failed']} failed {log[-500:]}")
+    finally:
+        server.stop()
+
+    # 4. Bearer tokens over TLS.
+    with open(p("tokens.txt"), "w") as f:
+        f.write("load-token-0123456789abcdef inference\n")
+    with open(p("token"), "w") as f:
+        f.write("load-token-0123456789abcdef\n")
+    server, port = start(args, workdir, "tokens", [
+        f"--tls_cert_file={p('server.pem')}",
+        f"--tls_key_file={p('server.key')}",
+        f"--auth_tokens_file={p('tokens.txt')}"])
+    try:
+        check(health(args, port, *trust1) == 0, "tokens: health stays open")
+        step, log = load_result(*segload(args, port, workdir, "token", 2,
+                                         *trust1,
+                                         f"--bearer_token_file={p('token')}"))
+        check(step is not None and step["ok"] > 0 and step["failed"] == 0,
+              f"tokens: segload with its token: {step and step['ok']} ok "
+              f"{log[-300:]}")
+        step, log = load_result(*segload(args, port, workdir, "no-token", 1,
+                                         *trust1))
+        check(step is not None and step["ok"] == 0
+              and step["errors"].get("UNAUTHENTICATED", 0) > 0,
+              "tokens: segload without a token is refused UNAUTHENTICATED")
     finally:
         server.stop()
 

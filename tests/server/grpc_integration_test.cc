@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "server/api/token_authorizer.h"
 #include "server/server.h"
 #include "tests/server/fake_model.h"
 #include "tests/server/http_get.h"
@@ -692,6 +693,49 @@ TEST_F(GrpcIntegrationTest, ConnectionHoldsAtMostItsStreams) {
   Unblock();
   answered.Wait();
   EXPECT_EQ(ok.load(), kCalls);
+}
+
+// With tokens, each call needs a known token with the call's right; health
+// stays open for probes.
+TEST_F(GrpcIntegrationTest, BearerTokensGuardTheCalls) {
+  Server::Options options = Options();
+  auto authorizer = TokenAuthorizer::FromText(
+      "infer-0123456789abcdef inference\nmeta-0123456789abcdef metadata\n",
+      "tokens");
+  ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+  options.authorizer = *std::move(authorizer);
+  StartServer(std::move(options));
+  auto client_with = [&](const std::string& token) {
+    ClientOptions client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", server_->grpc_port());
+    client_options.retry_max_attempts = 1;
+    client_options.bearer_token = token;
+    return *Client::Create(client_options);
+  };
+  EXPECT_EQ(client_->Segment(GrayRequest(4, 4, 1, "x")).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client_->ListModels().status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(HealthStatus(Server::kReadinessService), 1)
+      << "health needs no token";
+
+  auto wrong = client_with("infer-0123456789abcdeX");
+  EXPECT_EQ(wrong->Segment(GrayRequest(4, 4, 1, "x")).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  auto infer = client_with("infer-0123456789abcdef");
+  auto segmented = infer->Segment(GrayRequest(4, 4, 3, "ok"));
+  ASSERT_TRUE(segmented.ok()) << segmented.status();
+  ExpectAnswer(*segmented, 4, 4, 3, "ok");
+  auto streamed = infer->SegmentStream({GrayRequest(4, 4, 2, "s")});
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_EQ(infer->ListModels().status().code(),
+            absl::StatusCode::kPermissionDenied);
+
+  auto meta = client_with("meta-0123456789abcdef");
+  EXPECT_TRUE(meta->ListModels().ok());
+  EXPECT_EQ(meta->SegmentStream({GrayRequest(4, 4, 2, "s")}).status().code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 // An open stream with nothing in flight does not hold the drain until its
