@@ -85,6 +85,10 @@ ABSL_FLAG(std::string, auth_tokens_file, "",
           "known token get UNAUTHENTICATED, without the right "
           "PERMISSION_DENIED. Health and reflection stay open. Empty: no "
           "tokens needed. Use with TLS.");
+ABSL_FLAG(bool, deadline_admission, true,
+          "Refuse at arrival (RESOURCE_EXHAUSTED, saying by how much) a "
+          "request whose deadline its model's queue would miss, judged from "
+          "the batch times so far, instead of queueing it to time out.");
 ABSL_FLAG(int, preprocess_threads, 2,
           "Worker threads for decoding, resizing and mask encoding.");
 ABSL_FLAG(int, cpu_cores, 0,
@@ -225,6 +229,7 @@ int main(int argc, char** argv) {
     }
     options.authorizer = *std::move(authorizer);
   }
+  options.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
   options.cuda_device_count = segserve::CudaDeviceCount();
 
   auto server = segserve::Server::Create(std::move(options));

@@ -56,9 +56,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
 
   SegmentProcessor::Options processor_options;
   processor_options.max_image_pixels = opts.max_image_pixels;
+  InferenceCore::Options core_options;
+  core_options.deadline_admission = opts.deadline_admission;
   server->core_ = std::make_unique<InferenceCore>(
       server->repository_.get(), server->pool_.get(), server->metrics_.get(),
-      RealClock::Get());
+      RealClock::Get(), core_options);
   server->processor_ = std::make_unique<SegmentProcessor>(processor_options,
                                                           server->core_.get());
   server->service_ = std::make_unique<SegmentationService>(

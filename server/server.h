@@ -79,6 +79,8 @@ class Server {
     absl::Duration max_connection_idle = absl::ZeroDuration();
     int max_metadata_bytes = 16 << 10;
     int max_stream_frames_in_flight = 16;
+    // InferenceCore::Options::deadline_admission.
+    bool deadline_admission = true;
     // Bearer tokens and their rights (--auth_tokens_file); null: no token
     // needed. Health and reflection stay open for probes either way.
     std::shared_ptr<const TokenAuthorizer> authorizer;

@@ -1,6 +1,10 @@
 #include "server/core/inference_core.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace segserve {
 namespace {
@@ -93,11 +97,16 @@ void RequestTicket::Finish(absl::StatusCode code) {
 }
 
 InferenceCore::InferenceCore(const ModelRepository* repository,
-                             ThreadPool* pool, Metrics* metrics, Clock* clock)
-    : repository_(repository), pool_(pool), metrics_(metrics), clock_(clock) {}
+                             ThreadPool* pool, Metrics* metrics, Clock* clock,
+                             Options options)
+    : options_(options),
+      repository_(repository),
+      pool_(pool),
+      metrics_(metrics),
+      clock_(clock) {}
 
 absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
-    Admission admission) {
+    Admission admission, int items) {
   const absl::Time received = clock_->Now();
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
       repository_->Find(admission.model, admission.version);
@@ -112,6 +121,24 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
   absl::Time deadline = admission.deadline;
   if (deadline == absl::InfiniteFuture() && default_timeout_us > 0) {
     deadline = received + absl::Microseconds(default_timeout_us);
+  }
+  if (options_.deadline_admission && deadline != absl::InfiniteFuture()) {
+    const std::optional<absl::Duration> eta =
+        (*model)->EstimateCompletion(std::max(1, items));
+    const absl::Duration allowed = deadline - received;
+    if (eta.has_value() && *eta > allowed) {
+      const absl::Status refused = absl::ResourceExhaustedError(absl::StrCat(
+          "the request would miss its deadline by about ",
+          absl::ToInt64Milliseconds(*eta - allowed), " ms: model '",
+          (*model)->config().name(), "' would answer in about ",
+          absl::ToInt64Milliseconds(*eta), " ms (", (*model)->queue_depth(),
+          " queued ahead) and the deadline allows ",
+          std::max<int64_t>(0, absl::ToInt64Milliseconds(allowed)),
+          " ms; retry another replica or allow a longer deadline"));
+      CountRequest((*model)->config().name(), (*model)->version(),
+                   refused.code(), received);
+      return refused;
+    }
   }
   AddInflight();
   return std::unique_ptr<RequestTicket>(

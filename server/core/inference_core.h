@@ -82,13 +82,27 @@ class RequestTicket {
 // formats; the core owns the requests. Thread-safe.
 class InferenceCore {
  public:
+  struct Options {
+    // Refuse at arrival, RESOURCE_EXHAUSTED, a request whose deadline its
+    // model's queue would miss (from the batch times so far): the client
+    // can retry another replica at once instead of timing out here, and the
+    // server spends nothing on a request that would come too late.
+    bool deadline_admission = true;
+  };
+
   // The pointers must outlive the core.
   InferenceCore(const ModelRepository* repository, ThreadPool* pool,
-                Metrics* metrics, Clock* clock);
+                Metrics* metrics, Clock* clock)
+      : InferenceCore(repository, pool, metrics, clock, Options()) {}
+  InferenceCore(const ModelRepository* repository, ThreadPool* pool,
+                Metrics* metrics, Clock* clock, Options options);
 
-  // Never blocks. A refusal (unknown model or version, one not ready) is
-  // counted in the request metrics and returned; the caller answers it.
-  absl::StatusOr<std::unique_ptr<RequestTicket>> Admit(Admission admission);
+  // Never blocks. A refusal (unknown model or version, one not ready, a
+  // deadline the queue would miss) is counted in the request metrics and
+  // returned; the caller answers it. `items`: the batch items the request
+  // will submit, when known (1 for a whole image).
+  absl::StatusOr<std::unique_ptr<RequestTicket>> Admit(Admission admission,
+                                                       int items = 1);
 
   // The drain has begun: frontends refuse work that arrives on calls they
   // already hold (streams), so that clients move to other replicas.
@@ -113,6 +127,7 @@ class InferenceCore {
   void CountRequest(const std::string& model, const std::string& version,
                     absl::StatusCode code, absl::Time received);
 
+  const Options options_;
   const ModelRepository* const repository_;
   ThreadPool* const pool_;
   Metrics* const metrics_;

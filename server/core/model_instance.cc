@@ -11,11 +11,13 @@ namespace segserve {
 
 ModelInstance::ModelInstance(std::unique_ptr<SegmentationModel> model,
                              DynamicBatcher* batcher, Clock* clock,
-                             Metrics::ModelMetrics metrics)
+                             Metrics::ModelMetrics metrics,
+                             ServiceTime* service_time)
     : model_(std::move(model)),
       batcher_(batcher),
       clock_(clock),
       metrics_(metrics),
+      service_time_(service_time),
       thread_([this] { RunLoop(); }) {}
 
 ModelInstance::~ModelInstance() {
@@ -57,6 +59,8 @@ void ModelInstance::RunLoop() {
     const absl::Duration inference_time = clock_->Now() - start;
     metrics_.inference_seconds->Observe(absl::ToDoubleSeconds(inference_time));
     metrics_.batch_size->Observe(double(batch.size()));
+    if (outputs.ok())
+      service_time_->RecordBatch(int(batch.size()), inference_time);
 
     for (size_t i = 0; i < batch.size(); ++i) {
       InferenceRequest& request = *batch[i];

@@ -8,6 +8,7 @@
 #include "model/segmentation_model.h"
 #include "server/core/dynamic_batcher.h"
 #include "server/core/metrics.h"
+#include "server/core/service_time.h"
 
 namespace segserve {
 
@@ -17,10 +18,10 @@ namespace segserve {
 // destructor, after the batcher has been shut down and drained.
 class ModelInstance {
  public:
-  // `batcher`, `clock` and `metrics` must outlive the instance.
+  // `batcher`, `clock` and `service_time` must outlive the instance.
   ModelInstance(std::unique_ptr<SegmentationModel> model,
                 DynamicBatcher* batcher, Clock* clock,
-                Metrics::ModelMetrics metrics);
+                Metrics::ModelMetrics metrics, ServiceTime* service_time);
   ~ModelInstance();
 
   const SegmentationModel& model() const { return *model_; }
@@ -32,6 +33,7 @@ class ModelInstance {
   DynamicBatcher* const batcher_;
   Clock* const clock_;
   const Metrics::ModelMetrics metrics_;
+  ServiceTime* const service_time_;
   std::thread thread_;
 };
 

@@ -114,7 +114,8 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
     }
     served->parameter_count_ = (*model)->parameter_count();
     served->instances_.push_back(std::make_unique<ModelInstance>(
-        *std::move(model), &served->batcher_, opts.clock, served->metrics_));
+        *std::move(model), &served->batcher_, opts.clock, served->metrics_,
+        &served->service_time_));
   }
   return served;
 }
@@ -125,5 +126,10 @@ absl::Status ServedModel::Enqueue(
 }
 
 void ServedModel::Shutdown() { batcher_.Shutdown(); }
+
+std::optional<absl::Duration> ServedModel::EstimateCompletion(int items) const {
+  return service_time_.EstimateCompletion(batcher_.queue_depth() + items - 1,
+                                          int(instances_.size()));
+}
 
 }  // namespace segserve

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "server/core/dynamic_batcher.h"
 #include "server/core/metrics.h"
 #include "server/core/model_instance.h"
+#include "server/core/service_time.h"
 
 namespace segserve {
 
@@ -57,6 +59,11 @@ class ServedModel {
   // Requests admitted to this version (RequestTicket) and not yet answered.
   int inflight() const { return inflight_.load(); }
 
+  // When `items` more batch items would be done if queued now, from the
+  // batches run so far; nullopt before the first (ServiceTime).
+  std::optional<absl::Duration> EstimateCompletion(int items) const;
+  int queue_depth() const { return batcher_.queue_depth(); }
+
   // Stops accepting requests; queued ones still run.
   void Shutdown();
 
@@ -76,6 +83,7 @@ class ServedModel {
   Metrics::ModelMetrics metrics_;
   int64_t parameter_count_ = 0;
   std::atomic<int> inflight_{0};
+  ServiceTime service_time_;
   DynamicBatcher batcher_;  // Outlives the instances (declared first).
   std::vector<std::unique_ptr<ModelInstance>> instances_;
 };

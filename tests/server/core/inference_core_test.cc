@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,7 +39,8 @@ class InferenceCoreTest : public ::testing::Test {
  protected:
   // A repository with the model "m" (version 1), whose config is kConfig
   // plus `extra`.
-  void CreateCore(const std::string& extra = "") {
+  void CreateCore(const std::string& extra = "",
+                  InferenceCore::Options core_options = {}) {
     const auto root = FreshTestDir("inference_core");
     WriteFile(root / "m" / "config.pbtxt", std::string(kConfig) + extra);
     WriteFile(root / "m" / "1" / "model.pt", "weights");
@@ -58,8 +60,8 @@ class InferenceCoreTest : public ::testing::Test {
     repository_ = *std::move(repository);
     repository_->LoadAll();
     ASSERT_TRUE(repository_->IsReady());
-    core_ = std::make_unique<InferenceCore>(repository_.get(), &pool_,
-                                            &metrics_, RealClock::Get());
+    core_ = std::make_unique<InferenceCore>(
+        repository_.get(), &pool_, &metrics_, RealClock::Get(), core_options);
   }
 
   void TearDown() override {
@@ -201,6 +203,87 @@ TEST_F(InferenceCoreTest, AbandonedTicketReleasesAnEagerBatch) {
   abandoned.reset();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
   EXPECT_LT(queue_time, absl::Seconds(5));
+}
+
+// Runs one request through a blocked model that is released after `hold`,
+// so the model's batch time is about `hold`.
+void RunSlowBatch(InferenceCore& core, FakeModelState& state,
+                  absl::Duration hold) {
+  auto release = std::make_shared<absl::Notification>();
+  {
+    absl::MutexLock lock(&state.mu);
+    state.release = release;
+  }
+  auto ticket = core.Admit({"m", "", absl::InfiniteFuture()});
+  ASSERT_TRUE(ticket.ok());
+  absl::Notification done;
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  items.push_back(std::make_unique<InferenceRequest>());
+  items.back()->input.assign(3 * 32 * 32, 0.0f);
+  ASSERT_TRUE((*ticket)
+                  ->Submit(std::move(items),
+                           [&](std::vector<BatchResult>) { done.Notify(); })
+                  .ok());
+  absl::SleepFor(hold);
+  {
+    absl::MutexLock lock(&state.mu);
+    state.release = nullptr;
+  }
+  release->Notify();
+  done.WaitForNotification();
+}
+
+// From the batch times so far, a request that would miss its deadline is
+// refused at arrival, saying by how much.
+TEST_F(InferenceCoreTest, RequestThatWouldMissItsDeadlineIsRefusedAtOnce) {
+  CreateCore();
+  RunSlowBatch(*core_, *state_, absl::Milliseconds(100));
+  // Hold the model again with three requests queued behind the running one.
+  auto release = std::make_shared<absl::Notification>();
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->release = release;
+  }
+  std::vector<std::unique_ptr<RequestTicket>> queued;
+  absl::BlockingCounter answered(4);
+  for (int i = 0; i < 4; ++i) {
+    queued.push_back(Admit());
+    std::vector<std::unique_ptr<InferenceRequest>> items;
+    items.push_back(Item(i));
+    ASSERT_TRUE(queued.back()
+                    ->Submit(std::move(items),
+                             [&](std::vector<BatchResult>) {
+                               answered.DecrementCount();
+                             })
+                    .ok());
+  }
+  state_->AwaitBatchesStarted(2);
+
+  auto late = core_->Admit({"m", "", absl::Now() + absl::Milliseconds(50)});
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(late.status().message()),
+              HasSubstr("would miss its deadline by about"));
+  EXPECT_THAT(MetricsText(), HasSubstr("segserve_requests_total{code="
+                                       "\"RESOURCE_EXHAUSTED\",model=\"m\","
+                                       "version=\"1\"} 1"));
+  auto patient = core_->Admit({"m", "", absl::Now() + absl::Seconds(30)});
+  EXPECT_TRUE(patient.ok()) << patient.status();
+  auto unbounded = core_->Admit({"m", "", absl::InfiniteFuture()});
+  EXPECT_TRUE(unbounded.ok()) << unbounded.status();
+
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->release = nullptr;
+  }
+  release->Notify();
+  answered.Wait();
+}
+
+TEST_F(InferenceCoreTest, DeadlineAdmissionCanBeTurnedOff) {
+  CreateCore("", {.deadline_admission = false});
+  RunSlowBatch(*core_, *state_, absl::Milliseconds(100));
+  auto late = core_->Admit({"m", "", absl::Now() + absl::Milliseconds(1)});
+  EXPECT_TRUE(late.ok()) << late.status();
 }
 
 }  // namespace
