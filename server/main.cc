@@ -89,6 +89,10 @@ ABSL_FLAG(bool, deadline_admission, true,
           "Refuse at arrival (RESOURCE_EXHAUSTED, saying by how much) a "
           "request whose deadline its model's queue would miss, judged from "
           "the batch times so far, instead of queueing it to time out.");
+ABSL_FLAG(int, batch_timeout_s, 60,
+          "A batch that runs longer fails its requests UNAVAILABLE and takes "
+          "its instance out of service (readiness goes NOT_SERVING when the "
+          "default model has none left); 0: no limit.");
 ABSL_FLAG(int, preprocess_threads, 2,
           "Worker threads for decoding, resizing and mask encoding.");
 ABSL_FLAG(int, cpu_cores, 0,
@@ -230,6 +234,7 @@ int main(int argc, char** argv) {
     options.authorizer = *std::move(authorizer);
   }
   options.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
+  options.batch_timeout = absl::Seconds(absl::GetFlag(FLAGS_batch_timeout_s));
   options.cuda_device_count = segserve::CudaDeviceCount();
 
   auto server = segserve::Server::Create(std::move(options));

@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   repository_options.cuda_device_count = opts.cuda_device_count;
   repository_options.clock = RealClock::Get();
   repository_options.metrics = server->metrics_.get();
+  repository_options.batch_timeout = opts.batch_timeout;
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Create(std::move(repository_options));
   if (!repository.ok()) return repository.status();
@@ -130,7 +131,7 @@ void Server::LoadModels() {
   absl::MutexLock lock(&mu_);
   models_loaded_ = true;
   if (draining_) return;
-  const bool ready = repository_->IsReady();
+  bool ready = repository_->IsReady();
   health_->SetReady(ready);
   if (ready) {
     SEGSERVE_LOG(Info) << "models loaded; ready";
@@ -142,6 +143,16 @@ void Server::LoadModels() {
                                                repository_->default_model(),
                                                "' is not ready"))
                         << "; readiness stays NOT_SERVING";
+  }
+  // Readiness follows the models from now on: a version whose instances
+  // all hung stops being ready.
+  while (!mu_.AwaitWithTimeout(absl::Condition(&draining_), absl::Seconds(1))) {
+    const bool now_ready = repository_->IsReady();
+    if (now_ready == ready) continue;
+    ready = now_ready;
+    health_->SetReady(ready);
+    SEGSERVE_LOG(Warning) << "readiness is now "
+                          << (ready ? "SERVING" : "NOT_SERVING");
   }
 }
 

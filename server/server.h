@@ -81,6 +81,9 @@ class Server {
     int max_stream_frames_in_flight = 16;
     // InferenceCore::Options::deadline_admission.
     bool deadline_admission = true;
+    // ServedModel::Options::batch_timeout; readiness follows the instances
+    // left (checked every second).
+    absl::Duration batch_timeout = absl::Seconds(60);
     // Bearer tokens and their rights (--auth_tokens_file); null: no token
     // needed. Health and reflection stay open for probes either way.
     std::shared_ptr<const TokenAuthorizer> authorizer;

@@ -33,6 +33,7 @@ absl::Status DynamicBatcher::Enqueue(
   if (expected_ > 0) --expected_;
   // Also on refusal: an instance may be waiting for this request.
   ++generation_;
+  if (!closed_.ok()) return closed_;
   if (shutdown_) {
     return ShuttingDownError();
   }
@@ -125,6 +126,26 @@ std::vector<std::unique_ptr<InferenceRequest>> DynamicBatcher::NextBatch() {
 void DynamicBatcher::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
+}
+
+void DynamicBatcher::Close(absl::Status why) {
+  std::vector<std::unique_ptr<InferenceRequest>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    closed_ = why;
+    for (auto& queue : queues_) {
+      for (auto& request : queue) dropped.push_back(std::move(request));
+      queue.clear();
+    }
+    DepthChangedLocked(-int(dropped.size()));
+  }
+  for (auto& request : dropped) {
+    BatchResult result;
+    result.status = why;
+    result.queue_time = clock_->Now() - request->enqueue_time;
+    request->done(std::move(result));
+  }
 }
 
 int DynamicBatcher::queue_depth() const {

@@ -76,6 +76,10 @@ class DynamicBatcher {
   // waiting for the delay, so draining loses nothing.
   void Shutdown();
 
+  // No instance will take batches any more: answers every queued request
+  // with `why` now, and refuses later ones with it.
+  void Close(absl::Status why);
+
   int queue_depth() const;
 
  private:
@@ -100,7 +104,8 @@ class DynamicBatcher {
   std::vector<std::deque<std::unique_ptr<InferenceRequest>>> queues_
       ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  int expected_ ABSL_GUARDED_BY(mu_) = 0;  // Expect()ed, not yet settled.
+  absl::Status closed_ ABSL_GUARDED_BY(mu_);  // Set by Close.
+  int expected_ ABSL_GUARDED_BY(mu_) = 0;     // Expect()ed, not yet settled.
   // Bumped on every enqueue and Unexpect() so waiting instances re-evaluate.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
 };

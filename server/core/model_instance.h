@@ -2,6 +2,7 @@
 #define SEGSERVE_SERVER_CORE_MODEL_INSTANCE_H_
 
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "common/clock.h"
@@ -16,24 +17,37 @@ namespace segserve {
 // batches from the batcher, runs them outside any lock and completes each
 // request. The thread starts in the constructor and is joined in the
 // destructor, after the batcher has been shut down and drained.
+//
+// A batch that hangs (a wedged device, a model stuck in a loop) is expired
+// by the model's watchdog (ExpireIfStuck): its requests are answered at
+// once and the instance goes out of service for good. Its thread stays
+// with the model until the call returns, if ever; the destructor then lets
+// it go instead of waiting.
 class ModelInstance {
  public:
-  // `batcher`, `clock` and `service_time` must outlive the instance.
+  // `batcher`, `clock` and `service_time` must outlive the instance (but
+  // not a stuck thread that the destructor let go).
   ModelInstance(std::unique_ptr<SegmentationModel> model,
                 DynamicBatcher* batcher, Clock* clock,
                 Metrics::ModelMetrics metrics, ServiceTime* service_time);
   ~ModelInstance();
 
-  const SegmentationModel& model() const { return *model_; }
+  // Whether the instance takes batches: false once a batch expired.
+  bool healthy() const;
+
+  // When the batch under way started more than `timeout` before `now`:
+  // answers its requests UNAVAILABLE, takes the instance out of service,
+  // logs why, and returns true. Thread-safe.
+  bool ExpireIfStuck(absl::Time now, absl::Duration timeout);
 
  private:
-  void RunLoop();
+  // What the instance's thread shares with the rest; owned jointly, so that
+  // a thread let go by the destructor still has it when its call returns.
+  struct State;
 
-  std::unique_ptr<SegmentationModel> model_;
-  DynamicBatcher* const batcher_;
-  Clock* const clock_;
-  const Metrics::ModelMetrics metrics_;
-  ServiceTime* const service_time_;
+  static void RunLoop(std::shared_ptr<State> state);
+
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

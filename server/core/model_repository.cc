@@ -102,15 +102,22 @@ void ModelRepository::CancelLoading() {
   cancel_loading_ = true;
 }
 
+bool ModelRepository::HasHealthyVersion(const Entry& entry) {
+  for (const auto& [version, served] : entry.ready) {
+    if (served->healthy()) return true;
+  }
+  return false;
+}
+
 bool ModelRepository::IsReady() const {
   absl::ReaderMutexLock lock(&mu_);
   if (!loaded_ || shut_down_) return false;
   if (!options_.default_model.empty()) {
     auto it = models_.find(options_.default_model);
-    return it != models_.end() && !it->second.ready.empty();
+    return it != models_.end() && HasHealthyVersion(it->second);
   }
   for (const auto& [name, entry] : models_) {
-    if (!entry.ready.empty()) return true;
+    if (HasHealthyVersion(entry)) return true;
   }
   return false;
 }
@@ -173,6 +180,7 @@ ModelRepository::Entry ModelRepository::LoadModel(
       served_options.loader = options_.loader;
       served_options.clock = options_.clock;
       served_options.metrics = options_.metrics;
+      served_options.batch_timeout = options_.batch_timeout;
       served = ServedModel::Create(std::move(served_options));
     }
     if (served.ok()) {

@@ -55,8 +55,9 @@ class ModelRepository {
     std::string default_model;  // Empty: requests must name a model.
     ModelLoader loader;
     int cuda_device_count = 0;
-    Clock* clock = nullptr;      // Must outlive the repository.
-    Metrics* metrics = nullptr;  // Must outlive the repository.
+    Clock* clock = nullptr;        // Must outlive the repository.
+    Metrics* metrics = nullptr;    // Must outlive the repository.
+    absl::Duration batch_timeout;  // ServedModel::Options::batch_timeout.
   };
 
   // Lists the models, all LOADING; loads none. Fails only when the root
@@ -71,7 +72,8 @@ class ModelRepository {
   void CancelLoading();
 
   // Whether the server can take traffic: loading has finished and the default
-  // model (with no default model: some model) has a ready version.
+  // model (with no default model: some model) has a ready version with a
+  // healthy instance.
   bool IsReady() const;
 
   // The ready version to serve: NOT_FOUND for an unknown model or version,
@@ -97,6 +99,7 @@ class ModelRepository {
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
   Entry LoadModel(const std::string& name) const;
+  static bool HasHealthyVersion(const Entry& entry);
   const Entry* FindEntry(const std::string& name) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status NotFound(const std::string& name) const

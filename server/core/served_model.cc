@@ -1,5 +1,6 @@
 #include "server/core/served_model.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,6 +81,8 @@ ServedModel::ServedModel(Options options)
                options_.clock) {}
 
 ServedModel::~ServedModel() {
+  stop_watchdog_.Notify();
+  if (watchdog_.joinable()) watchdog_.join();
   Shutdown();
   instances_.clear();  // Joins after the queue drains.
 }
@@ -117,7 +120,37 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
         *std::move(model), &served->batcher_, opts.clock, served->metrics_,
         &served->service_time_));
   }
+  if (opts.batch_timeout > absl::ZeroDuration()) {
+    served->watchdog_ =
+        std::thread([s = served.get()] { s->WatchInstances(); });
+  }
   return served;
+}
+
+bool ServedModel::healthy() const {
+  for (const auto& instance : instances_) {
+    if (instance->healthy()) return true;
+  }
+  return false;
+}
+
+void ServedModel::WatchInstances() {
+  const absl::Duration timeout = options_.batch_timeout;
+  const absl::Duration period =
+      std::clamp(timeout / 4, absl::Milliseconds(10), absl::Seconds(1));
+  while (!stop_watchdog_.WaitForNotificationWithTimeout(period)) {
+    for (const auto& instance : instances_) {
+      instance->ExpireIfStuck(options_.clock->Now(), timeout);
+    }
+    if (healthy()) continue;
+    const absl::Status none = absl::UnavailableError(absl::StrCat(
+        "model '", options_.config.name(), "' version ", options_.version,
+        " has no instance left that finishes its batches within ",
+        absl::FormatDuration(timeout), "; retry on another replica"));
+    SEGSERVE_LOG(Error) << none.message();
+    batcher_.Close(none);
+    return;
+  }
 }
 
 absl::Status ServedModel::Enqueue(

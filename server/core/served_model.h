@@ -6,9 +6,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "model/preprocess.h"
 #include "model/segmentation_model.h"
@@ -40,6 +42,10 @@ class ServedModel {
     ModelLoader loader;
     Clock* clock = nullptr;      // Must outlive the model.
     Metrics* metrics = nullptr;  // Must outlive the model.
+    // A batch running longer than this is expired by a watchdog: its
+    // requests get UNAVAILABLE and its instance goes out of service; with
+    // no instance left, the version refuses requests. Zero: no watchdog.
+    absl::Duration batch_timeout = absl::ZeroDuration();
   };
 
   // Loads every instance of the config's instance groups and runs the warmup
@@ -55,6 +61,9 @@ class ServedModel {
   const Metrics::ModelMetrics& metrics() const { return metrics_; }
   const std::vector<std::string>& devices() const { return options_.devices; }
   int64_t parameter_count() const { return parameter_count_; }
+
+  // Whether some instance still takes batches (see Options::batch_timeout).
+  bool healthy() const;
 
   // Requests admitted to this version (RequestTicket) and not yet answered.
   int inflight() const { return inflight_.load(); }
@@ -73,6 +82,8 @@ class ServedModel {
   friend class RequestTicket;
 
   explicit ServedModel(Options options);
+  // Expires stuck batches until `stop_watchdog_` or no instance is left.
+  void WatchInstances();
   // See DynamicBatcher::Expect, Unexpect and Enqueue.
   void Expect() { batcher_.Expect(); }
   void Unexpect() { batcher_.Unexpect(); }
@@ -86,6 +97,8 @@ class ServedModel {
   ServiceTime service_time_;
   DynamicBatcher batcher_;  // Outlives the instances (declared first).
   std::vector<std::unique_ptr<ModelInstance>> instances_;
+  absl::Notification stop_watchdog_;
+  std::thread watchdog_;
 };
 
 // Devices for a config's instance groups, one entry per instance: AUTO means

@@ -2,6 +2,7 @@
 #define SEGSERVE_TESTS_SERVER_FAKE_MODEL_H_
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct FakeModelState {
   // Labels of every image run, in order: the first input float of each.
   std::vector<float> first_values ABSL_GUARDED_BY(mu);
   absl::Status error ABSL_GUARDED_BY(mu);  // Returned when not OK.
+  bool throw_next ABSL_GUARDED_BY(mu) = false;  // The next batch throws.
   // When set, each batch waits for `release` before returning.
   std::shared_ptr<absl::Notification> release ABSL_GUARDED_BY(mu);
   int batches_started ABSL_GUARDED_BY(mu) = 0;
@@ -55,6 +57,10 @@ class FakeModel : public SegmentationModel {
     absl::MutexLock lock(&state_->mu);
     state_->batch_sizes.push_back(int(inputs.size()));
     if (!state_->error.ok()) return state_->error;
+    if (state_->throw_next) {
+      state_->throw_next = false;
+      throw std::runtime_error("fake model exploded");
+    }
     std::vector<InferenceOutput> outputs;
     for (const float* input : inputs) {
       state_->first_values.push_back(input[0]);

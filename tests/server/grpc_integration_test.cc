@@ -738,6 +738,32 @@ TEST_F(GrpcIntegrationTest, BearerTokensGuardTheCalls) {
             absl::StatusCode::kPermissionDenied);
 }
 
+// A batch that hangs past batch_timeout fails its requests UNAVAILABLE, its
+// instance goes out of service, and with none left the model refuses
+// requests and readiness turns NOT_SERVING; liveness stays.
+TEST_F(GrpcIntegrationTest, HungBatchIsExpiredAndReadinessFollows) {
+  Server::Options options = Options();
+  options.batch_timeout = absl::Milliseconds(300);
+  StartServer(std::move(options));
+  ASSERT_EQ(HealthStatus(Server::kReadinessService), 1);
+  Block();
+  const absl::Time start = absl::Now();
+  auto hung = client_->Segment(GrayRequest(4, 4, 1, "hung"));
+  EXPECT_EQ(hung.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(hung.status().message()),
+              HasSubstr("did not finish a batch within"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_TRUE(WaitUntil([&] {
+    return HealthStatus(Server::kReadinessService) == 2;
+  })) << "readiness did not follow the instance";
+  EXPECT_EQ(HealthStatus(Server::kLivenessService), 1);
+  auto after = client_->Segment(GrayRequest(4, 4, 1, "after"));
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(after.status().message()),
+              HasSubstr("no instance left"));
+  Unblock();  // The stuck call returns; the instance stays out of service.
+}
+
 // An open stream with nothing in flight does not hold the drain until its
 // timeout: its frames so far are answered, then it ends with UNAVAILABLE.
 TEST_F(GrpcIntegrationTest, DrainEndsIdleStreamsAtOnce) {

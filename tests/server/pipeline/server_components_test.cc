@@ -263,6 +263,16 @@ TEST_F(ServerComponentsTest, ModelFailureIsInternal) {
   }
   auto result = Run(GrayJob(8, 8, 1));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->error = absl::OkStatus();
+    state_->throw_next = true;
+  }
+  auto thrown = Run(GrayJob(8, 8, 1));
+  EXPECT_EQ(thrown.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(thrown.status().message()),
+              HasSubstr("fake model exploded"));
+  EXPECT_TRUE(Run(GrayJob(8, 8, 1)).ok()) << "the next batch succeeds";
 }
 
 TEST_F(ServerComponentsTest, ExpiredBeforePreprocessing) {
