@@ -15,14 +15,31 @@ int64_t Percentile(absl::Span<const int64_t> sorted, double q) {
   return sorted[rank == 0 ? 0 : rank - 1];
 }
 
+// Percentiles and mean of `latencies` (sorted here); zeros when empty.
+LatencySummary SummarizeLatencies(std::vector<int64_t> latencies) {
+  LatencySummary summary;
+  if (latencies.empty()) return summary;
+  std::sort(latencies.begin(), latencies.end());
+  summary.p50 = Percentile(latencies, 0.50);
+  summary.p90 = Percentile(latencies, 0.90);
+  summary.p95 = Percentile(latencies, 0.95);
+  summary.p99 = Percentile(latencies, 0.99);
+  summary.max = latencies.back();
+  double sum = 0;
+  for (int64_t latency : latencies) sum += latency;
+  summary.mean = sum / static_cast<double>(latencies.size());
+  return summary;
+}
+
 LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
                                 double elapsed_s) {
   LoadStepResult step;
   step.elapsed_s = elapsed_s;
   std::vector<int64_t> latencies;
   latencies.reserve(samples.size());
+  std::vector<int64_t> failed_latencies;
   double queue = 0, preprocess = 0, inference = 0, postprocess = 0;
-  double serialize = 0, wait = 0, deserialize = 0, latency = 0;
+  double serialize = 0, wait = 0, deserialize = 0;
   double batch_sum = 0;
   int64_t batch_count = 0;
   for (const LoadSample& sample : samples) {
@@ -31,11 +48,11 @@ LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
     if (sample.code != absl::StatusCode::kOk) {
       ++step.errors[absl::StatusCodeToString(sample.code)];
       ++step.targets[target].failed;
+      failed_latencies.push_back(sample.latency_us);
       continue;
     }
     ++step.targets[target].ok;
     latencies.push_back(sample.latency_us);
-    latency += sample.latency_us;
     serialize += sample.serialize_us;
     wait += sample.wait_us;
     deserialize += sample.deserialize_us;
@@ -51,15 +68,10 @@ LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
   step.ok = static_cast<int64_t>(latencies.size());
   step.failed = static_cast<int64_t>(samples.size()) - step.ok;
   step.throughput_rps = elapsed_s > 0 ? step.ok / elapsed_s : 0;
+  step.latency_us = SummarizeLatencies(std::move(latencies));
+  step.failed_latency_us = SummarizeLatencies(std::move(failed_latencies));
   if (step.ok > 0) {
-    std::sort(latencies.begin(), latencies.end());
-    step.latency_us.p50 = Percentile(latencies, 0.50);
-    step.latency_us.p90 = Percentile(latencies, 0.90);
-    step.latency_us.p95 = Percentile(latencies, 0.95);
-    step.latency_us.p99 = Percentile(latencies, 0.99);
-    step.latency_us.max = latencies.back();
     const double n = static_cast<double>(step.ok);
-    step.latency_us.mean = latency / n;
     step.client_serialize_us = serialize / n;
     step.client_wait_us = wait / n;
     step.client_deserialize_us = deserialize / n;

@@ -40,10 +40,11 @@ TEST(SummarizeSamplesTest, CountsMeansAndSplits) {
   LoadSample error;
   error.target = 2;
   error.code = absl::StatusCode::kResourceExhausted;
-  error.latency_us = 99999999;  // Not part of the latencies.
+  error.latency_us = 3000;  // Not part of the latencies: of the failures.
   samples.push_back(error);
   samples.push_back(error);
   error.code = absl::StatusCode::kDeadlineExceeded;
+  error.latency_us = 99999999;
   samples.push_back(error);
 
   const LoadStepResult step = SummarizeSamples(samples, 2.0);
@@ -57,6 +58,8 @@ TEST(SummarizeSamplesTest, CountsMeansAndSplits) {
   EXPECT_EQ(step.latency_us.p99, 10000);
   EXPECT_EQ(step.latency_us.max, 10000);
   EXPECT_DOUBLE_EQ(step.latency_us.mean, 5500);
+  EXPECT_EQ(step.failed_latency_us.p50, 3000);
+  EXPECT_EQ(step.failed_latency_us.max, 99999999);
   EXPECT_DOUBLE_EQ(step.client_wait_us, 5400);
   EXPECT_DOUBLE_EQ(step.client_deserialize_us, 100);
   EXPECT_DOUBLE_EQ(step.client_serialize_us, 2.5);
