@@ -131,8 +131,8 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
           "the request would miss its deadline by about ",
           absl::ToInt64Milliseconds(*eta - allowed), " ms: model '",
           (*model)->config().name(), "' would answer in about ",
-          absl::ToInt64Milliseconds(*eta), " ms (", (*model)->queue_depth(),
-          " queued ahead) and the deadline allows ",
+          absl::ToInt64Milliseconds(*eta), " ms (", (*model)->inflight(),
+          " request(s) ahead) and the deadline allows ",
           std::max<int64_t>(0, absl::ToInt64Milliseconds(allowed)),
           " ms; retry another replica or allow a longer deadline"));
       CountRequest((*model)->config().name(), (*model)->version(),

@@ -161,7 +161,9 @@ absl::Status ServedModel::Enqueue(
 void ServedModel::Shutdown() { batcher_.Shutdown(); }
 
 std::optional<absl::Duration> ServedModel::EstimateCompletion(int items) const {
-  return service_time_.EstimateCompletion(batcher_.queue_depth() + items - 1,
+  // Everything admitted counts, not only the queue: under overload requests
+  // wait for the pool to decode them before they reach the queue.
+  return service_time_.EstimateCompletion(inflight_.load() + items - 1,
                                           int(instances_.size()));
 }
 

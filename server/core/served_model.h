@@ -68,10 +68,10 @@ class ServedModel {
   // Requests admitted to this version (RequestTicket) and not yet answered.
   int inflight() const { return inflight_.load(); }
 
-  // When `items` more batch items would be done if queued now, from the
-  // batches run so far; nullopt before the first (ServiceTime).
+  // When `items` more batch items would be done if admitted now, behind
+  // every request admitted and not yet answered, from the batches run so
+  // far; nullopt before the first (ServiceTime).
   std::optional<absl::Duration> EstimateCompletion(int items) const;
-  int queue_depth() const { return batcher_.queue_depth(); }
 
   // Stops accepting requests; queued ones still run.
   void Shutdown();

@@ -105,13 +105,20 @@ std::string StepJson(const LoadStepResult& step,
         "sent", "late_sends", "max_send_lag_us", "windows", "stable"}) {
     absl::StrAppend(&json, "\"", key, "\":", field(key), ",");
   }
-  auto append_latency = [&json](const char* key, const LatencySummary& l) {
-    absl::StrAppend(&json, "\"", key, "\":{\"p50\":", l.p50, ",\"p90\":", l.p90,
-                    ",\"p95\":", l.p95, ",\"p99\":", l.p99, ",\"max\":", l.max,
-                    ",\"mean\":", JsonNumber(l.mean), "},");
+  auto latency_json = [](const LatencySummary& l) {
+    return absl::StrCat("{\"p50\":", l.p50, ",\"p90\":", l.p90,
+                        ",\"p95\":", l.p95, ",\"p99\":", l.p99,
+                        ",\"max\":", l.max, ",\"mean\":", JsonNumber(l.mean),
+                        "}");
   };
-  append_latency("latency_us", step.latency_us);
-  append_latency("failed_latency_us", step.failed_latency_us);
+  absl::StrAppend(&json, "\"latency_us\":", latency_json(step.latency_us), ",");
+  std::vector<std::string> failed_latencies;
+  for (const auto& [code, latency] : step.failed_latency_us) {
+    failed_latencies.push_back(
+        absl::StrCat("\"", code, "\":", latency_json(latency)));
+  }
+  absl::StrAppend(&json, "\"failed_latency_us\":{",
+                  absl::StrJoin(failed_latencies, ","), "},");
   absl::StrAppend(
       &json,
       "\"client_us\":{\"serialize\":", JsonNumber(step.client_serialize_us),

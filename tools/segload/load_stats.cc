@@ -37,7 +37,7 @@ LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
   step.elapsed_s = elapsed_s;
   std::vector<int64_t> latencies;
   latencies.reserve(samples.size());
-  std::vector<int64_t> failed_latencies;
+  std::map<std::string, std::vector<int64_t>> failed_latencies;
   double queue = 0, preprocess = 0, inference = 0, postprocess = 0;
   double serialize = 0, wait = 0, deserialize = 0;
   double batch_sum = 0;
@@ -46,9 +46,10 @@ LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
     const size_t target = static_cast<size_t>(std::max(sample.target, 0));
     if (step.targets.size() <= target) step.targets.resize(target + 1);
     if (sample.code != absl::StatusCode::kOk) {
-      ++step.errors[absl::StatusCodeToString(sample.code)];
+      const std::string code = absl::StatusCodeToString(sample.code);
+      ++step.errors[code];
       ++step.targets[target].failed;
-      failed_latencies.push_back(sample.latency_us);
+      failed_latencies[code].push_back(sample.latency_us);
       continue;
     }
     ++step.targets[target].ok;
@@ -69,7 +70,10 @@ LoadStepResult SummarizeSamples(absl::Span<const LoadSample> samples,
   step.failed = static_cast<int64_t>(samples.size()) - step.ok;
   step.throughput_rps = elapsed_s > 0 ? step.ok / elapsed_s : 0;
   step.latency_us = SummarizeLatencies(std::move(latencies));
-  step.failed_latency_us = SummarizeLatencies(std::move(failed_latencies));
+  for (auto& [code, latencies_of_code] : failed_latencies) {
+    step.failed_latency_us[code] =
+        SummarizeLatencies(std::move(latencies_of_code));
+  }
   if (step.ok > 0) {
     const double n = static_cast<double>(step.ok);
     step.client_serialize_us = serialize / n;

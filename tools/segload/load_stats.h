@@ -64,9 +64,9 @@ struct LoadStepResult {
   int64_t failed = 0;         // Failed requests.
   double throughput_rps = 0;  // ok / elapsed_s.
   LatencySummary latency_us;  // Over successful responses only.
-  // Over failed requests: how fast refusals come (an overloaded server
-  // should refuse in milliseconds, not time out).
-  LatencySummary failed_latency_us;
+  // Over failed requests, by status code name: how fast refusals come (an
+  // overloaded server should refuse in milliseconds, not time out).
+  std::map<std::string, LatencySummary> failed_latency_us;
   // Means over successful responses, microseconds (see LoadSample).
   double client_serialize_us = 0;
   double client_wait_us = 0;

@@ -58,8 +58,9 @@ TEST(SummarizeSamplesTest, CountsMeansAndSplits) {
   EXPECT_EQ(step.latency_us.p99, 10000);
   EXPECT_EQ(step.latency_us.max, 10000);
   EXPECT_DOUBLE_EQ(step.latency_us.mean, 5500);
-  EXPECT_EQ(step.failed_latency_us.p50, 3000);
-  EXPECT_EQ(step.failed_latency_us.max, 99999999);
+  ASSERT_EQ(step.failed_latency_us.size(), 2u);
+  EXPECT_EQ(step.failed_latency_us.at("RESOURCE_EXHAUSTED").p99, 3000);
+  EXPECT_EQ(step.failed_latency_us.at("DEADLINE_EXCEEDED").max, 99999999);
   EXPECT_DOUBLE_EQ(step.client_wait_us, 5400);
   EXPECT_DOUBLE_EQ(step.client_deserialize_us, 100);
   EXPECT_DOUBLE_EQ(step.client_serialize_us, 2.5);
