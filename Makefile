@@ -11,13 +11,14 @@
 #   make test-image     run it as the kubelet runs deploy/overlays/cpu
 #   make fuzz           build the libFuzzer targets (clang, ASan + UBSan) and
 #                       run each for FUZZ_SECONDS (default 60)
+#   make test-sanitize  build with ASan + UBSan and run the suite under them
 BUILD_DIR ?= build
 JOBS ?= 2
 GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default bench clean format image test-image fuzz
+.PHONY: all setup configure build serve test demo train-default bench clean format image test-image fuzz test-sanitize
 
 all: build
 
@@ -60,6 +61,9 @@ test-image: build image
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	FUZZ_BUILD_DIR=$(BUILD_DIR)-fuzz JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+test-sanitize: setup
+	SANITIZE_BUILD_DIR=$(BUILD_DIR)-asan JOBS=$(JOBS) bash scripts/sanitize.sh
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds segserve with AddressSanitizer and UndefinedBehaviorSanitizer in
+# its own folder and runs the test suite under them: the unit, integration,
+# end-to-end, interop and training tests. Left out: the deployment tests
+# (containers, Prometheus, DNS), the benchmarks and the reliability tests,
+# which measure time and memory that the sanitizers change.
+#   scripts/sanitize.sh            (SANITIZE_BUILD_DIR=build-asan, JOBS=2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${SANITIZE_BUILD_DIR:-build-asan}"
+if [[ ! -f "$build/build.ninja" ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSEGSERVE_SANITIZE=address,undefined
+fi
+cmake --build "$build" -j "${JOBS:-2}"
+# LibTorch and OpenBLAS are not instrumented: their allocations are not
+# tracked, and leak checking at exit would report their caches.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+ctest --test-dir "$build" --output-on-failure -j "${JOBS:-2}" \
+  -E '^(deploy|bench|reliability)\.'
