@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -113,6 +114,14 @@ class Unpickler {
   }
 
   const std::string& error() const { return error_; }
+
+  // Everything the stack and the memo still hold, for teardown.
+  std::vector<PyValuePtr> TakeValues() {
+    std::vector<PyValuePtr> values = std::move(stack_);
+    for (auto& [index, value] : memo_) values.push_back(std::move(value));
+    memo_.clear();
+    return values;
+  }
 
  private:
   bool Fail(absl::string_view message) {
@@ -603,14 +612,87 @@ class Unpickler {
   std::string error_;
 };
 
+// A state dict is a few containers deep. Deeper nesting, or a container
+// that holds itself, only comes from a hostile or broken file: refused, so
+// that nothing after this recurses without bound or leaks a cycle.
+constexpr int kMaxNesting = 64;
+
+bool HasItems(const PyValue& value) {
+  return value.kind == PyValue::Kind::kTuple ||
+         value.kind == PyValue::Kind::kList ||
+         value.kind == PyValue::Kind::kDict;
+}
+
+// Why `root` is not a tree of at most kMaxNesting levels, or "" when it is.
+// Iterative: the check itself must not recurse.
+std::string CheckShape(const PyValuePtr& root) {
+  enum class Mark { kOpen, kDone };
+  std::unordered_map<const PyValue*, Mark> marks;
+  struct Visit {
+    const PyValue* value;
+    size_t next_item;
+  };
+  std::vector<Visit> path = {{root.get(), 0}};
+  marks[root.get()] = Mark::kOpen;
+  while (!path.empty()) {
+    Visit& top = path.back();
+    if (top.next_item == top.value->items.size() || !HasItems(*top.value)) {
+      marks[top.value] = Mark::kDone;
+      path.pop_back();
+      continue;
+    }
+    const PyValue* child = top.value->items[top.next_item++].get();
+    if (child == nullptr || !HasItems(*child)) continue;
+    auto [it, fresh] = marks.emplace(child, Mark::kOpen);
+    if (!fresh) {
+      if (it->second == Mark::kOpen) {
+        return "the pickle puts a container inside itself (a cycle), which "
+               "a state dict never does";
+      }
+      continue;  // Shared, not cyclic: already checked.
+    }
+    if (path.size() >= kMaxNesting) {
+      return absl::StrCat("the pickle nests containers more than ", kMaxNesting,
+                          " deep; a state dict is a few levels");
+    }
+    path.push_back({child, 0});
+  }
+  return "";
+}
+
+// Empties every container reachable from `roots`, one at a time, so that
+// dropping them afterwards neither recurses deeply nor leaves cycles.
+void Dismantle(std::vector<PyValuePtr> roots) {
+  std::unordered_set<const PyValue*> seen;
+  std::vector<PyValuePtr> containers;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const PyValuePtr value = roots[i];  // A copy: push_back may reallocate.
+    if (value == nullptr || !seen.insert(value.get()).second) continue;
+    containers.push_back(value);
+    for (const PyValuePtr& item : value->items) roots.push_back(item);
+  }
+  roots.clear();
+  for (const PyValuePtr& container : containers) container->items.clear();
+}
+
 }  // namespace
 
 absl::StatusOr<PyValuePtr> Unpickle(absl::string_view pickle,
                                     PyTorchStreamReader* archive) {
   Unpickler unpickler(pickle, archive);
   PyValuePtr root = unpickler.Run();
-  if (root == nullptr) return absl::InvalidArgumentError(unpickler.error());
-  return root;
+  std::vector<PyValuePtr> everything = unpickler.TakeValues();
+  std::string error = unpickler.error();
+  // Every value made, not only the root's: a cycle left in the memo would
+  // leak as surely as one in the result.
+  for (const PyValuePtr& value : everything) {
+    if (!error.empty()) break;
+    if (value != nullptr) error = CheckShape(value);
+  }
+  if (error.empty()) return root;
+  everything.push_back(std::move(root));
+  Dismantle(std::move(everything));
+  return absl::InvalidArgumentError(error);
 }
 
 }  // namespace segserve
