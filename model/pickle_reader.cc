@@ -47,9 +47,14 @@ const char* KindName(PyValue::Kind kind) {
 
 namespace {
 
+// Every value made while a pickle is read, so that Unpickle can take apart
+// what a hostile pickle left behind (cycles among unreachable values too).
+thread_local std::vector<std::weak_ptr<PyValue>>* made_values = nullptr;
+
 PyValuePtr MakeValue(PyValue::Kind kind) {
   auto value = std::make_shared<PyValue>();
   value->kind = kind;
+  if (made_values != nullptr) made_values->push_back(value);
   return value;
 }
 
@@ -114,14 +119,6 @@ class Unpickler {
   }
 
   const std::string& error() const { return error_; }
-
-  // Everything the stack and the memo still hold, for teardown.
-  std::vector<PyValuePtr> TakeValues() {
-    std::vector<PyValuePtr> values = std::move(stack_);
-    for (auto& [index, value] : memo_) values.push_back(std::move(value));
-    memo_.clear();
-    return values;
-  }
 
  private:
   bool Fail(absl::string_view message) {
@@ -623,76 +620,80 @@ bool HasItems(const PyValue& value) {
          value.kind == PyValue::Kind::kDict;
 }
 
-// Why `root` is not a tree of at most kMaxNesting levels, or "" when it is.
-// Iterative: the check itself must not recurse.
-std::string CheckShape(const PyValuePtr& root) {
-  enum class Mark { kOpen, kDone };
-  std::unordered_map<const PyValue*, Mark> marks;
+// Why `root` is not a tree of at most kMaxNesting levels, or "" when it is;
+// `tree` gets every value in it. Iterative: the check must not recurse.
+std::string CheckShape(const PyValuePtr& root,
+                       std::unordered_set<const PyValue*>* tree) {
+  std::unordered_set<const PyValue*> open;  // On the current path.
   struct Visit {
     const PyValue* value;
     size_t next_item;
   };
   std::vector<Visit> path = {{root.get(), 0}};
-  marks[root.get()] = Mark::kOpen;
+  tree->insert(root.get());
+  open.insert(root.get());
   while (!path.empty()) {
     Visit& top = path.back();
     if (top.next_item == top.value->items.size() || !HasItems(*top.value)) {
-      marks[top.value] = Mark::kDone;
+      open.erase(top.value);
       path.pop_back();
       continue;
     }
     const PyValue* child = top.value->items[top.next_item++].get();
-    if (child == nullptr || !HasItems(*child)) continue;
-    auto [it, fresh] = marks.emplace(child, Mark::kOpen);
-    if (!fresh) {
-      if (it->second == Mark::kOpen) {
-        return "the pickle puts a container inside itself (a cycle), which "
-               "a state dict never does";
-      }
-      continue;  // Shared, not cyclic: already checked.
+    if (child == nullptr) continue;
+    if (open.count(child) > 0) {
+      return "the pickle puts a container inside itself (a cycle), which a "
+             "state dict never does";
     }
+    if (!tree->insert(child).second) continue;  // Shared, already checked.
     if (path.size() >= kMaxNesting) {
       return absl::StrCat("the pickle nests containers more than ", kMaxNesting,
                           " deep; a state dict is a few levels");
     }
+    open.insert(child);
     path.push_back({child, 0});
   }
   return "";
 }
 
-// Empties every container reachable from `roots`, one at a time, so that
-// dropping them afterwards neither recurses deeply nor leaves cycles.
-void Dismantle(std::vector<PyValuePtr> roots) {
-  std::unordered_set<const PyValue*> seen;
-  std::vector<PyValuePtr> containers;
-  for (size_t i = 0; i < roots.size(); ++i) {
-    const PyValuePtr value = roots[i];  // A copy: push_back may reallocate.
-    if (value == nullptr || !seen.insert(value.get()).second) continue;
-    containers.push_back(value);
-    for (const PyValuePtr& item : value->items) roots.push_back(item);
-  }
-  roots.clear();
-  for (const PyValuePtr& container : containers) container->items.clear();
-}
-
 }  // namespace
+
+// Takes apart every value in `made` outside `tree` while all of them are
+// still held, so that dropping them neither recurses deeply nor leaks a
+// cycle.
+void Dismantle(const std::vector<std::weak_ptr<PyValue>>& made,
+               const std::unordered_set<const PyValue*>& tree) {
+  std::vector<PyValuePtr> alive;
+  alive.reserve(made.size());
+  for (const std::weak_ptr<PyValue>& weak : made) {
+    if (PyValuePtr value = weak.lock()) alive.push_back(std::move(value));
+  }
+  for (const PyValuePtr& value : alive) {
+    if (tree.count(value.get()) == 0) value->items.clear();
+  }
+}
 
 absl::StatusOr<PyValuePtr> Unpickle(absl::string_view pickle,
                                     PyTorchStreamReader* archive) {
+  std::vector<std::weak_ptr<PyValue>> made;
   Unpickler unpickler(pickle, archive);
-  PyValuePtr root = unpickler.Run();
-  std::vector<PyValuePtr> everything = unpickler.TakeValues();
-  std::string error = unpickler.error();
-  // Every value made, not only the root's: a cycle left in the memo would
-  // leak as surely as one in the result.
-  for (const PyValuePtr& value : everything) {
-    if (!error.empty()) break;
-    if (value != nullptr) error = CheckShape(value);
+  PyValuePtr root;
+  made_values = &made;
+  try {
+    root = unpickler.Run();
+  } catch (...) {
+    made_values = nullptr;
+    Dismantle(made, {});
+    throw;
   }
-  if (error.empty()) return root;
-  everything.push_back(std::move(root));
-  Dismantle(std::move(everything));
-  return absl::InvalidArgumentError(error);
+  made_values = nullptr;
+  std::string error = unpickler.error();
+  std::unordered_set<const PyValue*> tree;
+  if (error.empty()) error = CheckShape(root, &tree);
+  if (!error.empty()) tree.clear();
+  Dismantle(made, tree);
+  if (!error.empty()) return absl::InvalidArgumentError(error);
+  return root;
 }
 
 }  // namespace segserve
