@@ -19,7 +19,7 @@ struct FakeModelState {
   std::vector<int> batch_sizes ABSL_GUARDED_BY(mu);
   // Labels of every image run, in order: the first input float of each.
   std::vector<float> first_values ABSL_GUARDED_BY(mu);
-  absl::Status error ABSL_GUARDED_BY(mu);  // Returned when not OK.
+  absl::Status error ABSL_GUARDED_BY(mu);       // Returned when not OK.
   bool throw_next ABSL_GUARDED_BY(mu) = false;  // The next batch throws.
   // When set, each batch waits for `release` before returning.
   std::shared_ptr<absl::Notification> release ABSL_GUARDED_BY(mu);
