@@ -30,9 +30,9 @@ class Gather {
       done = std::move(done_);
       results = std::move(results_);
     }
-    // Everything else happens on the pool, including the release of the
-    // request's last references: dropping a served model on its own
-    // instance's thread would make that thread join itself.
+    // Everything else happens on the pool: the instance thread goes back to
+    // its batches at once (teardown of a version it may release is the
+    // Retirer's).
     pool_->Schedule(
         [done = std::move(done), results = std::move(results)]() mutable {
           done(std::move(results));
