@@ -162,9 +162,9 @@ bool Server::WaitForModels() {
   return repository_->IsReady();
 }
 
-bool Server::Shutdown() {
-  if (shut_down_ || grpc_server_ == nullptr) return drained_;
-  shut_down_ = true;
+bool Server::Drain() {
+  if (drain_started_ || grpc_server_ == nullptr) return drained_;
+  drain_started_ = true;
   {
     absl::MutexLock lock(&mu_);
     draining_ = true;
@@ -175,31 +175,31 @@ bool Server::Shutdown() {
   SEGSERVE_LOG(Info) << "draining " << core_->inflight()
                      << " request(s), up to "
                      << absl::FormatDuration(options_.drain_timeout);
-  // gRPC's shutdown sends every connection a GOAWAY at once and closes the
-  // listener, so clients send their next calls to other replicas, while
-  // every call the server already handed to segserve goes on until it
-  // finishes or the deadline cancels it. Calls that race the GOAWAY (streams
-  // above its last id, or a unary call whose message was still arriving) are
-  // dropped by gRPC: the first kind is retried transparently, the second
-  // ends CANCELLED, which the client library's retry policy retries.
-  std::thread stopper([this, deadline] {
-    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
-  });
-  // Open streams end at their next frame, so that their clients move too.
   core_->StartDraining();
+  // Open streams end at their next frame, so that their clients move too.
   service_->DrainStreams();
-  // The models stop taking requests only once the accepted ones are done:
-  // a request still being decoded when the drain starts joins its queue
-  // afterwards, and must not be refused there.
-  drained_ = core_->WaitForIdle(deadline);
-  stopper.join();
-  if (loader_.joinable()) loader_.join();
-  repository_->Shutdown();
+  // The models keep taking items until the accepted requests are done: a
+  // request still being decoded joins its queue afterwards, and must not be
+  // refused there.
+  drained_ =
+      core_->WaitForIdle(deadline) && service_->WaitForCallsDone(deadline);
   if (!drained_) {
     SEGSERVE_LOG(Warning) << core_->inflight()
                           << " request(s) still running after the drain "
-                             "timeout; they were cancelled";
+                             "timeout";
   }
+  return drained_;
+}
+
+bool Server::Shutdown() {
+  if (shut_down_ || grpc_server_ == nullptr) return drained_;
+  Drain();
+  shut_down_ = true;
+  // What is still open now is a refusal on its way out, or a request past
+  // the drain timeout: gRPC cancels it.
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  if (loader_.joinable()) loader_.join();
+  repository_->Shutdown();
   grpc_server_->Wait();
   return drained_;
 }

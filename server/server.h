@@ -112,11 +112,19 @@ class Server {
   // short). Returns whether the server is ready to serve.
   bool WaitForModels();
 
-  // Graceful stop: readiness turns NOT_SERVING and every connection gets a
-  // GOAWAY at once (clients move to other replicas; the listener closes),
-  // accepted requests finish (up to drain_timeout; calls still open then are
-  // cancelled), then the models stop. Returns whether every accepted request
-  // finished. Idempotent.
+  // The first half of a graceful stop: readiness turns NOT_SERVING, new
+  // requests are refused UNAVAILABLE by segserve itself (clients retry them
+  // on other replicas) and open streams end, while the accepted requests
+  // finish and their answers go out (up to drain_timeout). The transport
+  // stays up meanwhile: gRPC 1.51's own shutdown ends calls that race it
+  // CANCELLED, which clients do not retry. Returns whether every accepted
+  // request was answered. Idempotent.
+  bool Drain();
+
+  // Drain, then stop gRPC (calls still open are cancelled) and the models.
+  // Returns Drain's answer. Idempotent. A process that exits after Drain
+  // need not call it: closing the process's sockets ends every call still
+  // arriving UNAVAILABLE.
   bool Shutdown();
 
  private:
@@ -142,7 +150,9 @@ class Server {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   std::thread loader_;  // Runs LoadModels; joined by Shutdown.
 
-  bool shut_down_ = false;  // Shutdown is called from one thread at a time.
+  // Drain and Shutdown are called from one thread at a time.
+  bool drain_started_ = false;
+  bool shut_down_ = false;
   bool drained_ = true;
 };
 

@@ -105,19 +105,27 @@ void FillModelInfo(const ModelStatus& status, const std::string& version,
 class SegmentationService::SegmentReactor final
     : public grpc::ServerUnaryReactor {
  public:
-  SegmentReactor() : cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+  explicit SegmentReactor(SegmentationService* service)
+      : service_(service),
+        cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    service_->AddUnaryCall();
+  }
   const CancelFlag& cancelled() const { return cancelled_; }
   void OnCancel() override { cancelled_->store(true); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->RemoveUnaryCall();
+    delete this;
+  }
 
  private:
+  SegmentationService* const service_;
   CancelFlag cancelled_;
 };
 
 grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const v1::SegmentRequest* request,
     v1::SegmentResponse* response) {
-  auto* reactor = new SegmentReactor();
+  auto* reactor = new SegmentReactor(this);
   if (absl::Status allowed = Authorize(*context, Right::kInference);
       !allowed.ok()) {
     reactor->Finish(ToGrpcStatus(allowed));
@@ -291,20 +299,38 @@ class SegmentationService::StreamReactor final
 };
 
 void SegmentationService::DrainStreams() {
-  absl::MutexLock lock(&streams_mu_);
+  absl::MutexLock lock(&calls_mu_);
   for (StreamReactor* stream : streams_) stream->Drain();
 }
 
+bool SegmentationService::WaitForCallsDone(absl::Time deadline) {
+  absl::MutexLock lock(&calls_mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) {
+    return streams_.empty() && unary_calls_ == 0;
+  };
+  return calls_mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+}
+
 void SegmentationService::AddStream(StreamReactor* stream) {
-  absl::MutexLock lock(&streams_mu_);
+  absl::MutexLock lock(&calls_mu_);
   streams_.insert(stream);
   // Created after the drain began: DrainStreams may have run already.
   if (core_->draining()) stream->Drain();
 }
 
 void SegmentationService::RemoveStream(StreamReactor* stream) {
-  absl::MutexLock lock(&streams_mu_);
+  absl::MutexLock lock(&calls_mu_);
   streams_.erase(stream);
+}
+
+void SegmentationService::AddUnaryCall() {
+  absl::MutexLock lock(&calls_mu_);
+  ++unary_calls_;
+}
+
+void SegmentationService::RemoveUnaryCall() {
+  absl::MutexLock lock(&calls_mu_);
+  --unary_calls_;
 }
 
 SegmentationService::SegmentationService(SegmentProcessor* processor,

@@ -31,11 +31,15 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   // Call after InferenceCore::StartDraining. From then on frames that
   // arrive on open streams end their stream with UNAVAILABLE (the frames
   // before them are answered), so that the client reconnects to another
-  // replica. Unary calls that gRPC still accepted are served: the server
-  // stops taking calls by closing its transport. Streams with nothing in
-  // flight end at once with UNAVAILABLE (an idle stream would otherwise
-  // hold the drain until its timeout).
+  // replica; new unary calls are refused UNAVAILABLE by the core. Streams
+  // with nothing in flight end at once with UNAVAILABLE (an idle stream
+  // would otherwise hold the drain until its timeout).
   void DrainStreams();
+  // Waits until every Segment call and stream has ended (gRPC has taken its
+  // last answer and status: OnDone ran), or `deadline` passes; returns
+  // whether all ended. After the drain began, calls end as soon as they
+  // start, so the wait ends even while clients keep sending.
+  bool WaitForCallsDone(absl::Time deadline);
 
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
                                     const v1::SegmentRequest* request,
@@ -63,12 +67,15 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   absl::Status Authorize(const grpc::CallbackServerContext& context,
                          Right right) const;
   // Registers a new stream (drained at once when the drain has begun) and
-  // forgets a finished one.
+  // forgets a finished one; counts the unary calls open.
   void AddStream(StreamReactor* stream);
   void RemoveStream(StreamReactor* stream);
+  void AddUnaryCall();
+  void RemoveUnaryCall();
 
-  absl::Mutex streams_mu_;
-  absl::flat_hash_set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  absl::Mutex calls_mu_;
+  absl::flat_hash_set<StreamReactor*> streams_ ABSL_GUARDED_BY(calls_mu_);
+  int unary_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
 };
 
 }  // namespace segserve

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/shutting_down.h"
 
 namespace segserve {
 namespace {
@@ -140,7 +141,11 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
       return refused;
     }
   }
-  AddInflight();
+  if (!TryAddInflight()) {
+    CountRequest((*model)->config().name(), (*model)->version(),
+                 absl::StatusCode::kUnavailable, received);
+    return ShuttingDownError();
+  }
   return std::unique_ptr<RequestTicket>(
       new RequestTicket(this, *std::move(model), received, deadline));
 }
@@ -157,10 +162,19 @@ bool InferenceCore::WaitForIdle(absl::Time deadline) const {
   return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
 }
 
-void InferenceCore::AddInflight() {
-  metrics_->inflight_requests().Increment();
+void InferenceCore::StartDraining() {
   absl::MutexLock lock(&mu_);
-  ++inflight_;
+  draining_.store(true);
+}
+
+bool InferenceCore::TryAddInflight() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (draining_.load()) return false;
+    ++inflight_;
+  }
+  metrics_->inflight_requests().Increment();
+  return true;
 }
 
 void InferenceCore::RemoveInflight() {

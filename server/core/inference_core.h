@@ -99,15 +99,17 @@ class InferenceCore {
 
   // Never blocks. A refusal (unknown model or version, one not ready, a
   // deadline the queue would miss) is counted in the request metrics and
-  // returned; the caller answers it. `items`: the batch items the request
+  // returned; the caller answers it. During the drain every request is
+  // refused UNAVAILABLE. `items`: the batch items the request
   // will submit, when known (1 for a whole image).
   absl::StatusOr<std::unique_ptr<RequestTicket>> Admit(Admission admission,
                                                        int items = 1);
 
-  // The drain has begun: frontends refuse work that arrives on calls they
-  // already hold (streams), so that clients move to other replicas.
-  // Requests already admitted finish.
-  void StartDraining() { draining_.store(true); }
+  // The drain has begun: Admit refuses every new request UNAVAILABLE, and
+  // frontends end the calls they hold (streams), so that clients move to
+  // other replicas. Requests already admitted finish: once this returns,
+  // WaitForIdle covers every request that will ever be admitted.
+  void StartDraining();
   bool draining() const { return draining_.load(); }
 
   // Requests admitted and not yet answered (their tickets live).
@@ -122,7 +124,9 @@ class InferenceCore {
 
  private:
   friend class RequestTicket;
-  void AddInflight();
+  // False once the drain has begun (checked under the lock that
+  // WaitForIdle waits on, so no admission slips past the drain).
+  bool TryAddInflight();
   void RemoveInflight();
   void CountRequest(const std::string& model, const std::string& version,
                     absl::StatusCode code, absl::Time received);

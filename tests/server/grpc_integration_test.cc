@@ -619,21 +619,17 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
   })) << "the six requests were not all accepted";
   bool drained = false;
   std::thread stopper([&] { drained = server_->Shutdown(); });
-  // Readiness goes NOT_SERVING at once, then the server closes its
-  // transport (liveness stops answering) and new calls are refused while the
-  // accepted ones wait on the blocked model.
+  // Readiness goes NOT_SERVING at once; the transport stays up (liveness
+  // answers) and segserve itself refuses new calls UNAVAILABLE, which
+  // clients retry, while the accepted ones wait on the blocked model.
   EXPECT_TRUE(
       WaitUntil([&] { return HealthStatus(Server::kReadinessService) != 1; }));
-  EXPECT_TRUE(
-      WaitUntil([&] { return HealthStatus(Server::kLivenessService) != 1; }));
-  // Refused by gRPC itself: UNAVAILABLE once the client has seen the
-  // GOAWAY, CANCELLED when the call raced it on the old connection (this
-  // client has no retry policy; the default one retries both).
+  EXPECT_EQ(HealthStatus(Server::kLivenessService), 1);
   auto late = client_->Segment(GrayRequest(4, 4, 1, "late"));
-  EXPECT_THAT(late.status().code(),
-              ::testing::AnyOf(absl::StatusCode::kUnavailable,
-                               absl::StatusCode::kCancelled))
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable)
       << late.status();
+  EXPECT_THAT(std::string(late.status().message()),
+              ::testing::HasSubstr("shutting down"));
   EXPECT_EQ(finished.load(), 0);
 
   Unblock();

@@ -122,6 +122,26 @@ TEST_F(InferenceCoreTest, TicketIsInFlightUntilItGoes) {
                                        "model=\"m\",version=\"1\"} 1"));
 }
 
+// The drain refuses what arrives after it began and waits for what was
+// admitted before.
+TEST_F(InferenceCoreTest, DrainRefusesNewRequestsAndWaitsForAdmittedOnes) {
+  CreateCore();
+  std::unique_ptr<RequestTicket> admitted = Admit();
+  ASSERT_NE(admitted, nullptr);
+  core_->StartDraining();
+  auto late = core_->Admit({"", "", absl::InfiniteFuture()});
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(late.status().message()), HasSubstr("shutting down"));
+  EXPECT_EQ(core_->inflight(), 1);
+  EXPECT_FALSE(core_->WaitForIdle(absl::Now() + absl::Milliseconds(10)));
+  admitted->Finish(absl::StatusCode::kOk);
+  admitted.reset();
+  EXPECT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(1)));
+  EXPECT_THAT(MetricsText(), HasSubstr("segserve_requests_total{code="
+                                       "\"UNAVAILABLE\",model=\"m\","
+                                       "version=\"1\"} 1"));
+}
+
 TEST_F(InferenceCoreTest, ModelDefaultTimeoutBecomesTheDeadline) {
   CreateCore("dynamic_batching { default_timeout_us: 5000000 }");
   std::unique_ptr<RequestTicket> ticket = Admit();
