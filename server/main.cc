@@ -20,6 +20,7 @@
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "server/api/token_authorizer.h"
+#include "server/core/torch_loader.h"
 #include "server/server.h"
 #include "server/tls_credentials.h"
 
@@ -103,6 +104,10 @@ ABSL_FLAG(int, cpu_cores, 0,
 ABSL_FLAG(int, intra_op_threads, 0,
           "LibTorch intra-op threads per model run (0: one per core of "
           "--cpu_cores).");
+ABSL_FLAG(int, cpu_inference_nice, 10,
+          "Nice value (0..19) of the threads that run CPU models: above 0 "
+          "they yield the cores to the threads that receive, refuse and "
+          "decode requests, which keeps refusals fast on busy cores.");
 ABSL_FLAG(int64_t, cpu_allocator_cache_mb, 2048,
           "Freed CPU tensor memory kept for reuse, in MiB (0: none). Saves "
           "page-faulting large activations in again on every batch.");
@@ -142,6 +147,13 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
 
   // gRPC takes connection ages in int milliseconds.
+  if (const int nice = absl::GetFlag(FLAGS_cpu_inference_nice);
+      nice < 0 || nice > 19) {
+    SEGSERVE_LOG(Error) << "cannot start: --cpu_inference_nice is " << nice
+                        << "; allowed: 0 (the server's own priority) to 19 "
+                           "(the lowest)";
+    return 1;
+  }
   constexpr int kMaxAgeS = std::numeric_limits<int>::max() / 1000;
   const int age_s = absl::GetFlag(FLAGS_grpc_max_connection_age_s);
   const int grace_s = absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s);
@@ -236,6 +248,8 @@ int main(int argc, char** argv) {
   }
   options.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
   options.batch_timeout = absl::Seconds(absl::GetFlag(FLAGS_batch_timeout_s));
+  options.loader =
+      segserve::TorchModelLoader(absl::GetFlag(FLAGS_cpu_inference_nice));
   options.cuda_device_count = segserve::CudaDeviceCount();
 
   auto server = segserve::Server::Create(std::move(options));

@@ -1,5 +1,9 @@
 #include "server/core/torch_loader.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 #include <utility>
@@ -10,7 +14,7 @@
 
 namespace segserve {
 
-ModelLoader TorchModelLoader() {
+ModelLoader TorchModelLoader(int cpu_nice) {
   ModelLoader load = [](const v1::ModelConfig& config,
                         const std::string& weights_path,
                         const std::string& device)
@@ -45,9 +49,16 @@ ModelLoader TorchModelLoader() {
   // CPU models load and run on lanes (server/cpu_lanes.h): as many as the
   // cores hold pools of the intra-op thread count.
   const int lanes = std::max(1, UsableCores() / TorchIntraOpThreads());
-  return RunCpuModelsOnLanes(
-      std::move(load),
-      std::make_shared<CpuLanes>(lanes, UseTorchThreadsInThisThread));
+  // Threads inherit their creator's nice value: set before the lane's
+  // intra-op pool is made, it covers the pool too.
+  auto init = [cpu_nice] {
+    if (cpu_nice > 0) {
+      setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), cpu_nice);
+    }
+    UseTorchThreadsInThisThread();
+  };
+  return RunCpuModelsOnLanes(std::move(load),
+                             std::make_shared<CpuLanes>(lanes, init));
 }
 
 }  // namespace segserve

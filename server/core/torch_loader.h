@@ -6,8 +6,11 @@
 namespace segserve {
 
 // The production ModelLoader: builtin architectures and TorchScript modules
-// through LibTorch (model/torch_model.h).
-ModelLoader TorchModelLoader();
+// through LibTorch (model/torch_model.h). CPU models run on threads (and
+// their intra-op pools) at `cpu_nice` (0..19, Linux's nice): a lower
+// priority than the threads that receive, refuse and decode requests, so
+// that on busy cores those are not kept waiting behind a batch.
+ModelLoader TorchModelLoader(int cpu_nice = 0);
 
 }  // namespace segserve
 
