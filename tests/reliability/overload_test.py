@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from tests.segserve_process import SegserveProcess  # noqa: E402
 
 MAX_QUEUE_SIZE = 256  # model_repository/scenes-sgcpnet/config.pbtxt
+CPU_INFERENCE_NICE = 10  # segserve's --cpu_inference_nice default
 
 
 def rss_and_threads(pid):
@@ -47,6 +48,17 @@ def queue_depth(metrics_port):
         f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
     depths = re.findall(r"^segserve_queue_depth\{[^}]*\} (\S+)$", body, re.M)
     return max((float(d) for d in depths), default=0)
+
+
+def thread_nice_values(pid):
+    """How many of the process's threads run at each nice value."""
+    counts = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            # Fields after the command (which may hold spaces); nice is 19th.
+            nice = int(f.read().rsplit(")", 1)[1].split()[16])
+        counts[nice] = counts.get(nice, 0) + 1
+    return counts
 
 
 def peak_by_tenth(samples, column, seconds):
@@ -125,6 +137,7 @@ def main():
             stop.set()
             sampler.join()
 
+        nice = thread_nice_values(server.process.pid)
         errors = step["errors"]
         refused = errors.get("RESOURCE_EXHAUSTED", 0)
         late = errors.get("DEADLINE_EXCEEDED", 0)
@@ -151,6 +164,10 @@ def main():
         print("by tenth of the run: RSS peak (MiB) "
               f"{peak_by_tenth(samples, 1, args.seconds)}; threads peak "
               f"{peak_by_tenth(samples, 3, args.seconds)}")
+        print(f"threads by nice value: {nice}")
+        if not nice.get(CPU_INFERENCE_NICE) or not nice.get(0):
+            failures.append("the models' threads do not run at nice "
+                            f"{CPU_INFERENCE_NICE} below the others")
         if max_queue > MAX_QUEUE_SIZE:
             failures.append(f"the queue held {max_queue:.0f}")
         if others:
