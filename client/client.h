@@ -42,7 +42,8 @@ struct ClientOptions {
 
   // Transparent retries of calls that fail with UNAVAILABLE (server
   // restarting, draining, connection refused) or that a server cancelled
-  // (CANCELLED: a draining gRPC server drops calls that race its GOAWAY),
+  // (CANCELLED: gRPC's own server shutdown ends calls that race it so;
+  // segserve's drain does not, other servers may),
   // through gRPC's retry policy; calls this client cancels are never retried.
   // Total attempts including the first: 1 (no retry) to 5. Each retry waits a
   // random time up to the backoff, which starts at retry_initial_backoff_ms and

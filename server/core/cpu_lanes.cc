@@ -43,16 +43,11 @@ class OnLanesModel : public SegmentationModel {
 }  // namespace
 
 CpuLanes::CpuLanes(int lanes, std::function<void()> init)
-    : init_(std::move(init)), pool_(lanes) {}
+    : pool_(lanes, std::move(init)) {}
 
 void CpuLanes::Run(absl::FunctionRef<void()> work) {
   absl::Notification done;
-  pool_.Schedule([this, work, &done] {
-    // ThreadPool threads have no start hook: a lane sets itself up on its
-    // first task, before LibTorch starts an OpenMP pool on it.
-    thread_local bool initialized = false;
-    if (!initialized && init_) init_();
-    initialized = true;
+  pool_.Schedule([work, &done] {
     work();
     done.Notify();
   });

@@ -31,8 +31,7 @@ class CpuLanes {
   void Run(absl::FunctionRef<void()> work);
 
  private:
-  const std::function<void()> init_;
-  ThreadPool pool_;  // Declared last: joined before init_ goes.
+  ThreadPool pool_;
 };
 
 // Wraps `loader`: models for device "cpu" are created on `lanes`, and their

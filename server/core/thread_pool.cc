@@ -5,10 +5,13 @@
 
 namespace segserve {
 
-ThreadPool::ThreadPool(int num_threads) {
+ThreadPool::ThreadPool(int num_threads, std::function<void()> thread_start) {
   threads_.reserve(std::max(1, num_threads));
   for (int i = 0; i < std::max(1, num_threads); ++i) {
-    threads_.emplace_back([this] { WorkLoop(); });
+    threads_.emplace_back([this, thread_start] {
+      if (thread_start) thread_start();
+      WorkLoop();
+    });
   }
 }
 

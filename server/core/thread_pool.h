@@ -2,6 +2,7 @@
 #define SEGSERVE_SERVER_CORE_THREAD_POOL_H_
 
 #include <deque>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -16,7 +17,9 @@ namespace segserve {
 // every task already scheduled, then joins. Thread-safe.
 class ThreadPool {
  public:
-  explicit ThreadPool(int num_threads);
+  // Each thread runs `thread_start` (if set) once, before its first task.
+  explicit ThreadPool(int num_threads,
+                      std::function<void()> thread_start = nullptr);
   ~ThreadPool();
 
   void Schedule(absl::AnyInvocable<void()> task);

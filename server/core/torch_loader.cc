@@ -1,9 +1,5 @@
 #include "server/core/torch_loader.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <memory>
 #include <utility>
@@ -11,6 +7,7 @@
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "server/core/cpu_lanes.h"
+#include "server/core/thread_priority.h"
 
 namespace segserve {
 
@@ -52,9 +49,7 @@ ModelLoader TorchModelLoader(int cpu_nice) {
   // Threads inherit their creator's nice value: set before the lane's
   // intra-op pool is made, it covers the pool too.
   auto init = [cpu_nice] {
-    if (cpu_nice > 0) {
-      setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), cpu_nice);
-    }
+    if (cpu_nice > 0) SetThisThreadNice(cpu_nice);
     UseTorchThreadsInThisThread();
   };
   return RunCpuModelsOnLanes(std::move(load),

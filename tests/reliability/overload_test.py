@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,13 @@ def queue_depth(metrics_port):
         f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
     depths = re.findall(r"^segserve_queue_depth\{[^}]*\} (\S+)$", body, re.M)
     return max((float(d) for d in depths), default=0)
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_nice_values(pid):
@@ -126,6 +134,10 @@ def main():
 
         sampler = threading.Thread(target=sample)
         sampler.start()
+        # Who used the cores: the client shares them with the server here.
+        server_cpu = cpu_seconds(server.process.pid)
+        client_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.time()
         try:
             step = segload(args, port, os.path.join(workdir, "overload.json"),
                            f"--rate={rate:.2f}", "--arrivals=poisson",
@@ -137,6 +149,11 @@ def main():
             stop.set()
             sampler.join()
 
+        elapsed = time.time() - started
+        server_cores = (cpu_seconds(server.process.pid) - server_cpu) / elapsed
+        client_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cores = (client_usage.ru_utime + client_usage.ru_stime -
+                        client_cpu.ru_utime - client_cpu.ru_stime) / elapsed
         nice = thread_nice_values(server.process.pid)
         errors = step["errors"]
         refused = errors.get("RESOURCE_EXHAUSTED", 0)
@@ -165,6 +182,8 @@ def main():
               f"{peak_by_tenth(samples, 1, args.seconds)}; threads peak "
               f"{peak_by_tenth(samples, 3, args.seconds)}")
         print(f"threads by nice value: {nice}")
+        print(f"cores used: server {server_cores:.2f}, client "
+              f"{client_cores:.2f} (of {os.cpu_count()})")
         if not nice.get(CPU_INFERENCE_NICE) or not nice.get(0):
             failures.append("the models' threads do not run at nice "
                             f"{CPU_INFERENCE_NICE} below the others")
