@@ -36,7 +36,7 @@ def one_run(args, workdir, run):
     load = subprocess.Popen([
         args.segload, f"--target=127.0.0.1:{port}", "--sizes=64x64",
         f"--concurrency={CLIENTS}", "--duration_s=3", "--warmup_requests=0",
-        "--retry_max_attempts=1", "--deadline_ms=10000", f"--json={out}"],
+        "--retry_max_attempts=1", "--deadline_ms=60000", f"--json={out}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # Mid-load, and at a different moment of a batch in every run.
     time.sleep(1.0 + 0.37 * (run % 3))
