@@ -13,6 +13,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/registry.h"
 #include "server/api/health.h"
+#include "server/api/inference_service.h"
 #include "server/api/segmentation_service.h"
 #include "server/core/inference_core.h"
 #include "server/core/metrics.h"
@@ -67,6 +68,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   server->service_ = std::make_unique<SegmentationService>(
       server->processor_.get(), server->core_.get(),
       std::max(1, opts.max_stream_frames_in_flight), opts.authorizer.get());
+  server->inference_service_ = std::make_unique<InferenceService>(
+      server->processor_.get(), server->core_.get(), opts.authorizer.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -105,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              opts.max_metadata_bytes);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->inference_service_.get());
   if (!server->options_.interceptors.empty()) {
     builder.experimental().SetInterceptorCreators(
         std::move(server->options_.interceptors));
@@ -181,8 +185,9 @@ bool Server::Drain() {
   // The models keep taking items until the accepted requests are done: a
   // request still being decoded joins its queue afterwards, and must not be
   // refused there.
-  drained_ =
-      core_->WaitForIdle(deadline) && service_->WaitForCallsDone(deadline);
+  drained_ = core_->WaitForIdle(deadline) &&
+             service_->WaitForCallsDone(deadline) &&
+             inference_service_->WaitForCallsDone(deadline);
   if (!drained_) {
     SEGSERVE_LOG(Warning) << core_->inflight()
                           << " request(s) still running after the drain "

@@ -29,6 +29,7 @@ class Metrics;
 class MetricsEndpoint;
 class ModelRepository;
 class SegmentProcessor;
+class InferenceService;
 class SegmentationService;
 class ThreadPool;
 class TokenAuthorizer;
@@ -140,6 +141,7 @@ class Server {
   std::unique_ptr<InferenceCore> core_;
   std::unique_ptr<SegmentProcessor> processor_;
   std::unique_ptr<SegmentationService> service_;
+  std::unique_ptr<InferenceService> inference_service_;  // The OIP.
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<HealthFrontend> health_;
   int grpc_port_ = 0;

@@ -11,20 +11,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/mask_encoding.h"
+#include "server/api/call_context.h"
 #include "server/api/segment_request.h"
 #include "server/api/status_mapping.h"
 #include "server/core/shutting_down.h"
 
 namespace segserve {
 namespace {
-
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
-    return absl::InfiniteFuture();
-  }
-  return absl::FromChrono(deadline);
-}
 
 void FillResponse(SegmentResult result, const std::string& request_id,
                   v1::SegmentResponse* response) {
@@ -345,14 +338,7 @@ SegmentationService::SegmentationService(SegmentProcessor* processor,
 
 absl::Status SegmentationService::Authorize(
     const grpc::CallbackServerContext& context, Right right) const {
-  if (authorizer_ == nullptr) return absl::OkStatus();
-  const auto& metadata = context.client_metadata();
-  const auto it = metadata.find("authorization");
-  return authorizer_->Check(
-      it == metadata.end()
-          ? absl::string_view()
-          : absl::string_view(it->second.data(), it->second.size()),
-      right);
+  return AuthorizeCall(authorizer_, context, right);
 }
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
