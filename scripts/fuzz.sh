@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 build="${FUZZ_BUILD_DIR:-build-fuzz}"
-targets=(segment_request_fuzzer image_header_fuzzer mask_codec_fuzzer
-         model_config_fuzzer metrics_request_fuzzer pickle_fuzzer)
+targets=(segment_request_fuzzer infer_request_fuzzer image_header_fuzzer
+         mask_codec_fuzzer model_config_fuzzer metrics_request_fuzzer
+         pickle_fuzzer)
 
 if [[ ! -f "$build/build.ninja" ]]; then
   CXX=clang++-14 cmake -S . -B "$build" -G Ninja \

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "inference/open_inference.pb.h"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
 #include "segserve/v1/segmentation.pb.h"
@@ -74,6 +75,65 @@ int main(int argc, char** argv) {
   raw.mutable_image()->mutable_raw()->set_format(segserve::v1::GRAY8);
   Write(out / "segment_request_fuzzer", "raw_gray_wrong_size.pb",
         raw.SerializeAsString());
+
+  // ModelInfer seeds: encoded images raw and as contents, a batch, pixels
+  // raw and as contents, with outputs and parameters.
+  {
+    using inference::ModelInferRequest;
+    auto bytes_request = [&](bool raw, int count) {
+      ModelInferRequest request;
+      request.set_model_name("scenes-sgcpnet");
+      request.set_id("seed");
+      auto* input = request.add_inputs();
+      input->set_name("IMAGE");
+      input->set_datatype("BYTES");
+      input->add_shape(count);
+      std::string packed;
+      for (int i = 0; i < count; ++i) {
+        const std::string& image = images[size_t(i) % images.size()].second;
+        if (!raw) {
+          input->mutable_contents()->add_bytes_contents(image);
+          continue;
+        }
+        const uint32_t length = uint32_t(image.size());
+        for (int b = 0; b < 4; ++b) packed.push_back(char(length >> (8 * b)));
+        packed += image;
+      }
+      if (raw) request.add_raw_input_contents(packed);
+      return request;
+    };
+    Write(out / "infer_request_fuzzer", "bytes_raw.pb",
+          bytes_request(true, 1).SerializeAsString());
+    Write(out / "infer_request_fuzzer", "bytes_contents.pb",
+          bytes_request(false, 1).SerializeAsString());
+    ModelInferRequest batch = bytes_request(true, 3);
+    batch.add_outputs()->set_name("MASK");
+    batch.add_outputs()->set_name("CONFIDENCE");
+    batch.add_outputs()->set_name("CLASS_PIXELS");
+    (*batch.mutable_parameters())["mask_encoding"].set_string_param("rle");
+    (*batch.mutable_parameters())["priority"].set_int64_param(1);
+    Write(out / "infer_request_fuzzer", "bytes_batch_outputs.pb",
+          batch.SerializeAsString());
+    ModelInferRequest pixels;
+    auto* input = pixels.add_inputs();
+    input->set_name("IMAGE");
+    input->set_datatype("UINT8");
+    for (int dim : {2, 6, 5, 3}) input->add_shape(dim);
+    const std::string rgb(reinterpret_cast<const char*>(color.data),
+                          color.total() * 3);
+    pixels.add_raw_input_contents(rgb + rgb);
+    Write(out / "infer_request_fuzzer", "uint8_raw.pb",
+          pixels.SerializeAsString());
+    pixels.clear_raw_input_contents();
+    input->clear_shape();
+    for (int dim : {6, 5, 3}) input->add_shape(dim);
+    for (unsigned char value : rgb) {
+      input->mutable_contents()->add_uint_contents(value);
+    }
+    pixels.add_outputs()->set_name("CLASS_PIXELS");
+    Write(out / "infer_request_fuzzer", "uint8_contents.pb",
+          pixels.SerializeAsString());
+  }
 
   // Mask seeds: format byte, width-1, height-1, then the data.
   Write(out / "mask_codec_fuzzer", "rle",
