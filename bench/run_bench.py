@@ -4,7 +4,8 @@
 Runs, R times in turn (so that every ratio compares runs taken minutes
 apart under the same machine load), on the shipped default model:
   1. the in-process model (bench/inprocess_bench) at batch 1..max_batch_size;
-  2. segserve under a closed-loop concurrency sweep (segload, RAW input);
+  2. segserve under a closed-loop concurrency sweep (segload, RAW input),
+     and at concurrency 16 through the Open Inference Protocol's ModelInfer;
   3. segserve with batching off (max_batch_size 1) at concurrency 16;
   4. segserve and the Python peer (bench/python_peer.py) serving the same
      TorchScript export at concurrency 16;
@@ -145,6 +146,9 @@ def one_repetition(args, rep, repository, torchscript, results):
         log(f"repetition {rep}: concurrency sweep {args.sweep}")
         out["sweep"] = segload(args, server.port, path("sweep"), args.sweep,
                                MODEL, RAW)
+        log(f"repetition {rep}: Open Inference Protocol, concurrency 16")
+        out["oip"] = segload(args, server.port, path("oip"), "16", MODEL,
+                             RAW + ["--protocol=oip"])[0]
         log(f"repetition {rep}: batching off, concurrency 16")
         out["nobatch"] = segload(args, server.port, path("nobatch"), "16",
                                  MODEL + "-nobatch", RAW)[0]
@@ -192,7 +196,7 @@ def summarize(reps):
     concurrencies = [t["concurrency"] for t in reps[0]["sweep"]]
     s["sweep"] = {c: step_stats([r["sweep"][i] for r in reps])
                   for i, c in enumerate(concurrencies)}
-    for key in ("nobatch", "torchscript", "peer", "jpeg_c1"):
+    for key in ("oip", "nobatch", "torchscript", "peer", "jpeg_c1"):
         s[key] = step_stats([r[key] for r in reps])
     codec_keys = [(c["step"], c["size"]) for c in reps[0]["codecs"]
                   if c["step"] != "bytes"]
@@ -210,7 +214,8 @@ def check(s):
     server, a batching config that never batched."""
     problems = []
     steps = {f"concurrency {c}": t for c, t in s["sweep"].items()}
-    steps.update({k: s[k] for k in ("nobatch", "torchscript", "peer", "jpeg_c1")})
+    steps.update({k: s[k] for k in ("oip", "nobatch", "torchscript", "peer",
+                                    "jpeg_c1")})
     for name, t in steps.items():
         if t["errors"]:
             problems.append(f"{name}: {t['errors']} failed requests")
@@ -279,6 +284,9 @@ def report(s, args, elapsed_s):
         "|---|---|---|",
         f"| serving overhead, RAW input (server img/s at its best concurrency {best_c} "
         f"/ in-process img/s at batch {same_b}) | **{overhead:.2f}** | >= 0.90 |",
+        f"| ModelInfer (Open Inference Protocol) / Segment throughput, c=16, RAW | "
+        f"**{s['oip']['rps'] / on['rps']:.2f}x** (p99 {s['oip']['p99']:.0f} / "
+        f"{on['p99']:.0f} ms) | within 5% |",
         f"| batching gain at concurrency 16 (max_batch_size {args.max_batch} / 1) | "
         f"**{on['rps'] / off['rps']:.2f}x** | >= 1.3x |",
         f"| segserve / Python peer throughput, same TorchScript model, c=16 | "

@@ -92,7 +92,7 @@ class ClosedLoopRunner final : public LoadRunner {
       const Assignment a = Assign(options_, seq);
       const Clock::time_point start = Clock::now();
       const absl::StatusOr<v1::SegmentResponse> result =
-          options_.clients[a.client]->Segment(*a.input->request);
+          options_.clients[a.client]->Send(a.input->request);
       options_.sink->Add(MakeSample(seq, options_.client_targets[a.client],
                                     *a.input, start, options_.decode_masks,
                                     result));
@@ -160,7 +160,7 @@ class OpenLoopRunner final : public LoadRunner {
       const int target = options_.client_targets[a.client];
       const Clock::time_point sent = Clock::now();
       options_.sink->NoteSend(seq, std::max<int64_t>(0, Micros(sent - due)));
-      options_.clients[a.client]->SegmentAsync(
+      options_.clients[a.client]->SendAsync(
           a.input->request, [this, seq, target, input = a.input,
                              sent](absl::StatusOr<v1::SegmentResponse> result) {
             options_.sink->Add(MakeSample(seq, target, *input, sent,

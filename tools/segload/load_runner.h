@@ -12,6 +12,7 @@
 #include "tools/segload/load_inputs.h"
 #include "tools/segload/load_schedule.h"
 #include "tools/segload/load_stats.h"
+#include "tools/segload/request_sender.h"
 
 namespace segserve {
 
@@ -63,7 +64,7 @@ class SampleSink {
 
 struct LoadRunnerOptions {
   // Where requests go, round robin; not owned, must outlive the runner.
-  std::vector<Client*> clients;
+  std::vector<RequestSender*> clients;
   std::vector<int> client_targets;  // The target index of each client.
   // The requests, round robin; not owned, must outlive the runner.
   const std::vector<LoadInput>* inputs = nullptr;

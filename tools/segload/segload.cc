@@ -40,6 +40,10 @@
 #include "tools/tls_flags.h"
 
 // Where the load goes.
+ABSL_FLAG(std::string, protocol, "segment",
+          "The API to load: 'segment' (segserve.v1 Segment) or 'oip' (the "
+          "Open Inference Protocol's ModelInfer, same images; its answers "
+          "carry no server timing).");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "Server address(es): host:port, dns:///name:port, unix:/path; "
           "comma-separated for several servers, which get the requests in "
@@ -299,6 +303,7 @@ absl::StatusOr<Config> ReadFlags() {
 // targets: client c * targets + t is channel c of target t.
 struct Connections {
   std::vector<std::unique_ptr<Client>> clients;
+  std::vector<ClientOptions> client_options;
   std::vector<int> client_targets;
 };
 
@@ -321,6 +326,7 @@ absl::StatusOr<Connections> Connect(const Config& config) {
         return s;
       }
       connections.clients.push_back(std::move(*client));
+      connections.client_options.push_back(options);
       connections.client_targets.push_back(static_cast<int>(t));
     }
   }
@@ -481,8 +487,21 @@ int Run() {
   absl::StatusOr<std::vector<LoadInput>> inputs =
       BuildLoadInputs(config->inputs);
   if (!inputs.ok()) return Fail(inputs.status());
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol != "segment" && protocol != "oip") {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--protocol is '", protocol, "'; allowed: 'segment', 'oip'")));
+  }
   absl::StatusOr<Connections> connections = Connect(*config);
   if (!connections.ok()) return Fail(connections.status());
+  std::vector<std::unique_ptr<RequestSender>> senders;
+  for (size_t i = 0; i < connections->clients.size(); ++i) {
+    Client* client = connections->clients[i].get();
+    senders.push_back(
+        protocol == "oip"
+            ? MakeOipSender(client, connections->client_options[i], *inputs)
+            : MakeSegmentSender(client));
+  }
 
   const bool open_loop = config->open_loop();
   const int channels = absl::GetFlag(FLAGS_channels);
@@ -499,8 +518,8 @@ int Run() {
   std::fflush(stdout);
 
   LoadRunnerOptions runner_options;
-  for (const std::unique_ptr<Client>& client : connections->clients) {
-    runner_options.clients.push_back(client.get());
+  for (const std::unique_ptr<RequestSender>& sender : senders) {
+    runner_options.clients.push_back(sender.get());
   }
   runner_options.client_targets = connections->client_targets;
   runner_options.inputs = &*inputs;
