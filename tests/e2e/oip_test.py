@@ -10,6 +10,7 @@ the same image pixel for pixel, and malformed requests with their exact
 codes and words; the server serves afterwards.
 """
 import argparse
+import json
 import os
 import struct
 import subprocess
@@ -89,6 +90,7 @@ def main():
     parser.add_argument("--segserve", required=True)
     parser.add_argument("--proto_root", required=True)
     parser.add_argument("--model_repository", required=True)
+    parser.add_argument("--segload", required=True)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="segserve-oip-")
     generate_stubs(args.proto_root, workdir)
@@ -315,6 +317,22 @@ def main():
         got = np.frombuffer(answer.raw_output_contents[0], np.uint8)
         check(np.array_equal(got.reshape(height, width), reference[0]),
               "the server still serves after the malformed requests")
+
+        # segload through the protocol: its masks decode at the image's size
+        # (else it counts DATA_LOSS).
+        for flags in (["--raw", "--mask_encoding=rle"],
+                      ["--send=jpeg", "--mask_encoding=png"]):
+            out = os.path.join(workdir, "segload.json")
+            done = subprocess.run([
+                args.segload, f"--target=127.0.0.1:{port}", "--protocol=oip",
+                "--sizes=320x240", "--concurrency=2", "--requests=12",
+                "--warmup_requests=2", f"--json={out}", *flags],
+                capture_output=True, text=True)
+            step = (json.load(open(out))["steps"][0]
+                    if done.returncode == 0 else {"ok": 0, "errors": done.stderr})
+            check(step["ok"] == 12 and not step["errors"],
+                  f"segload --protocol=oip {' '.join(flags)}: {step['ok']} ok, "
+                  f"errors {step['errors']}")
     finally:
         code = server.stop()
     check(code == 0, f"segserve exited {code}")
