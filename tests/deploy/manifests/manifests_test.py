@@ -13,7 +13,9 @@
    metric against the prometheus-adapter rule, the ServiceMonitor, metric
    names against server/core/metrics.cc, the GPU overlay's model config;
 5. runs promtool check rules and promtool test rules on the PrometheusRule's
-   spec (alerts_test.yaml) and on the adapter rule's query (adapter_test.yaml).
+   spec (alerts_test.yaml) and on the adapter rule's query (adapter_test.yaml);
+6. checks the structure of the KServe example (deploy/kserve): grpc-v2 on
+   one h2c port, args segserve accepts, an InferenceService that uses it.
 
 Prints one line per check and a closing "N passed, N failed"; exits 1 on any
 failure. Needs python3-yaml, node with this folder's node_modules (installed
@@ -598,6 +600,53 @@ def check_adapter_query(objects, promtool, tmp):
 
 # ---------------------------------------------------------------- main
 
+def check_kserve(repo, accepted):
+    """The KServe example (deploy/kserve): a ServingRuntime that speaks
+    grpc-v2 on its one h2c port, with args segserve accepts, and an
+    InferenceService that uses it. No KServe schemas are at hand: the
+    structure is checked here."""
+    def load(name):
+        with open(os.path.join(repo, "deploy", "kserve", name)) as f:
+            return yaml.safe_load(f)
+    runtime = load("servingruntime.yaml")
+    service = load("inferenceservice.yaml")
+    require((runtime["apiVersion"], runtime["kind"]) ==
+            ("serving.kserve.io/v1alpha1", "ServingRuntime"),
+            f"servingruntime.yaml is {runtime['apiVersion']} {runtime['kind']}")
+    require((service["apiVersion"], service["kind"]) ==
+            ("serving.kserve.io/v1beta1", "InferenceService"),
+            f"inferenceservice.yaml is {service['apiVersion']} {service['kind']}")
+    spec = runtime["spec"]
+    require(spec.get("protocolVersions") == ["grpc-v2"],
+            f"protocolVersions are {spec.get('protocolVersions')}, need [grpc-v2]")
+    formats = {f["name"] for f in spec.get("supportedModelFormats", [])}
+    require(len(spec.get("containers", [])) == 1, "the runtime needs one container")
+    container = spec["containers"][0]
+    require(container.get("image") == OVERLAY_IMAGES["cpu"],
+            f"the runtime's image is {container.get('image')}")
+    flags = parse_args(container)
+    if accepted:
+        missing = sorted(set(flags) - accepted)
+        require(not missing, "segserve does not accept " + ", ".join("--" + f for f in missing))
+    require(flags.get("model_repository") == "/mnt/models",
+            "--model_repository must be /mnt/models, where KServe mounts storageUri")
+    require(os.path.isdir(os.path.join(repo, "model_repository", flags.get("default_model", ""))),
+            f"--default_model={flags.get('default_model')} is not a shipped model")
+    ports = container.get("ports", [])
+    require(len(ports) == 1 and ports[0].get("name") == "h2c",
+            f"the runtime needs one port named h2c (gRPC for Knative), has {ports}")
+    require(int_flag(flags, "grpc_port") == ports[0]["containerPort"],
+            f"--grpc_port={flags.get('grpc_port')} but the h2c port is {ports[0]['containerPort']}")
+    model = service["spec"]["predictor"]["model"]
+    require(model.get("runtime") == runtime["metadata"]["name"],
+            f"the InferenceService uses runtime {model.get('runtime')}")
+    require(model.get("modelFormat", {}).get("name") in formats,
+            f"its modelFormat {model.get('modelFormat')} is not one the runtime supports {formats}")
+    require(model.get("protocolVersion") == "grpc-v2", "its protocolVersion must be grpc-v2")
+    require(model.get("storageUri"), "it has no storageUri")
+    return f"{len(flags)} flags, port {ports[0]['containerPort']}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segserve", required=True, help="the segserve binary whose flags the args must use")
@@ -669,6 +718,7 @@ def main():
                     f"overlays {sorted(overlays)}; need at least {sorted(OVERLAY_IMAGES)}")
             require(len(rendered) == len(overlays), f"rendered {sorted(rendered)} of {overlays}")
         r.check("every overlay rendered", all_rendered)
+        r.check("KServe ServingRuntime and InferenceService", check_kserve, args.repo, accepted)
 
     print(f"manifests: {r.passed} passed, {r.failed} failed")
     return 1 if r.failed else 0
