@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/api/infer_request.h"
+#include "server/api/oip_model_config.h"
 #include "server/api/status_mapping.h"
 
 #ifndef SEGSERVE_VERSION
@@ -140,6 +141,20 @@ InferenceService::InferenceService(SegmentProcessor* processor,
       repository_(core->repository()),
       authorizer_(authorizer) {}
 
+absl::StatusOr<ModelStatus> InferenceService::DescribeVersion(
+    const std::string& name, const std::string& version) const {
+  absl::StatusOr<ModelStatus> status = repository_.Describe(name);
+  if (!status.ok() || version.empty()) return status;
+  // A version that exists but is not ready is described; an unknown one
+  // is NOT_FOUND.
+  auto served = repository_.Find(status->name, version);
+  if (!served.ok() &&
+      served.status().code() != absl::StatusCode::kUnavailable) {
+    return served.status();
+  }
+  return status;
+}
+
 grpc::ServerUnaryReactor* InferenceService::ServerLive(
     grpc::CallbackServerContext* context, const inference::ServerLiveRequest*,
     inference::ServerLiveResponse* response) {
@@ -184,6 +199,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   }
   response->set_name("segserve");
   response->set_version(SEGSERVE_VERSION);
+  response->add_extensions("model_configuration");
   return Answer(context, absl::OkStatus());
 }
 
@@ -196,15 +212,9 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
       !allowed.ok()) {
     return Answer(context, allowed);
   }
-  absl::StatusOr<ModelStatus> status = repository_.Describe(request->name());
+  absl::StatusOr<ModelStatus> status =
+      DescribeVersion(request->name(), request->version());
   if (!status.ok()) return Answer(context, status.status());
-  if (!request->version().empty()) {
-    auto served = repository_.Find(status->name, request->version());
-    if (!served.ok() &&
-        served.status().code() != absl::StatusCode::kUnavailable) {
-      return Answer(context, served.status());
-    }
-  }
   response->set_name(status->name);
   for (const VersionStatus& version : status->versions) {
     if (version.state == ModelState::kReady) {
@@ -229,6 +239,27 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   properties["max_batch_size"] = absl::StrCat(config.max_batch_size());
   properties["input_size"] =
       absl::StrCat(config.input().width(), "x", config.input().height());
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelConfig(
+    grpc::CallbackServerContext* context,
+    const inference::ModelConfigRequest* request,
+    inference::ModelConfigResponse* response) {
+  if (absl::Status allowed =
+          AuthorizeCall(authorizer_, *context, Right::kMetadata);
+      !allowed.ok()) {
+    return Answer(context, allowed);
+  }
+  absl::StatusOr<ModelStatus> status =
+      DescribeVersion(request->name(), request->version());
+  if (!status.ok()) return Answer(context, status.status());
+  if (!status->has_config) {
+    return Answer(context, absl::UnavailableError(absl::StrCat(
+                               "model '", status->name,
+                               "' has no valid config: ", status->reason)));
+  }
+  *response->mutable_config() = ToOipModelConfig(status->config);
   return Answer(context, absl::OkStatus());
 }
 

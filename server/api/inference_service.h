@@ -13,9 +13,9 @@ namespace segserve {
 // The Open Inference Protocol's gRPC service (inference.GRPCInferenceService,
 // callback API) on the same path as Segment: ModelInfer's images become
 // SegmentJobs for the same SegmentProcessor, so batching, deadlines, limits,
-// metrics and status codes are the same. The extensions (ModelConfig,
-// ModelStatistics, the repository) answer UNIMPLEMENTED for now, and
-// ServerMetadata lists none. Thread-safe.
+// metrics and status codes are the same. Of the extensions, ModelConfig is
+// served; ModelStatistics and the repository's answer UNIMPLEMENTED for now.
+// Thread-safe.
 class InferenceService final
     : public inference::GRPCInferenceService::CallbackService {
  public:
@@ -51,6 +51,10 @@ class InferenceService final
       grpc::CallbackServerContext* context,
       const inference::ModelMetadataRequest* request,
       inference::ModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelConfig(
+      grpc::CallbackServerContext* context,
+      const inference::ModelConfigRequest* request,
+      inference::ModelConfigResponse* response) override;
   grpc::ServerUnaryReactor* ModelInfer(
       grpc::CallbackServerContext* context,
       const inference::ModelInferRequest* request,
@@ -58,6 +62,11 @@ class InferenceService final
 
  private:
   class InferReactor;
+
+  // The model `name` (empty: the default); NOT_FOUND when it or `version`
+  // (empty: any) is unknown.
+  absl::StatusOr<ModelStatus> DescribeVersion(const std::string& name,
+                                              const std::string& version) const;
 
   SegmentProcessor* const processor_;
   const InferenceCore* const core_;

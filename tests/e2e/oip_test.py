@@ -143,10 +143,28 @@ def main():
         classes = outputs.get("CLASS_PIXELS", ("", [0, 0]))[1][1]
         check(outputs.get("MASK") == ("UINT8", [-1, -1, -1]) and classes > 1,
               f"outputs {outputs}")
-        code, details = error_of(stub.ModelConfig,
-                                 oip.ModelConfigRequest(name=MODEL))
+        check(list(meta.extensions) == ["model_configuration"],
+              f"ServerMetadata lists the extensions: {list(meta.extensions)}")
+        config = stub.ModelConfig(oip.ModelConfigRequest(name=MODEL)).config
+        mirrors = (config.name == MODEL and config.max_batch_size == 8 and
+              [(i.name, i.data_type, list(i.dims)) for i in config.input] ==
+              [("IMAGE", oip.TYPE_STRING, [1])] and
+              [(o.name, list(o.dims)) for o in config.output] ==
+              [("MASK", [-1, -1]), ("CONFIDENCE", [-1, -1]),
+               ("CLASS_PIXELS", [classes])] and
+              list(config.dynamic_batching.preferred_batch_size) == [4, 8] and
+              config.dynamic_batching.default_queue_policy.max_queue_size ==
+              256 and config.HasField("dynamic_batching"))
+        check(mirrors, "ModelConfig mirrors config.pbtxt" +
+              ("" if mirrors else f": {config}"))
+        code, _ = error_of(stub.ModelConfig, oip.ModelConfigRequest(
+            name=MODEL, version="7"))
+        check(code == grpc.StatusCode.NOT_FOUND,
+              f"ModelConfig of an unknown version: {code}")
+        code, _ = error_of(stub.ModelStatistics,
+                           oip.ModelStatisticsRequest(name=MODEL))
         check(code == grpc.StatusCode.UNIMPLEMENTED,
-              f"ModelConfig is not implemented yet: {code}")
+              f"ModelStatistics is not implemented yet: {code}")
 
         # The reference: Segment's RAW masks.
         images = [scene(1), scene(2)]
