@@ -142,7 +142,13 @@ InferenceService::InferenceService(SegmentProcessor* processor,
       authorizer_(authorizer) {}
 
 absl::StatusOr<ModelStatus> InferenceService::DescribeVersion(
-    const std::string& name, const std::string& version) const {
+    const grpc::CallbackServerContext& context, const std::string& name,
+    const std::string& version) const {
+  if (absl::Status allowed =
+          AuthorizeCall(authorizer_, context, Right::kMetadata);
+      !allowed.ok()) {
+    return allowed;
+  }
   absl::StatusOr<ModelStatus> status = repository_.Describe(name);
   if (!status.ok() || version.empty()) return status;
   // A version that exists but is not ready is described; an unknown one
@@ -207,13 +213,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     grpc::CallbackServerContext* context,
     const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
-  if (absl::Status allowed =
-          AuthorizeCall(authorizer_, *context, Right::kMetadata);
-      !allowed.ok()) {
-    return Answer(context, allowed);
-  }
   absl::StatusOr<ModelStatus> status =
-      DescribeVersion(request->name(), request->version());
+      DescribeVersion(*context, request->name(), request->version());
   if (!status.ok()) return Answer(context, status.status());
   response->set_name(status->name);
   for (const VersionStatus& version : status->versions) {
@@ -223,9 +224,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   }
   if (!status->has_config) return Answer(context, absl::OkStatus());
   const v1::ModelConfig& config = status->config;
-  response->set_platform(config.platform() == v1::ModelConfig::TORCHSCRIPT
-                             ? "pytorch_libtorch"
-                             : "segserve_builtin");
+  response->set_platform(OipPlatform(config));
   const int64_t classes = int64_t(config.num_classes());
   AddTensor(kImageTensor, "BYTES", {-1}, response, /*input=*/true);
   AddTensor(kMaskTensor, classes > 256 ? "UINT16" : "UINT8", {-1, -1, -1},
@@ -246,13 +245,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(
     grpc::CallbackServerContext* context,
     const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
-  if (absl::Status allowed =
-          AuthorizeCall(authorizer_, *context, Right::kMetadata);
-      !allowed.ok()) {
-    return Answer(context, allowed);
-  }
   absl::StatusOr<ModelStatus> status =
-      DescribeVersion(request->name(), request->version());
+      DescribeVersion(*context, request->name(), request->version());
   if (!status.ok()) return Answer(context, status.status());
   if (!status->has_config) {
     return Answer(context, absl::UnavailableError(absl::StrCat(

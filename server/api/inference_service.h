@@ -63,10 +63,11 @@ class InferenceService final
  private:
   class InferReactor;
 
-  // The model `name` (empty: the default); NOT_FOUND when it or `version`
-  // (empty: any) is unknown.
-  absl::StatusOr<ModelStatus> DescribeVersion(const std::string& name,
-                                              const std::string& version) const;
+  // The model `name` (empty: the default) for a metadata call: its token's
+  // error, or NOT_FOUND when the model or `version` (empty: any) is unknown.
+  absl::StatusOr<ModelStatus> DescribeVersion(
+      const grpc::CallbackServerContext& context, const std::string& name,
+      const std::string& version) const;
 
   SegmentProcessor* const processor_;
   const InferenceCore* const core_;

@@ -4,12 +4,15 @@
 
 namespace segserve {
 
+const char* OipPlatform(const v1::ModelConfig& config) {
+  return config.platform() == v1::ModelConfig::TORCHSCRIPT ? "pytorch_libtorch"
+                                                           : "segserve_builtin";
+}
+
 inference::ModelConfig ToOipModelConfig(const v1::ModelConfig& config) {
   inference::ModelConfig out;
   out.set_name(config.name());
-  out.set_platform(config.platform() == v1::ModelConfig::TORCHSCRIPT
-                       ? "pytorch_libtorch"
-                       : "segserve_builtin");
+  out.set_platform(OipPlatform(config));
   out.set_backend("segserve");
   // Every version in the repository is served (newest by default).
   out.mutable_version_policy()->mutable_all();

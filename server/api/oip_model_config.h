@@ -12,6 +12,10 @@ namespace segserve {
 // dims (without the batch dimension), the batching and the instances.
 inference::ModelConfig ToOipModelConfig(const v1::ModelConfig& config);
 
+// The platform name tooling knows a model by: "pytorch_libtorch" for
+// TorchScript (as Triton), "segserve_builtin" for a builtin architecture.
+const char* OipPlatform(const v1::ModelConfig& config);
+
 }  // namespace segserve
 
 #endif  // SEGSERVE_SERVER_API_OIP_MODEL_CONFIG_H_
