@@ -11,7 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${SANITIZE_BUILD_DIR:-build-asan}"
 if [[ ! -f "$build/build.ninja" ]]; then
+  # -O1: what the sanitizers' authors recommend, and a build about half as
+  # long as -O2 on two cores.
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -DNDEBUG" \
     -DSEGSERVE_SANITIZE=address,undefined
 fi
 cmake --build "$build" -j "${JOBS:-2}"
