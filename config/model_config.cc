@@ -205,6 +205,36 @@ absl::Status CheckInstances(const FieldChecker& check,
   return absl::OkStatus();
 }
 
+absl::Status CheckVersionPolicy(const FieldChecker& check,
+                                v1::ModelConfig& config) {
+  auto* policy = config.mutable_version_policy();
+  using Policy = v1::ModelConfig::VersionPolicy;
+  if (policy->policy_choice_case() == Policy::POLICY_CHOICE_NOT_SET) {
+    policy->mutable_latest()->set_num_versions(1);
+  }
+  if (policy->has_latest() && (policy->latest().num_versions() < 1 ||
+                               policy->latest().num_versions() > 1000)) {
+    return check.Bad("version_policy.latest.num_versions",
+                     absl::StrCat(policy->latest().num_versions(),
+                                  " is out of range; allowed 1..1000"));
+  }
+  if (policy->has_specific()) {
+    if (policy->specific().versions().empty()) {
+      return check.Bad("version_policy.specific.versions",
+                       "list at least one version, or use latest or all");
+    }
+    for (int64_t version : policy->specific().versions()) {
+      if (version < 1) {
+        return check.Bad("version_policy.specific.versions",
+                         absl::StrCat(version,
+                                      " is not a version: versions are "
+                                      "positive integers"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
@@ -225,6 +255,7 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
   if (status.ok()) status = CheckInput(check, config);
   if (status.ok()) status = CheckBatching(check, config);
   if (status.ok()) status = CheckInstances(check, config);
+  if (status.ok()) status = CheckVersionPolicy(check, config);
   if (!status.ok()) return status;
   return config;
 }

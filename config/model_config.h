@@ -15,7 +15,8 @@ inline constexpr const char* kBuiltinArchitectures[] = {"sgcpnet", "cgrseg_t",
 
 // Parses protobuf text (the contents of `path`, used in messages), checks
 // every field and fills in defaults: name from `dir_name`, ImageNet mean/std,
-// max_batch_size 1, one AUTO instance, one priority level, class_N names.
+// max_batch_size 1, one AUTO instance, one priority level, class_N names,
+// version_policy latest 1.
 // Errors are INVALID_ARGUMENT and name the file, the field and the reason.
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
                                                  const std::string& path,

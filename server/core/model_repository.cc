@@ -9,8 +9,9 @@
 #include "absl/strings/str_join.h"
 #include "common/client_text.h"
 #include "common/log.h"
-#include "config/model_config.h"
 #include "config/repository_layout.h"
+#include "config/version_policy.h"
+#include "server/core/model_files.h"
 #include "server/core/shutting_down.h"
 
 namespace segserve {
@@ -30,37 +31,57 @@ const char* ModelStateName(ModelState state) {
   return "UNAVAILABLE";
 }
 
+namespace {
+
+constexpr char kNotLoadedReason[] =
+    "not loaded: --model_control_mode=explicit loads a model when "
+    "RepositoryModelLoad asks (or --load_model names it)";
+
+const char* ModeFlag(ModelControlMode mode) {
+  switch (mode) {
+    case ModelControlMode::kNone:
+      return "none";
+    case ModelControlMode::kPoll:
+      return "poll";
+    case ModelControlMode::kExplicit:
+      return "explicit";
+  }
+  return "none";
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
     Options options) {
-  std::error_code error;
-  fs::directory_iterator it(options.root, error);
-  if (error) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot list the model repository '", options.root,
-                     "': ", error.message(),
-                     "; pass an existing directory with --model_repository"));
+  absl::StatusOr<std::vector<std::string>> names = ListModelNames(options.root);
+  if (!names.ok()) return names.status();
+  std::vector<std::string> must_exist = options.startup_models;
+  if (!options.default_model.empty()) {
+    must_exist.push_back(options.default_model);
   }
-  std::vector<std::string> names;
-  for (const auto& entry : it) {
-    if (entry.is_directory()) names.push_back(entry.path().filename());
+  for (const std::string& name : must_exist) {
+    if (std::find(names->begin(), names->end(), name) == names->end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the model '", name, "' (",
+          name == options.default_model ? "--default_model" : "--load_model",
+          ") has no directory in '", options.root,
+          "'; models there: ", absl::StrJoin(*names, ", ")));
+    }
   }
-  std::sort(names.begin(), names.end());
-  if (!options.default_model.empty() &&
-      std::find(names.begin(), names.end(), options.default_model) ==
-          names.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the default model '", options.default_model, "' has no directory in '",
-        options.root, "'; models there: ", absl::StrJoin(names, ", ")));
-  }
-
+  const bool explicit_mode =
+      options.control_mode == ModelControlMode::kExplicit;
   std::unique_ptr<ModelRepository> repository(
       new ModelRepository(std::move(options)));
   absl::MutexLock lock(&repository->mu_);
-  for (const std::string& name : names) {
+  for (const std::string& name : *names) {
     Entry& entry = repository->models_[name];
     entry.status.name = name;
-    entry.status.state = ModelState::kLoading;
-    entry.status.reason = "the model is loading";
+    const bool at_start =
+        !explicit_mode || std::find(must_exist.begin(), must_exist.end(),
+                                    name) != must_exist.end();
+    entry.status.state =
+        at_start ? ModelState::kLoading : ModelState::kUnavailable;
+    entry.status.reason = at_start ? "the model is loading" : kNotLoadedReason;
   }
   return repository;
 }
@@ -69,23 +90,17 @@ void ModelRepository::LoadAll() {
   std::vector<std::string> names;
   {
     absl::ReaderMutexLock lock(&mu_);
-    for (const auto& [name, entry] : models_) names.push_back(name);
+    for (const auto& [name, entry] : models_) {
+      if (entry.status.state == ModelState::kLoading) names.push_back(name);
+    }
   }
   for (const std::string& name : names) {
     {
       absl::ReaderMutexLock lock(&mu_);
       if (cancel_loading_ || shut_down_) break;
     }
-    Entry loaded = LoadModel(name);
-    absl::MutexLock lock(&mu_);
-    // A drain that began during the load takes no new versions.
-    if (shut_down_) {
-      for (auto& [version, served] : loaded.ready) {
-        served->Shutdown();
-        options_.metrics->SetReady(name, served->version(), false);
-      }
-    }
-    models_[name] = std::move(loaded);
+    absl::MutexLock lifecycle(&lifecycle_mu_);
+    Reconcile(name, std::nullopt, /*force=*/false).IgnoreError();
   }
   absl::MutexLock lock(&mu_);
   for (auto& [name, entry] : models_) {
@@ -112,9 +127,14 @@ bool ModelRepository::HasHealthyVersion(const Entry& entry) {
 bool ModelRepository::IsReady() const {
   absl::ReaderMutexLock lock(&mu_);
   if (!loaded_ || shut_down_) return false;
-  if (!options_.default_model.empty()) {
-    auto it = models_.find(options_.default_model);
+  auto healthy = [this](const std::string& name) {
+    auto it = models_.find(name);
     return it != models_.end() && HasHealthyVersion(it->second);
+  };
+  if (!options_.default_model.empty()) return healthy(options_.default_model);
+  if (options_.control_mode == ModelControlMode::kExplicit) {
+    return std::all_of(options_.startup_models.begin(),
+                       options_.startup_models.end(), healthy);
   }
   for (const auto& [name, entry] : models_) {
     if (HasHealthyVersion(entry)) return true;
@@ -122,96 +142,321 @@ bool ModelRepository::IsReady() const {
   return false;
 }
 
-ModelRepository::Entry ModelRepository::LoadModel(
-    const std::string& name) const {
-  Entry entry;
-  ModelStatus& status = entry.status;
-  status.name = name;
-  const fs::path dir = fs::path(options_.root) / name;
-
-  for (const fs::path& path : {dir, dir / kModelConfigFile}) {
-    if (absl::Status inside = CheckInsideRepository(options_.root, path);
-        !inside.ok()) {
-      status.reason = std::string(inside.message());
-      SEGSERVE_LOG(Error) << "model " << name
-                          << " is unavailable: " << status.reason;
-      return entry;
-    }
+absl::StatusOr<std::unique_ptr<ServedModel>> ModelRepository::LoadVersion(
+    const std::string& name, const v1::ModelConfig& config,
+    int64_t version) const {
+  const std::string dir = (fs::path(options_.root) / name).string();
+  const std::string weights_path = ModelWeightsPath(dir, version);
+  if (absl::Status inside = CheckInsideRepository(options_.root, weights_path);
+      !inside.ok()) {
+    return inside;
   }
-  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(dir.string());
-  if (!config.ok()) {
-    status.reason = std::string(config.status().message());
-    SEGSERVE_LOG(Error) << "model " << name
-                        << " is unavailable: " << status.reason;
-    return entry;
-  }
-  status.has_config = true;
-  status.config = *config;
-
-  absl::StatusOr<std::vector<int64_t>> versions =
-      ListModelVersions(dir.string());
-  if (!versions.ok()) {
-    status.reason = std::string(versions.status().message());
-    SEGSERVE_LOG(Error) << "model " << name
-                        << " is unavailable: " << status.reason;
-    return entry;
-  }
-
   absl::StatusOr<std::vector<std::string>> devices =
-      InstanceDevices(*config, options_.cuda_device_count);
-  for (int64_t version : *versions) {
-    VersionStatus version_status;
-    version_status.version = absl::StrCat(version);
-    absl::StatusOr<std::unique_ptr<ServedModel>> served =
-        absl::UnknownError("unreachable");
-    const std::string weights_path = ModelWeightsPath(dir.string(), version);
-    const absl::Status inside =
-        CheckInsideRepository(options_.root, weights_path);
-    if (!devices.ok()) {
-      served = devices.status();
-    } else if (!inside.ok()) {
-      served = inside;
-    } else {
-      ServedModel::Options served_options;
-      served_options.config = *config;
-      served_options.version = version_status.version;
-      served_options.weights_path = weights_path;
-      served_options.devices = *devices;
-      served_options.loader = options_.loader;
-      served_options.clock = options_.clock;
-      served_options.metrics = options_.metrics;
-      served_options.batch_timeout = options_.batch_timeout;
-      served = ServedModel::Create(std::move(served_options));
+      InstanceDevices(config, options_.cuda_device_count);
+  if (!devices.ok()) return devices.status();
+  std::error_code error;
+  if (!fs::is_directory(fs::path(dir) / absl::StrCat(version), error)) {
+    return absl::NotFoundError(absl::StrCat(
+        "the version policy (", DescribeVersionPolicy(config), ") selects ",
+        "version ", version, ", and ", dir, " has no directory ", version));
+  }
+  ServedModel::Options served_options;
+  served_options.config = config;
+  served_options.version = absl::StrCat(version);
+  served_options.weights_path = weights_path;
+  served_options.devices = *devices;
+  served_options.loader = options_.loader;
+  served_options.clock = options_.clock;
+  served_options.metrics = options_.metrics;
+  served_options.batch_timeout = options_.batch_timeout;
+  return ServedModel::Create(std::move(served_options));
+}
+
+void ModelRepository::Retire(Entry& entry, int64_t version,
+                             const std::shared_ptr<ServedModel>& copy,
+                             bool replaced) {
+  // One record per version: an older copy already gone needs none.
+  for (auto it = entry.retiring.lower_bound(version);
+       it != entry.retiring.end() && it->first == version;) {
+    it = it->second.expired() ? entry.retiring.erase(it) : std::next(it);
+  }
+  entry.retiring.emplace(version, copy);
+  if (!replaced) {
+    options_.metrics->SetReady(entry.status.name, copy->version(), false);
+  }
+}
+
+void ModelRepository::RetireAll(Entry& entry, const std::string& reason) {
+  for (const auto& [version, copy] : entry.ready) {
+    Retire(entry, version, copy, /*replaced=*/false);
+  }
+  entry.ready.clear();
+  entry.status.versions.clear();
+  entry.tried_config.clear();
+  entry.tried_stamps.clear();
+  Summarize(entry);
+  entry.status.reason = reason;
+}
+
+void ModelRepository::Summarize(Entry& entry) {
+  ModelStatus& status = entry.status;
+  if (entry.ready.empty()) {
+    status.state = ModelState::kUnavailable;
+    status.latest_version.clear();
+    status.devices.clear();
+    status.parameter_count = 0;
+    for (auto it = status.versions.rbegin(); it != status.versions.rend();
+         ++it) {
+      if (!it->reason.empty()) {
+        status.reason =
+            absl::StrCat("no version loaded; latest error: ", it->reason);
+        return;
+      }
     }
-    if (served.ok()) {
-      version_status.state = ModelState::kReady;
+    status.reason = "no version loaded";
+    return;
+  }
+  status.state = ModelState::kReady;
+  status.reason.clear();
+  const ServedModel& latest = *entry.ready.rbegin()->second;
+  status.latest_version = latest.version();
+  status.devices = latest.devices();
+  status.parameter_count = latest.parameter_count();
+}
+
+absl::Status ModelRepository::KeepAfterError(const std::string& name,
+                                             const absl::Status& error) {
+  absl::MutexLock lock(&mu_);
+  Entry& entry = models_[name];
+  entry.status.name = name;
+  const std::string message(error.message());
+  if (entry.last_error != message) {
+    SEGSERVE_LOG(Error) << "model " << name << ": " << message
+                        << (entry.ready.empty()
+                                ? ""
+                                : "; the loaded versions keep serving");
+    entry.last_error = message;
+  }
+  if (!entry.ready.empty()) return absl::OkStatus();
+  entry.status.state = ModelState::kUnavailable;
+  entry.status.reason = message;
+  return absl::UnavailableError(
+      absl::StrCat("model '", name, "' is not ready: ", message));
+}
+
+absl::Status ModelRepository::Reconcile(
+    const std::string& name, const std::optional<std::string>& config_text,
+    bool force) {
+  ModelFiles files = ReadModelFiles(options_.root, name, config_text);
+  if (!files.config.ok()) {
+    const absl::Status kept = KeepAfterError(name, files.config.status());
+    // Load's caller hears why; the loaded versions serve on either way.
+    return force ? files.config.status() : kept;
+  }
+  const std::string config_key = files.config->SerializeAsString();
+
+  // What to load: new versions, and changed ones (config or weights).
+  std::vector<int64_t> to_load;
+  const std::vector<int64_t> selected =
+      files.versions.ok() ? *files.versions : std::vector<int64_t>();
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return ShuttingDownError();
+    Entry& entry = models_[name];
+    entry.status.name = name;
+    entry.last_error.clear();
+    for (int64_t version : selected) {
+      auto tried = entry.tried_stamps.find(version);
+      if (force || entry.tried_config != config_key ||
+          tried == entry.tried_stamps.end() ||
+          tried->second != files.weights_stamps[version]) {
+        to_load.push_back(version);
+      }
+    }
+    bool retires = false;
+    for (const auto& [version, copy] : entry.ready) {
+      retires |= std::find(selected.begin(), selected.end(), version) ==
+                 selected.end();
+    }
+    if (to_load.empty() && !retires && files.versions.ok()) {
+      return entry.ready.empty() ? absl::UnavailableError(absl::StrCat(
+                                       "model '", name,
+                                       "' is not ready: ", entry.status.reason))
+                                 : absl::OkStatus();
+    }
+    // Versions being loaded for the first time show LOADING meanwhile.
+    for (int64_t version : to_load) {
+      if (entry.ready.count(version) > 0) continue;
+      auto listed = std::find_if(entry.status.versions.begin(),
+                                 entry.status.versions.end(),
+                                 [&](const VersionStatus& v) {
+                                   return v.version == absl::StrCat(version);
+                                 });
+      if (listed == entry.status.versions.end()) {
+        listed = entry.status.versions.insert(entry.status.versions.end(),
+                                              {absl::StrCat(version)});
+      }
+      listed->state = ModelState::kLoading;
+      listed->reason = "the version is loading";
+    }
+    std::sort(entry.status.versions.begin(), entry.status.versions.end(),
+              [](const VersionStatus& a, const VersionStatus& b) {
+                return std::stoll(a.version) < std::stoll(b.version);
+              });
+  }
+
+  std::map<int64_t, absl::StatusOr<std::unique_ptr<ServedModel>>> loaded;
+  for (int64_t version : to_load) {
+    loaded.emplace(version, LoadVersion(name, *files.config, version));
+  }
+
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return ShuttingDownError();  // `loaded` is destroyed here.
+  Entry& entry = models_[name];
+  if (!files.versions.ok()) {
+    RetireAll(entry, std::string(files.versions.status().message()));
+    SEGSERVE_LOG(Error) << "model " << name
+                        << " is unavailable: " << entry.status.reason;
+    return absl::UnavailableError(
+        absl::StrCat("model '", name, "' is not ready: ", entry.status.reason));
+  }
+  std::map<int64_t, std::shared_ptr<ServedModel>> ready;
+  std::vector<VersionStatus> versions;
+  bool config_in_use = false;
+  for (int64_t version : selected) {
+    VersionStatus status{absl::StrCat(version), ModelState::kReady, ""};
+    auto old = entry.ready.find(version);
+    auto fresh = loaded.find(version);
+    if (fresh != loaded.end() && fresh->second.ok()) {
+      ready[version] = Retirer::Share(retirer_, *std::move(fresh->second));
+      config_in_use = true;
+      if (old != entry.ready.end()) {
+        Retire(entry, version, old->second, /*replaced=*/true);
+      }
       SEGSERVE_LOG(Info) << "model " << name << " version " << version
                          << " is ready on "
-                         << absl::StrJoin((*served)->devices(), ",")
-                         << " (max_batch_size " << config->max_batch_size()
-                         << ")";
-      options_.metrics->SetReady(name, version_status.version, true);
-      entry.ready.emplace(version,
-                          Retirer::Share(retirer_, *std::move(served)));
+                         << absl::StrJoin(ready[version]->devices(), ",")
+                         << " (max_batch_size "
+                         << files.config->max_batch_size() << ")";
+      options_.metrics->SetReady(name, status.version, true);
+    } else if (fresh != loaded.end()) {
+      const std::string error(fresh->second.status().message());
+      if (old != entry.ready.end()) {
+        ready[version] = old->second;
+        status.reason = absl::StrCat(
+            "a reload failed, and the loaded copy "
+            "keeps serving: ",
+            error);
+        SEGSERVE_LOG(Error) << "model " << name << " version " << version
+                            << ": " << status.reason;
+      } else {
+        status.state = ModelState::kUnavailable;
+        status.reason = error;
+        SEGSERVE_LOG(Error) << "model " << name << " version " << version
+                            << " is unavailable: " << error;
+      }
+    } else if (old != entry.ready.end()) {
+      ready[version] = old->second;
     } else {
-      version_status.state = ModelState::kUnavailable;
-      version_status.reason = std::string(served.status().message());
-      SEGSERVE_LOG(Error) << "model " << name << " version " << version
-                          << " is unavailable: " << version_status.reason;
+      // Unchanged since it failed: keep its reason.
+      for (const VersionStatus& known : entry.status.versions) {
+        if (known.version == status.version) status = known;
+      }
     }
-    status.versions.push_back(std::move(version_status));
+    versions.push_back(std::move(status));
   }
-  if (!entry.ready.empty()) {
-    status.state = ModelState::kReady;
-    const ServedModel& latest = *entry.ready.rbegin()->second;
-    status.latest_version = latest.version();
-    status.devices = latest.devices();
-    status.parameter_count = latest.parameter_count();
-  } else {
-    status.reason = absl::StrCat("no version loaded; latest error: ",
-                                 status.versions.back().reason);
+  for (const auto& [version, copy] : entry.ready) {
+    if (ready.count(version) == 0) {
+      SEGSERVE_LOG(Info) << "model " << name << " version " << version
+                         << " is unloading: the version policy ("
+                         << DescribeVersionPolicy(*files.config)
+                         << ") no longer selects it";
+      Retire(entry, version, copy, /*replaced=*/false);
+    }
   }
-  return entry;
+  entry.ready = std::move(ready);
+  entry.status.versions = std::move(versions);
+  if (config_in_use || !entry.status.has_config) {
+    entry.status.has_config = true;
+    entry.status.config = *files.config;
+  }
+  entry.tried_config = config_key;
+  entry.tried_stamps = files.weights_stamps;
+  Summarize(entry);
+  if (entry.ready.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("model '", name, "' is not ready: ", entry.status.reason));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelRepository::CheckExplicitMode(const char* action) const {
+  if (options_.control_mode == ModelControlMode::kExplicit) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      action, " is not allowed: the server runs with --model_control_mode=",
+      ModeFlag(options_.control_mode),
+      options_.control_mode == ModelControlMode::kPoll
+          ? ", which follows the files in the repository (change them "
+            "instead)"
+          : ", which never changes the models it serves",
+      "; --model_control_mode=explicit allows it"));
+}
+
+absl::Status ModelRepository::Load(
+    const std::string& name, const std::optional<std::string>& config_text) {
+  if (absl::Status allowed = CheckExplicitMode("loading a model");
+      !allowed.ok()) {
+    return allowed;
+  }
+  if (absl::Status known = CheckModelName(options_.root, name); !known.ok()) {
+    return known;
+  }
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  return Reconcile(name, config_text, /*force=*/true);
+}
+
+absl::Status ModelRepository::Unload(const std::string& name) {
+  if (absl::Status allowed = CheckExplicitMode("unloading a model");
+      !allowed.ok()) {
+    return allowed;
+  }
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound(name);
+  SEGSERVE_LOG(Info) << "model " << name << " is unloading";
+  RetireAll(it->second, "unloaded by RepositoryModelUnload");
+  return absl::OkStatus();
+}
+
+void ModelRepository::Poll() {
+  if (options_.control_mode != ModelControlMode::kPoll) return;
+  absl::MutexLock lifecycle(&lifecycle_mu_);
+  absl::StatusOr<std::vector<std::string>> names =
+      ListModelNames(options_.root);
+  if (!names.ok()) {
+    SEGSERVE_LOG(Error) << "polling the repository: " << names.status();
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    for (auto it = models_.begin(); it != models_.end();) {
+      if (std::binary_search(names->begin(), names->end(), it->first)) {
+        ++it;
+        continue;
+      }
+      SEGSERVE_LOG(Info) << "model " << it->first
+                         << " left the repository; unloading it";
+      RetireAll(it->second, "removed from the repository");
+      it = models_.erase(it);
+    }
+  }
+  for (const std::string& name : *names) {
+    Reconcile(name, std::nullopt, /*force=*/false).IgnoreError();
+  }
 }
 
 const ModelRepository::Entry* ModelRepository::FindEntry(
@@ -267,7 +512,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Find(
   auto ready = entry->ready.find(number);
   if (ready != entry->ready.end()) return ready->second;
   std::vector<std::string> known;
-  for (const VersionStatus& v : status.versions) {
+  for (const VersionStatus& v : CurrentStatus(*entry).versions) {
     if (v.version == absl::StrCat(number)) {
       return absl::UnavailableError(absl::StrCat("model '", status.name,
                                                  "' version ", number,
@@ -285,14 +530,43 @@ absl::StatusOr<ModelStatus> ModelRepository::Describe(
   absl::ReaderMutexLock lock(&mu_);
   const Entry* entry = FindEntry(name);
   if (entry == nullptr) return NotFound(name);
-  return entry->status;
+  return CurrentStatus(*entry);
 }
 
 std::vector<ModelStatus> ModelRepository::List() const {
   absl::ReaderMutexLock lock(&mu_);
   std::vector<ModelStatus> statuses;
-  for (const auto& [name, entry] : models_) statuses.push_back(entry.status);
+  for (const auto& [name, entry] : models_) {
+    statuses.push_back(CurrentStatus(entry));
+  }
   return statuses;
+}
+
+ModelStatus ModelRepository::CurrentStatus(const Entry& entry) {
+  ModelStatus status = entry.status;
+  // Whether some copy of each retiring version is still alive.
+  std::map<int64_t, bool> retiring;
+  for (const auto& [version, copy] : entry.retiring) {
+    retiring[version] |= !copy.expired();
+  }
+  for (const auto& [version, alive] : retiring) {
+    const std::string number = absl::StrCat(version);
+    // A version still selected: its new copy, or its loading, tells.
+    if (std::any_of(
+            status.versions.begin(), status.versions.end(),
+            [&](const VersionStatus& v) { return v.version == number; })) {
+      continue;
+    }
+    status.versions.push_back(
+        {number, alive ? ModelState::kUnloading : ModelState::kUnavailable,
+         alive ? "unloading: answering the requests admitted to it"
+               : "unloaded"});
+  }
+  std::sort(status.versions.begin(), status.versions.end(),
+            [](const VersionStatus& a, const VersionStatus& b) {
+              return std::stoll(a.version) < std::stoll(b.version);
+            });
+  return status;
 }
 
 void ModelRepository::Shutdown() {

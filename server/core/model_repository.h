@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,11 @@ struct VersionStatus {
   std::string reason;  // Why the version is unavailable.
 };
 
+// How the set of served models changes after start (Triton's
+// --model-control-mode): kNone, never; kPoll, Poll() rescans the directory;
+// kExplicit, only what Options::startup_models names and Load/Unload ask.
+enum class ModelControlMode { kNone, kPoll, kExplicit };
+
 // What GetModel/ListModels report about one model: a record, holding no
 // live objects, so a caller may keep it while versions come and go.
 struct ModelStatus {
@@ -47,7 +53,15 @@ struct ModelStatus {
 // Every model and version loads independently: one that fails is reported
 // UNAVAILABLE with its reason and the others serve. Models are LOADING from
 // Create until LoadAll reaches them, so a server can answer (health,
-// ListModels) while they load. Thread-safe.
+// ListModels) while they load. Each config's version_policy picks the
+// versions served.
+//
+// Changes drop no traffic: a new or changed version loads and warms while
+// the old copies serve; it replaces them in one step, so that requests
+// naming no version move to it once it is ready; a version that goes
+// leaves the lookup at once but lives (UNLOADING) until the last request
+// admitted to it has been answered. A reload that fails keeps the old copy
+// serving. Loads, unloads and polls run one at a time. Thread-safe.
 class ModelRepository {
  public:
   struct Options {
@@ -58,10 +72,16 @@ class ModelRepository {
     Clock* clock = nullptr;        // Must outlive the repository.
     Metrics* metrics = nullptr;    // Must outlive the repository.
     absl::Duration batch_timeout;  // ServedModel::Options::batch_timeout.
+    ModelControlMode control_mode = ModelControlMode::kNone;
+    // kExplicit: the models LoadAll loads (and the default model); the rest
+    // wait for Load. Each must have a directory.
+    std::vector<std::string> startup_models;
   };
 
-  // Lists the models, all LOADING; loads none. Fails only when the root
-  // cannot be listed or the default model has no directory.
+  // Lists the models, all LOADING (in kExplicit mode, those not to be
+  // loaded at start are UNAVAILABLE); loads none. Fails only when the root
+  // cannot be listed or the default model or a startup model has no
+  // directory.
   static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(
       Options options);
 
@@ -71,6 +91,24 @@ class ModelRepository {
   void LoadAll();
   void CancelLoading();
 
+  ModelControlMode control_mode() const { return options_.control_mode; }
+
+  // kExplicit only (FAILED_PRECONDITION otherwise, naming the mode): loads
+  // the model `name` of the directory, or reloads it, from its files or
+  // with `config_text` (protobuf text, checked like config.pbtxt) in place
+  // of config.pbtxt. Blocks until every selected version has been tried;
+  // returns the error when none is ready. NOT_FOUND for a name with no
+  // directory; INVALID_ARGUMENT for one that is not a single component.
+  absl::Status Load(const std::string& name,
+                    const std::optional<std::string>& config_text);
+  // kExplicit only: every version of `name` stops taking requests and goes
+  // once its admitted requests are answered; the model stays listed,
+  // UNAVAILABLE.
+  absl::Status Unload(const std::string& name);
+  // kPoll: rescans the directory once. New models and versions load, models
+  // and versions gone (or no longer selected) unload, and a changed config
+  // or weights file reloads its versions. Does nothing in other modes.
+  void Poll();
   // Whether the server can take traffic: loading has finished and the default
   // model (with no default model: some model) has a ready version with a
   // healthy instance.
@@ -93,13 +131,51 @@ class ModelRepository {
 
  private:
   struct Entry {
+    // Versions in `status` are the selected ones; Describe adds those still
+    // retiring.
     ModelStatus status;
     std::map<int64_t, std::shared_ptr<ServedModel>> ready;  // By version.
+    // Copies taken out of service and not yet destroyed: UNLOADING while
+    // some request holds them.
+    std::multimap<int64_t, std::weak_ptr<ServedModel>> retiring;
+    // What the last load tried (serialized config, weights stamps): a poll
+    // loads again only what changed since, so a broken version is not
+    // retried, and its error not logged, at every poll.
+    std::string tried_config;
+    std::map<int64_t, std::string> tried_stamps;
+    std::string last_error;  // Of the model's files, logged once.
   };
 
   explicit ModelRepository(Options options) : options_(std::move(options)) {}
-  Entry LoadModel(const std::string& name) const;
+  // Brings `name` to what its files (or `config_text`) say; the caller
+  // holds lifecycle_mu_. Returns the model's error when no version is
+  // ready afterwards.
+  // `force`: load every selected version again, changed or not (Load).
+  absl::Status Reconcile(const std::string& name,
+                         const std::optional<std::string>& config_text,
+                         bool force)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lifecycle_mu_);
+  // Keeps serving what `name` serves when its files cannot be read; the
+  // model is UNAVAILABLE with `error` when nothing is ready.
+  absl::Status KeepAfterError(const std::string& name,
+                              const absl::Status& error)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Puts `copy` of `version` out of service (see Entry::retiring).
+  void Retire(Entry& entry, int64_t version,
+              const std::shared_ptr<ServedModel>& copy, bool replaced)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::unique_ptr<ServedModel>> LoadVersion(
+      const std::string& name, const v1::ModelConfig& config,
+      int64_t version) const;
+  // Takes every version of `entry` out of service.
+  void RetireAll(Entry& entry, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the model's state, reason and latest version from its versions.
+  static void Summarize(Entry& entry);
+  absl::Status CheckExplicitMode(const char* action) const;
   static bool HasHealthyVersion(const Entry& entry);
+  // entry.status with the retiring copies' states added.
+  static ModelStatus CurrentStatus(const Entry& entry);
   const Entry* FindEntry(const std::string& name) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status NotFound(const std::string& name) const
@@ -109,6 +185,9 @@ class ModelRepository {
   // Tears down the versions this repository drops (declared before the
   // entries: it outlives them).
   const std::shared_ptr<Retirer> retirer_ = std::make_shared<Retirer>();
+  // Held by LoadAll, Load, Unload and Poll: one change at a time. Taken
+  // before mu_, which guards the state and is never held during a load.
+  absl::Mutex lifecycle_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,7 +1,9 @@
 #include "config/model_config.h"
 
 #include <string>
+#include <vector>
 
+#include "config/version_policy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -49,6 +51,32 @@ TEST(ModelConfigTest, ValidConfigGetsDefaults) {
   EXPECT_EQ(config->dynamic_batching().priority_levels(), 1u);
   ASSERT_EQ(config->instance_group_size(), 1);
   EXPECT_EQ(config->instance_group(0).count(), 1u);
+  EXPECT_EQ(config->version_policy().latest().num_versions(), 1u)
+      << "Triton's and TF Serving's default: the latest version";
+}
+
+TEST(ModelConfigTest, VersionPolicySelectsVersions) {
+  const std::vector<int64_t> on_disk = {1, 2, 5, 7};
+  auto select = [&](const std::string& policy) {
+    absl::StatusOr<v1::ModelConfig> config =
+        Parse(std::string(kValid) + policy);
+    EXPECT_TRUE(config.ok()) << config.status();
+    return SelectVersions(*config, on_disk);
+  };
+  using ::testing::ElementsAre;
+  EXPECT_THAT(select(""), ElementsAre(7));
+  EXPECT_THAT(select("version_policy { latest { num_versions: 2 } }"),
+              ElementsAre(5, 7));
+  EXPECT_THAT(select("version_policy { latest { num_versions: 9 } }"),
+              ElementsAre(1, 2, 5, 7));
+  EXPECT_THAT(select("version_policy { all {} }"), ElementsAre(1, 2, 5, 7));
+  EXPECT_THAT(select("version_policy { specific { versions: [ 5, 3, 1 ] } }"),
+              ElementsAre(1, 3, 5))
+      << "3 is not on disk: the repository reports it unavailable";
+  absl::StatusOr<v1::ModelConfig> config = Parse(
+      std::string(kValid) + "version_policy { specific { versions: 2 } }");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(DescribeVersionPolicy(*config), "specific 2");
 }
 
 TEST(ModelConfigTest, ClassNamesDefaultToNumbers) {
@@ -76,6 +104,12 @@ TEST(ModelConfigTest, RefusesBadFields) {
       "platform: BUILTIN architecture: \"sgcpnet\" num_classes: 3 "
       "input { height: 64 width: 64 } ";
   ExpectRefused("name: \"other\" " + base, "'name'", "directory name 'm'");
+  ExpectRefused(base + "version_policy { latest { num_versions: 0 } }",
+                "version_policy.latest.num_versions", "allowed 1..1000");
+  ExpectRefused(base + "version_policy { specific {} }",
+                "version_policy.specific.versions", "at least one version");
+  ExpectRefused(base + "version_policy { specific { versions: -2 } }",
+                "version_policy.specific.versions", "positive integers");
   ExpectRefused("num_classes: 3 input { height: 64 width: 64 }", "platform",
                 "BUILTIN or TORCHSCRIPT");
   ExpectRefused(

@@ -36,6 +36,7 @@ constexpr char kGoodConfig[] = R"pb(
     std: [ 1, 1, 1 ]
   }
   max_batch_size: 4
+  version_policy { all {} }
 )pb";
 
 class ServerComponentsTest : public ::testing::Test {

@@ -1,0 +1,94 @@
+#include "server/core/model_files.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "common/client_text.h"
+#include "config/model_config.h"
+#include "config/repository_layout.h"
+#include "config/version_policy.h"
+
+namespace segserve {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string WeightsStamp(const std::string& path) {
+  std::error_code error;
+  const auto size = fs::file_size(path, error);
+  if (error) return "";
+  const auto modified = fs::last_write_time(path, error);
+  if (error) return "";
+  return absl::StrCat(size, "@", modified.time_since_epoch().count());
+}
+
+}  // namespace
+
+ModelFiles ReadModelFiles(const std::string& root, const std::string& name,
+                          const std::optional<std::string>& config_text) {
+  ModelFiles files;
+  const fs::path dir = fs::path(root) / name;
+  for (const fs::path& path : {dir, dir / kModelConfigFile}) {
+    if (absl::Status inside = CheckInsideRepository(root, path); !inside.ok()) {
+      files.config = inside;
+      return files;
+    }
+  }
+  files.config = config_text.has_value()
+                     ? ParseModelConfig(
+                           *config_text,
+                           "the config parameter of RepositoryModelLoad", name)
+                     : LoadModelConfig(dir.string());
+  if (!files.config.ok()) return files;
+  absl::StatusOr<std::vector<int64_t>> on_disk =
+      ListModelVersions(dir.string());
+  if (!on_disk.ok()) {
+    files.versions = on_disk.status();
+    return files;
+  }
+  files.versions = SelectVersions(*files.config, *on_disk);
+  for (int64_t version : *files.versions) {
+    files.weights_stamps[version] =
+        WeightsStamp(ModelWeightsPath(dir.string(), version));
+  }
+  return files;
+}
+
+absl::Status CheckModelName(const std::string& root, const std::string& name) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model name ", QuoteClientText(name),
+        " is not a model directory's name: one path component, not '.' or "
+        "'..', without '/' (RepositoryIndex lists the models)"));
+  }
+  std::error_code error;
+  if (!fs::is_directory(fs::path(root) / name, error)) {
+    return absl::NotFoundError(absl::StrCat(
+        "unknown model ", QuoteClientText(name),
+        ": the repository has no such directory (RepositoryIndex lists the "
+        "models)"));
+  }
+  return CheckInsideRepository(root, (fs::path(root) / name).string());
+}
+
+absl::StatusOr<std::vector<std::string>> ListModelNames(
+    const std::string& root) {
+  std::error_code error;
+  fs::directory_iterator it(root, error);
+  if (error) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot list the model repository '", root, "': ", error.message(),
+        "; pass an existing directory with --model_repository"));
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : it) {
+    if (entry.is_directory(error)) names.push_back(entry.path().filename());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace segserve
