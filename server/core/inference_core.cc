@@ -95,6 +95,12 @@ void RequestTicket::Finish(absl::StatusCode code) {
   }
   core_->CountRequest(model_->config().name(), model_->version(), code,
                       received_);
+  const absl::Duration total = core_->clock()->Now() - received_;
+  if (code == absl::StatusCode::kOk) {
+    model_->statistics().RecordSuccess(total, times_);
+  } else {
+    model_->statistics().RecordFailure(total);
+  }
 }
 
 InferenceCore::InferenceCore(const ModelRepository* repository,
@@ -138,6 +144,7 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
           " ms; retry another replica or allow a longer deadline"));
       CountRequest((*model)->config().name(), (*model)->version(),
                    refused.code(), received);
+      (*model)->statistics().RecordFailure(clock_->Now() - received);
       return refused;
     }
   }

@@ -58,9 +58,14 @@ class RequestTicket {
   absl::Status Submit(std::vector<std::unique_ptr<InferenceRequest>> items,
                       GatherDone done);
 
-  // Records the request's outcome in the request metrics and settles the
-  // batcher's expectation if Submit never ran. Call once, just before
-  // answering the client; the destructor calls it (with UNKNOWN) otherwise.
+  // Where the request's time went, for its version's statistics when it
+  // finishes OK.
+  void SetTimes(const RequestTimes& times) { times_ = times; }
+
+  // Records the request's outcome in the request metrics and the version's
+  // statistics, and settles the batcher's expectation if Submit never ran.
+  // Call once, just before answering the client; the destructor calls it
+  // (with UNKNOWN) otherwise.
   void Finish(absl::StatusCode code);
 
  private:
@@ -72,6 +77,7 @@ class RequestTicket {
   const std::shared_ptr<ServedModel> model_;
   const absl::Time received_;
   const absl::Time deadline_;
+  RequestTimes times_;
   bool expecting_ = true;  // Until Submit settles the expectation.
   bool finished_ = false;
 };

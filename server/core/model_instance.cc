@@ -17,6 +17,7 @@ struct ModelInstance::State {
   Clock* clock;
   Metrics::ModelMetrics metrics;
   ServiceTime* service_time;
+  ModelStatistics* statistics;
   std::string device;
 
   absl::Mutex mu;
@@ -31,7 +32,8 @@ struct ModelInstance::State {
 ModelInstance::ModelInstance(std::unique_ptr<SegmentationModel> model,
                              DynamicBatcher* batcher, Clock* clock,
                              Metrics::ModelMetrics metrics,
-                             ServiceTime* service_time)
+                             ServiceTime* service_time,
+                             ModelStatistics* statistics)
     : state_(std::make_shared<State>()) {
   state_->device = model->device();
   state_->model = std::move(model);
@@ -39,6 +41,7 @@ ModelInstance::ModelInstance(std::unique_ptr<SegmentationModel> model,
   state_->clock = clock;
   state_->metrics = metrics;
   state_->service_time = service_time;
+  state_->statistics = statistics;
   thread_ = std::thread([state = state_] { RunLoop(state); });
 }
 
@@ -146,6 +149,8 @@ void ModelInstance::RunLoop(std::shared_ptr<State> state) {
     metrics.batch_size->Observe(double(batch.size()));
     if (outputs.ok()) {
       state->service_time->RecordBatch(int(batch.size()), inference_time);
+      state->statistics->RecordBatch(int(batch.size()), inference_time,
+                                     start + inference_time);
     }
 
     for (size_t i = 0; i < batch.size(); ++i) {

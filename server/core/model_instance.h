@@ -9,6 +9,7 @@
 #include "model/segmentation_model.h"
 #include "server/core/dynamic_batcher.h"
 #include "server/core/metrics.h"
+#include "server/core/model_statistics.h"
 #include "server/core/service_time.h"
 
 namespace segserve {
@@ -25,11 +26,12 @@ namespace segserve {
 // it go instead of waiting.
 class ModelInstance {
  public:
-  // `batcher`, `clock` and `service_time` must outlive the instance (but
-  // not a stuck thread that the destructor let go).
+  // `batcher`, `clock`, `service_time` and `statistics` must outlive the
+  // instance (but not a stuck thread that the destructor let go).
   ModelInstance(std::unique_ptr<SegmentationModel> model,
                 DynamicBatcher* batcher, Clock* clock,
-                Metrics::ModelMetrics metrics, ServiceTime* service_time);
+                Metrics::ModelMetrics metrics, ServiceTime* service_time,
+                ModelStatistics* statistics);
   ~ModelInstance();
 
   // Whether the instance takes batches: false once a batch expired.

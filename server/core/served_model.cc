@@ -118,7 +118,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
     served->parameter_count_ = (*model)->parameter_count();
     served->instances_.push_back(std::make_unique<ModelInstance>(
         *std::move(model), &served->batcher_, opts.clock, served->metrics_,
-        &served->service_time_));
+        &served->service_time_, &served->statistics_));
   }
   if (opts.batch_timeout > absl::ZeroDuration()) {
     served->watchdog_ =

@@ -18,6 +18,7 @@
 #include "server/core/dynamic_batcher.h"
 #include "server/core/metrics.h"
 #include "server/core/model_instance.h"
+#include "server/core/model_statistics.h"
 #include "server/core/service_time.h"
 
 namespace segserve {
@@ -59,6 +60,8 @@ class ServedModel {
   const std::string& version() const { return options_.version; }
   const PreprocessOptions& preprocess() const { return preprocess_; }
   const Metrics::ModelMetrics& metrics() const { return metrics_; }
+  // Counts and times since this copy loaded (the OIP's ModelStatistics).
+  ModelStatistics& statistics() const { return statistics_; }
   const std::vector<std::string>& devices() const { return options_.devices; }
   int64_t parameter_count() const { return parameter_count_; }
 
@@ -95,6 +98,7 @@ class ServedModel {
   int64_t parameter_count_ = 0;
   std::atomic<int> inflight_{0};
   ServiceTime service_time_;
+  mutable ModelStatistics statistics_;
   DynamicBatcher batcher_;  // Outlives the instances (declared first).
   std::vector<std::unique_ptr<ModelInstance>> instances_;
   absl::Notification stop_watchdog_;

@@ -171,6 +171,8 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
   result.inference_time = batch.inference_time;
   result.batch_size = batch.batch_size;
   result.postprocess_time = clock->Now() - start;
+  call->ticket->SetTimes({result.queue_time, result.preprocess_time,
+                          result.inference_time, result.postprocess_time});
   model.metrics().postprocess_seconds->Observe(
       absl::ToDoubleSeconds(result.postprocess_time));
   Finish(*call, std::move(result));

@@ -180,6 +180,41 @@ TEST_F(InferenceCoreTest, ItemsOfOneRequestAreBatchedAndGatheredInOrder) {
   EXPECT_THAT(state_->BatchSizes(), ElementsAre(3));
 }
 
+// The version's statistics (the OIP's ModelStatistics) count batches by
+// size, requests by outcome, and the times a request reports.
+TEST_F(InferenceCoreTest, StatisticsCountBatchesAndOutcomes) {
+  CreateCore();
+  std::unique_ptr<RequestTicket> ticket = Admit();
+  ASSERT_NE(ticket, nullptr);
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  for (int label : {1, 2}) items.push_back(Item(label));
+  absl::Notification done;
+  ASSERT_TRUE(
+      ticket->Submit(std::move(items), [&](auto) { done.Notify(); }).ok());
+  done.WaitForNotification();
+  ticket->SetTimes({absl::Milliseconds(1), absl::Milliseconds(2),
+                    absl::Milliseconds(3), absl::Milliseconds(4)});
+  ticket->Finish(absl::StatusCode::kOk);
+  ticket.reset();
+  std::unique_ptr<RequestTicket> failing = Admit();
+  failing->Finish(absl::StatusCode::kInvalidArgument);
+  failing.reset();
+
+  const ModelStatistics::Snapshot stats =
+      (*repository_->Find("m", "1"))->statistics().Read();
+  EXPECT_EQ(stats.inference_count, 2u);
+  EXPECT_EQ(stats.execution_count, 1u);
+  ASSERT_EQ(stats.batch_infer.size(), 1u);
+  EXPECT_EQ(stats.batch_infer.at(2).count, 1u);
+  EXPECT_EQ(stats.success.count, 1u);
+  EXPECT_EQ(stats.fail.count, 1u);
+  EXPECT_EQ(stats.queue.total, absl::Milliseconds(1));
+  EXPECT_EQ(stats.compute_input.total, absl::Milliseconds(2));
+  EXPECT_EQ(stats.compute_infer.total, absl::Milliseconds(3));
+  EXPECT_EQ(stats.compute_output.total, absl::Milliseconds(4));
+  EXPECT_GT(stats.last_inference, absl::UnixEpoch());
+}
+
 TEST_F(InferenceCoreTest, RequestThatDoesNotFitIsRefusedWhole) {
   CreateCore("dynamic_batching { max_queue_size: 2 }");
   std::unique_ptr<RequestTicket> ticket = Admit();
