@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -30,6 +31,18 @@ ABSL_FLAG(std::string, model_repository, "model_repository",
 ABSL_FLAG(std::string, default_model, "scenes-sgcpnet",
           "Model used when a request names none; empty: requests must name "
           "one.");
+ABSL_FLAG(std::string, model_control_mode, "none",
+          "How the served models change after start, as Triton's: none "
+          "(never), poll (rescan --model_repository every "
+          "--repository_poll_s: new versions load, removed ones unload, "
+          "changed configs and weights reload) or explicit (only what "
+          "--load_model names, and what RepositoryModelLoad/Unload ask).");
+ABSL_FLAG(int, repository_poll_s, 15,
+          "Seconds between rescans of the repository with "
+          "--model_control_mode=poll.");
+ABSL_FLAG(std::vector<std::string>, load_model, {},
+          "With --model_control_mode=explicit: models to load at start, "
+          "comma-separated (the default model always loads).");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, grpc_port, 50051, "gRPC port (0 picks a free port).");
 ABSL_FLAG(std::string, metrics_host, "",
@@ -154,6 +167,24 @@ int main(int argc, char** argv) {
                            "(the lowest)";
     return 1;
   }
+  const std::string mode = absl::GetFlag(FLAGS_model_control_mode);
+  if (mode != "none" && mode != "poll" && mode != "explicit") {
+    SEGSERVE_LOG(Error) << "cannot start: --model_control_mode is '" << mode
+                        << "'; allowed: none, poll, explicit";
+    return 1;
+  }
+  if (!absl::GetFlag(FLAGS_load_model).empty() && mode != "explicit") {
+    SEGSERVE_LOG(Error) << "cannot start: --load_model needs "
+                           "--model_control_mode=explicit (the other modes "
+                           "load every model)";
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_repository_poll_s) < 1) {
+    SEGSERVE_LOG(Error) << "cannot start: --repository_poll_s is "
+                        << absl::GetFlag(FLAGS_repository_poll_s)
+                        << "; allowed: 1 or more seconds";
+    return 1;
+  }
   constexpr int kMaxAgeS = std::numeric_limits<int>::max() / 1000;
   const int age_s = absl::GetFlag(FLAGS_grpc_max_connection_age_s);
   const int grace_s = absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s);
@@ -195,6 +226,13 @@ int main(int argc, char** argv) {
   segserve::Server::Options options;
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.default_model = absl::GetFlag(FLAGS_default_model);
+  options.model_control_mode =
+      mode == "poll"       ? segserve::ModelControlMode::kPoll
+      : mode == "explicit" ? segserve::ModelControlMode::kExplicit
+                           : segserve::ModelControlMode::kNone;
+  options.startup_models = absl::GetFlag(FLAGS_load_model);
+  options.repository_poll =
+      absl::Seconds(absl::GetFlag(FLAGS_repository_poll_s));
   options.grpc_address = absl::StrCat(absl::GetFlag(FLAGS_host), ":",
                                       absl::GetFlag(FLAGS_grpc_port));
   const int metrics_port = absl::GetFlag(FLAGS_metrics_port);

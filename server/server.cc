@@ -51,6 +51,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   repository_options.clock = RealClock::Get();
   repository_options.metrics = server->metrics_.get();
   repository_options.batch_timeout = opts.batch_timeout;
+  repository_options.control_mode = opts.model_control_mode;
+  repository_options.startup_models = opts.startup_models;
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Create(std::move(repository_options));
   if (!repository.ok()) return repository.status();
@@ -69,7 +71,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
       server->processor_.get(), server->core_.get(),
       std::max(1, opts.max_stream_frames_in_flight), opts.authorizer.get());
   server->inference_service_ = std::make_unique<InferenceService>(
-      server->processor_.get(), server->core_.get(), opts.authorizer.get());
+      server->processor_.get(), server->core_.get(), server->repository_.get(),
+      opts.authorizer.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -149,8 +152,18 @@ void Server::LoadModels() {
                         << "; readiness stays NOT_SERVING";
   }
   // Readiness follows the models from now on: a version whose instances
-  // all hung stops being ready.
+  // all hung stops being ready. In poll mode the repository is rescanned
+  // here too (the lock is let go meanwhile: a load takes a while).
+  absl::Time next_poll = absl::Now() + options_.repository_poll;
   while (!mu_.AwaitWithTimeout(absl::Condition(&draining_), absl::Seconds(1))) {
+    if (options_.model_control_mode == ModelControlMode::kPoll &&
+        absl::Now() >= next_poll) {
+      mu_.Unlock();
+      repository_->Poll();
+      mu_.Lock();
+      next_poll = absl::Now() + options_.repository_poll;
+      if (draining_) break;
+    }
     const bool now_ready = repository_->IsReady();
     if (now_ready == ready) continue;
     ready = now_ready;
@@ -206,6 +219,8 @@ bool Server::Shutdown() {
   if (loader_.joinable()) loader_.join();
   repository_->Shutdown();
   grpc_server_->Wait();
+  // A load still under way has finished (its call waited for it).
+  inference_service_->StopModelControl();
   return drained_;
 }
 

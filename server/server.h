@@ -13,6 +13,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "server/api/health.h"
+#include "server/core/model_repository.h"
 #include "server/core/served_model.h"
 
 namespace grpc {
@@ -27,7 +28,6 @@ namespace segserve {
 class InferenceCore;
 class Metrics;
 class MetricsEndpoint;
-class ModelRepository;
 class SegmentProcessor;
 class InferenceService;
 class SegmentationService;
@@ -52,6 +52,11 @@ class Server {
   struct Options {
     std::string model_repository = "model_repository";
     std::string default_model;
+    // ModelRepository::Options::control_mode and startup_models; kPoll
+    // rescans the repository every repository_poll.
+    ModelControlMode model_control_mode = ModelControlMode::kNone;
+    std::vector<std::string> startup_models;
+    absl::Duration repository_poll = absl::Seconds(15);
     std::string grpc_address = "0.0.0.0:50051";    // Port 0: pick a free one.
     std::string metrics_address = "0.0.0.0:8002";  // Empty: no endpoint.
     int64_t max_image_pixels = 64LL << 20;

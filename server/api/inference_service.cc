@@ -12,8 +12,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/api/infer_request.h"
+#include "server/api/oip_extensions.h"
 #include "server/api/oip_model_config.h"
 #include "server/api/status_mapping.h"
+#include "server/core/shutting_down.h"
 
 #ifndef SEGSERVE_VERSION
 #define SEGSERVE_VERSION "unknown"
@@ -133,12 +135,27 @@ class InferenceService::InferReactor final : public grpc::ServerUnaryReactor {
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
+// A load or unload: answered from the model-control thread.
+class InferenceService::ControlReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit ControlReactor(OpenCalls* calls) : calls_(calls) { calls_->Add(); }
+  void OnDone() override {
+    calls_->Remove();
+    delete this;
+  }
+
+ private:
+  OpenCalls* const calls_;
+};
+
 InferenceService::InferenceService(SegmentProcessor* processor,
                                    const InferenceCore* core,
+                                   ModelRepository* repository,
                                    const TokenAuthorizer* authorizer)
     : processor_(processor),
       core_(core),
-      repository_(core->repository()),
+      repository_(*repository),
+      model_control_(repository),
       authorizer_(authorizer) {}
 
 absl::StatusOr<ModelStatus> InferenceService::DescribeVersion(
@@ -206,6 +223,8 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   response->set_name("segserve");
   response->set_version(SEGSERVE_VERSION);
   response->add_extensions("model_configuration");
+  response->add_extensions("model_repository");
+  response->add_extensions("statistics");
   return Answer(context, absl::OkStatus());
 }
 
@@ -270,6 +289,102 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(
   }
   reactor->Start(context, request, response);
   return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
+    grpc::CallbackServerContext* context,
+    const inference::ModelStatisticsRequest* request,
+    inference::ModelStatisticsResponse* response) {
+  if (absl::Status allowed =
+          AuthorizeCall(authorizer_, *context, Right::kMetadata);
+      !allowed.ok()) {
+    return Answer(context, allowed);
+  }
+  if (!request->version().empty()) {
+    // One version: NOT_FOUND when unknown, UNAVAILABLE when not ready.
+    auto served = repository_.Find(request->name(), request->version());
+    if (!served.ok()) return Answer(context, served.status());
+    ToOipStatistics((*served)->config().name(), (*served)->version(),
+                    (*served)->statistics().Read(),
+                    response->add_model_stats());
+    return Answer(context, absl::OkStatus());
+  }
+  std::vector<ModelStatus> models;
+  if (request->name().empty()) {
+    models = repository_.List();
+  } else {
+    absl::StatusOr<ModelStatus> model = repository_.Describe(request->name());
+    if (!model.ok()) return Answer(context, model.status());
+    models.push_back(*std::move(model));
+  }
+  for (const ModelStatus& model : models) {
+    for (const VersionStatus& version : model.versions) {
+      if (version.state != ModelState::kReady) continue;
+      auto served = repository_.Find(model.name, version.version);
+      if (!served.ok()) continue;  // Retired since it was listed.
+      ToOipStatistics(model.name, version.version,
+                      (*served)->statistics().Read(),
+                      response->add_model_stats());
+    }
+  }
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
+    grpc::CallbackServerContext* context,
+    const inference::RepositoryIndexRequest* request,
+    inference::RepositoryIndexResponse* response) {
+  absl::Status allowed = AuthorizeCall(authorizer_, *context, Right::kMetadata);
+  if (allowed.ok()) allowed = CheckRepositoryName(request->repository_name());
+  if (!allowed.ok()) return Answer(context, allowed);
+  ToRepositoryIndex(repository_.List(), request->ready(), response);
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ChangeModels(
+    grpc::CallbackServerContext* context, const std::string& repository_name,
+    absl::AnyInvocable<absl::Status()> change) {
+  auto* reactor = new ControlReactor(&control_calls_);
+  absl::Status allowed = AuthorizeCall(authorizer_, *context, Right::kAdmin);
+  if (allowed.ok()) allowed = CheckRepositoryName(repository_name);
+  if (allowed.ok() && core_->draining()) allowed = ShuttingDownError();
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
+  control_thread_->Schedule([reactor, change = std::move(change)]() mutable {
+    reactor->Finish(ToGrpcStatus(change()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
+    grpc::CallbackServerContext* context,
+    const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  absl::StatusOr<std::optional<std::string>> config = ConfigOverride(*request);
+  if (!config.ok()) return Answer(context, config.status());
+  return ChangeModels(
+      context, request->repository_name(),
+      [this, name = request->model_name(), config = *std::move(config)] {
+        return model_control_->Load(name, config);
+      });
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
+    grpc::CallbackServerContext* context,
+    const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  if (!request->parameters().empty()) {
+    return Answer(context,
+                  absl::InvalidArgumentError(
+                      "RepositoryModelUnload takes no parameters (segserve "
+                      "has no dependent models to unload)"));
+  }
+  return ChangeModels(context, request->repository_name(),
+                      [this, name = request->model_name()] {
+                        return model_control_->Unload(name);
+                      });
 }
 
 }  // namespace segserve

@@ -143,7 +143,8 @@ def main():
         classes = outputs.get("CLASS_PIXELS", ("", [0, 0]))[1][1]
         check(outputs.get("MASK") == ("UINT8", [-1, -1, -1]) and classes > 1,
               f"outputs {outputs}")
-        check(list(meta.extensions) == ["model_configuration"],
+        check(list(meta.extensions) ==
+              ["model_configuration", "model_repository", "statistics"],
               f"ServerMetadata lists the extensions: {list(meta.extensions)}")
         config = stub.ModelConfig(oip.ModelConfigRequest(name=MODEL)).config
         mirrors = (config.name == MODEL and config.max_batch_size == 8 and
@@ -161,10 +162,14 @@ def main():
             name=MODEL, version="7"))
         check(code == grpc.StatusCode.NOT_FOUND,
               f"ModelConfig of an unknown version: {code}")
-        code, _ = error_of(stub.ModelStatistics,
-                           oip.ModelStatisticsRequest(name=MODEL))
-        check(code == grpc.StatusCode.UNIMPLEMENTED,
-              f"ModelStatistics is not implemented yet: {code}")
+        index = stub.RepositoryIndex(oip.RepositoryIndexRequest(ready=True))
+        check([(m.name, m.version, m.state) for m in index.models] ==
+              [(MODEL, "1", "READY")], f"RepositoryIndex: {index.models}")
+        code, words = error_of(stub.RepositoryModelLoad,
+                               oip.RepositoryModelLoadRequest(model_name=MODEL))
+        check(code == grpc.StatusCode.FAILED_PRECONDITION and
+              "--model_control_mode=none" in words,
+              f"RepositoryModelLoad without explicit mode: {code} {words}")
 
         # The reference: Segment's RAW masks.
         images = [scene(1), scene(2)]
@@ -336,6 +341,29 @@ def main():
         check(np.array_equal(got.reshape(height, width), reference[0]),
               "the server still serves after the malformed requests")
 
+        # Statistics of what ran so far: every batch counted by size, and
+        # more successes than the calls that failed on purpose.
+        stats = stub.ModelStatistics(oip.ModelStatisticsRequest(
+            name=MODEL)).model_stats
+        check(len(stats) == 1 and stats[0].version == "1",
+              f"ModelStatistics lists version 1: {stats}")
+        s = stats[0]
+        by_size = sum(b.compute_infer.count for b in s.batch_stats)
+        items = sum(b.batch_size * b.compute_infer.count
+                    for b in s.batch_stats)
+        check(s.execution_count == by_size > 0 and
+              s.inference_count == items >= s.inference_stats.success.count
+              > 5 and s.inference_stats.fail.count > 0 and
+              s.inference_stats.compute_infer.count ==
+              s.inference_stats.success.count and
+              0 < s.inference_stats.queue.ns < s.inference_stats.success.ns
+              and s.last_inference > 1.7e12,
+              f"ModelStatistics adds up: {s}")
+        code, _ = error_of(stub.ModelStatistics, oip.ModelStatisticsRequest(
+            name=MODEL, version="9"))
+        check(code == grpc.StatusCode.NOT_FOUND,
+              f"ModelStatistics of an unknown version: {code}")
+
         # segload through the protocol: its masks decode at the image's size
         # (else it counts DATA_LOSS).
         for flags in (["--raw", "--mask_encoding=rle"],
@@ -344,7 +372,8 @@ def main():
             done = subprocess.run([
                 args.segload, f"--target=127.0.0.1:{port}", "--protocol=oip",
                 "--sizes=320x240", "--concurrency=2", "--requests=12",
-                "--warmup_requests=2", f"--json={out}", *flags],
+                "--warmup_requests=2", "--deadline_ms=60000", f"--json={out}",
+                *flags],
                 capture_output=True, text=True)
             step = (json.load(open(out))["steps"][0]
                     if done.returncode == 0 else {"ok": 0, "errors": done.stderr})
