@@ -264,7 +264,6 @@ absl::Status ModelRepository::Reconcile(
     if (shut_down_) return ShuttingDownError();
     Entry& entry = models_[name];
     entry.status.name = name;
-    entry.last_error.clear();
     for (int64_t version : selected) {
       auto tried = entry.tried_stamps.find(version);
       if (force || entry.tried_config != config_key ||
@@ -314,9 +313,12 @@ absl::Status ModelRepository::Reconcile(
   if (shut_down_) return ShuttingDownError();  // `loaded` is destroyed here.
   Entry& entry = models_[name];
   if (!files.versions.ok()) {
-    RetireAll(entry, std::string(files.versions.status().message()));
-    SEGSERVE_LOG(Error) << "model " << name
-                        << " is unavailable: " << entry.status.reason;
+    const std::string error(files.versions.status().message());
+    RetireAll(entry, error);
+    if (entry.last_error != error) {  // Once, not at every poll.
+      SEGSERVE_LOG(Error) << "model " << name << " is unavailable: " << error;
+      entry.last_error = error;
+    }
     return absl::UnavailableError(
         absl::StrCat("model '", name, "' is not ready: ", entry.status.reason));
   }
@@ -382,6 +384,7 @@ absl::Status ModelRepository::Reconcile(
   }
   entry.tried_config = config_key;
   entry.tried_stamps = files.weights_stamps;
+  entry.last_error.clear();
   Summarize(entry);
   if (entry.ready.empty()) {
     return absl::UnavailableError(
