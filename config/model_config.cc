@@ -73,6 +73,11 @@ absl::Status CheckModel(const FieldChecker& check, const std::string& dir_name,
         return check.Bad("classifier",
                          "SSA applies to cgrseg_* architectures only");
       }
+      if (config.has_torchscript()) {
+        return check.Bad("torchscript",
+                         "applies to platform TORCHSCRIPT only; builtin "
+                         "networks are prepared for inference by segserve");
+      }
       return absl::OkStatus();
     case v1::ModelConfig::TORCHSCRIPT:
       if (!config.architecture().empty()) {

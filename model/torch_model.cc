@@ -4,6 +4,7 @@
 #include <torch/nn/functional/upsampling.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -11,8 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/limits.h"
+#include "common/log.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
+#include "model/torchscript_optimizer.h"
 #include "opencv2/core.hpp"
 
 namespace segserve {
@@ -70,32 +73,6 @@ void MoveTensors(const std::vector<torch::Tensor>& tensors,
     if (tensor.device() == device && !convert) continue;
     tensor.set_data(convert ? tensor.to(device, dtype) : tensor.to(device));
   }
-}
-
-// The model's output: a tensor, the first element of a tuple or list, or the
-// "out" entry of a dict (torchvision-style segmentation models).
-absl::StatusOr<torch::Tensor> LogitsOf(const torch::jit::IValue& output) {
-  if (output.isTensor()) return output.toTensor();
-  if (output.isTuple()) {
-    const auto& elements = output.toTupleRef().elements();
-    if (!elements.empty() && elements[0].isTensor()) {
-      return elements[0].toTensor();
-    }
-  } else if (output.isList()) {
-    const c10::List<torch::jit::IValue> list = output.toList();
-    if (!list.empty() && list.get(0).isTensor()) return list.get(0).toTensor();
-  } else if (output.isGenericDict()) {
-    for (const auto& entry : output.toGenericDict()) {
-      if (entry.key().isString() && entry.key().toStringRef() == "out" &&
-          entry.value().isTensor()) {
-        return entry.value().toTensor();
-      }
-    }
-  }
-  return absl::InternalError(absl::StrCat(
-      "the TorchScript module returned ", output.tagKind(),
-      "; expected a logits tensor, a tuple or list starting with one, or a "
-      "dict with \"out\""));
 }
 
 // Shared by builtin and TorchScript models: batching, device transfer,
@@ -232,18 +209,42 @@ class BuiltinModel final : public TorchModel {
 class TorchScriptModel final : public TorchModel {
  public:
   TorchScriptModel(const TorchModelOptions& options, torch::Device device,
-                   torch::jit::Module module, int64_t parameter_count)
+                   PreparedTorchScript prepared, int64_t parameter_count)
       : TorchModel(options, device, parameter_count),
-        module_(std::move(module)) {}
+        module_(std::move(prepared.module)),
+        channels_last_input_(prepared.channels_last_input) {}
 
  protected:
   absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) override {
-    return LogitsOf(module_.forward({batch}));
+    if (channels_last_input_) {
+      return TorchScriptLogits(module_.forward(
+          {batch.contiguous(torch::MemoryFormat::ChannelsLast)}));
+    }
+    return TorchScriptLogits(module_.forward({batch}));
   }
 
  private:
   torch::jit::Module module_;
+  const bool channels_last_input_;
 };
+
+TorchScriptOptimization OptimizationOf(
+    TorchModelOptions::TorchScriptOptimization level) {
+  using Option = TorchModelOptions::TorchScriptOptimization;
+  switch (level) {
+    case Option::kNone:
+      return TorchScriptOptimization::kNone;
+    case Option::kFreeze:
+      return TorchScriptOptimization::kFreeze;
+    case Option::kFreezeChannelsLast:
+      return TorchScriptOptimization::kFreezeChannelsLast;
+    case Option::kOptimizeForInference:
+      return TorchScriptOptimization::kOptimizeForInference;
+    case Option::kAuto:
+      break;
+  }
+  return TorchScriptOptimization::kAuto;
+}
 
 int64_t CountParameters(const std::vector<torch::Tensor>& parameters) {
   int64_t count = 0;
@@ -340,10 +341,12 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchScript(
         absl::StrCat("num_classes is ", options.num_classes,
                      "; allowed: 0 (any) or 1..", kMaxClasses));
   }
+  torch::jit::Module module;
+  std::vector<torch::Tensor> parameters;
   try {
-    torch::jit::Module module = torch::jit::load(path, device);
+    module = torch::jit::load(path, device);
     module.eval();
-    std::vector<torch::Tensor> parameters, buffers;
+    std::vector<torch::Tensor> buffers;
     for (const torch::Tensor& parameter : module.parameters()) {
       parameters.push_back(parameter);
     }
@@ -352,12 +355,30 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchScript(
     }
     MoveTensors(parameters, device, ScalarTypeOf(options.precision));
     MoveTensors(buffers, device, ScalarTypeOf(options.precision));
-    return std::make_unique<TorchScriptModel>(
-        options, device, std::move(module), CountParameters(parameters));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": cannot load TorchScript module: ", ExceptionMessage(e)));
   }
+  // Counted before freezing turns parameters into constants.
+  const int64_t parameter_count = CountParameters(parameters);
+  TorchScriptProbe probe;
+  probe.device = device;
+  probe.dtype = ScalarTypeOf(options.precision);
+  probe.height = options.input_height;
+  probe.width = options.input_width;
+  probe.max_batch_size = std::max(1, options.max_batch_size);
+  probe.num_classes = options.num_classes;
+  absl::StatusOr<PreparedTorchScript> prepared = PrepareTorchScript(
+      std::move(module), OptimizationOf(options.torchscript_optimization),
+      probe);
+  if (!prepared.ok()) {
+    return absl::Status(prepared.status().code(),
+                        absl::StrCat(path, ": ", prepared.status().message()));
+  }
+  SEGSERVE_LOG(Info) << path << " on " << device.str()
+                     << ": TorchScript optimization " << prepared->summary;
+  return std::make_unique<TorchScriptModel>(
+      options, device, *std::move(prepared), parameter_count);
 }
 
 }  // namespace

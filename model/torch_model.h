@@ -14,6 +14,14 @@ namespace segserve {
 struct TorchModelOptions {
   enum class Platform { kBuiltin, kTorchScript };
   enum class Precision { kFp32, kFp16, kBf16 };
+  // TorchScript only; model/torchscript_optimizer.h says what each does.
+  enum class TorchScriptOptimization {
+    kAuto,
+    kNone,
+    kFreeze,
+    kFreezeChannelsLast,
+    kOptimizeForInference
+  };
 
   // The head's classifier for builtin CGRSeg architectures: kDefault and
   // kDpg are the architecture's own (DPG), kSsa the SSA classifier (the
@@ -39,16 +47,24 @@ struct TorchModelOptions {
   int input_width = 512;
   std::string device = "cpu";              // "cpu" or "cuda:N".
   Precision precision = Precision::kFp32;  // FP16/BF16 are CUDA only.
+  // TorchScript only: the rewrite applied at load, checked against the
+  // module as saved on batches of 1 and max_batch_size (kAuto: the fastest
+  // that matches).
+  TorchScriptOptimization torchscript_optimization =
+      TorchScriptOptimization::kAuto;
+  int max_batch_size = 1;
 };
 
 // Loads the model and moves it to its device in eval mode. Errors name the
 // file and what was wrong: NOT_FOUND (no such file), INVALID_ARGUMENT
 // (missing/unexpected/mis-shaped keys, bad format, unknown architecture,
-// FP16/BF16 on the CPU, bad device name), FAILED_PRECONDITION (CUDA requested
-// but unavailable). Infer() resizes the logits bilinearly (align_corners
-// false) to input_height x input_width, takes the argmax on the device and
-// returns the confidence as round(255 * winning softmax probability). It
-// never changes LibTorch's thread count.
+// FP16/BF16 on the CPU, bad device name, a TorchScript module whose output on
+// a batch of the input size is not logits of num_classes classes),
+// FAILED_PRECONDITION (CUDA requested but unavailable, an explicit
+// TorchScript optimization that changes the module's output). Infer() resizes
+// the logits bilinearly (align_corners false) to input_height x input_width,
+// takes the argmax on the device and returns the confidence as round(255 *
+// winning softmax probability). It never changes LibTorch's thread count.
 absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchModel(
     const TorchModelOptions& options);
 

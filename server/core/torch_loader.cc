@@ -41,6 +41,24 @@ ModelLoader TorchModelLoader(int cpu_nice) {
       default:
         options.precision = TorchModelOptions::Precision::kFp32;
     }
+    options.max_batch_size = int(config.max_batch_size());
+    using Optimization = TorchModelOptions::TorchScriptOptimization;
+    switch (config.torchscript().optimization()) {
+      case v1::ModelConfig::TorchScript::NONE:
+        options.torchscript_optimization = Optimization::kNone;
+        break;
+      case v1::ModelConfig::TorchScript::FREEZE:
+        options.torchscript_optimization = Optimization::kFreeze;
+        break;
+      case v1::ModelConfig::TorchScript::FREEZE_CHANNELS_LAST:
+        options.torchscript_optimization = Optimization::kFreezeChannelsLast;
+        break;
+      case v1::ModelConfig::TorchScript::OPTIMIZE_FOR_INFERENCE:
+        options.torchscript_optimization = Optimization::kOptimizeForInference;
+        break;
+      default:
+        options.torchscript_optimization = Optimization::kAuto;
+    }
     return LoadTorchModel(options);
   };
   // CPU models load and run on lanes (server/cpu_lanes.h): as many as the

@@ -144,6 +144,8 @@ TEST(ModelConfigTest, RefusesBadFields) {
   ExpectRefused(base + "precision: FP16 instance_group { kind: CPU }",
                 "precision", "GPU instances only");
   ExpectRefused(base + "classifier: SSA", "classifier", "cgrseg");
+  ExpectRefused(base + "torchscript { optimization: NONE }", "torchscript",
+                "platform TORCHSCRIPT only");
   ExpectRefused(
       "platform: TORCHSCRIPT architecture: \"sgcpnet\" num_classes: 3 "
       "input { height: 64 width: 64 }",
@@ -155,6 +157,13 @@ TEST(ModelConfigTest, TorchScriptAllowsAnyInputSize) {
                            num_classes: 4
                            input { height: 100 width: 70 })pb");
   EXPECT_TRUE(config.ok()) << config.status();
+  config = Parse(R"pb(platform: TORCHSCRIPT
+                      num_classes: 4
+                      input { height: 64 width: 64 }
+                      torchscript { optimization: FREEZE })pb");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->torchscript().optimization(),
+            v1::ModelConfig::TorchScript::FREEZE);
 }
 
 TEST(ModelConfigTest, MissingFileIsReported) {

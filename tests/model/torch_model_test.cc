@@ -312,14 +312,19 @@ std::string SaveScriptedModule(const std::string& body) {
   return path;
 }
 
+// What SaveScriptedModule's module gives for a 32 x 48 batch, resized back
+// to the input size as Infer resizes it.
+torch::Tensor ScriptedModuleLogits(const torch::Tensor& batch) {
+  return F::interpolate((batch * 2).slice(2, 0, 32, 2).slice(3, 0, 48, 2),
+                        F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{32, 48})
+                            .mode(torch::kBilinear)
+                            .align_corners(false));
+}
+
 TEST(TorchModelTest, TorchScriptOutputsTensorTupleListOrDict) {
   const torch::Tensor batch = torch::randn({2, 3, 32, 48});
-  const torch::Tensor resized =
-      F::interpolate((batch * 2).slice(2, 0, 32, 2).slice(3, 0, 48, 2),
-                     F::InterpolateFuncOptions()
-                         .size(std::vector<int64_t>{32, 48})
-                         .mode(torch::kBilinear)
-                         .align_corners(false));
+  const torch::Tensor resized = ScriptedModuleLogits(batch);
   for (const char* body : {"y", "(y, x)", "[y, x]", "{'aux': x, 'out': y}"}) {
     auto model = LoadTorchModel(
         Options(Platform::kTorchScript, SaveScriptedModule(body), 32, 48, 3));
@@ -333,29 +338,51 @@ TEST(TorchModelTest, TorchScriptOutputsTensorTupleListOrDict) {
   }
 }
 
-TEST(TorchModelTest, TorchScriptOutputIsChecked) {
-  const torch::Tensor batch = torch::randn({1, 3, 32, 48});
+TEST(TorchModelTest, TorchScriptOutputIsCheckedAtLoad) {
   auto model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("3"), 32, 48, 3));
-  ASSERT_TRUE(model.ok()) << model.status();
-  auto outputs = (*model)->Infer(Pointers(batch), {});
-  EXPECT_EQ(outputs.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(outputs.status().message(),
-              HasSubstr("expected a logits tensor"));
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr("module.ts: "));
+  EXPECT_THAT(model.status().message(), HasSubstr("expected a logits tensor"));
 
   model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 5));
-  ASSERT_TRUE(model.ok()) << model.status();
-  outputs = (*model)->Infer(Pointers(batch), {});
-  EXPECT_EQ(outputs.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(outputs.status().message(),
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(),
               HasSubstr("produced 3 classes, configured for 5"));
 
   // num_classes 0 accepts whatever the module produces.
   model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 0));
   ASSERT_TRUE(model.ok()) << model.status();
+  const torch::Tensor batch = torch::randn({1, 3, 32, 48});
   EXPECT_TRUE((*model)->Infer(Pointers(batch), {}).ok());
+}
+
+// Every optimization level serves the same labels.
+TEST(TorchModelTest, TorchScriptOptimizationLevelsServeTheSameLabels) {
+  using Optimization = TorchModelOptions::TorchScriptOptimization;
+  const torch::Tensor batch = torch::randn({3, 3, 32, 48});
+  const torch::Tensor resized = ScriptedModuleLogits(batch);
+  const std::string path = SaveScriptedModule("y");
+  for (Optimization level :
+       {Optimization::kAuto, Optimization::kNone, Optimization::kFreeze,
+        Optimization::kFreezeChannelsLast,
+        Optimization::kOptimizeForInference}) {
+    TorchModelOptions options =
+        Options(Platform::kTorchScript, path, 32, 48, 3);
+    options.torchscript_optimization = level;
+    options.max_batch_size = 4;
+    auto model = LoadTorchModel(options);
+    ASSERT_TRUE(model.ok()) << model.status();
+    // Counted before freezing turns the parameter into a constant.
+    EXPECT_EQ((*model)->parameter_count(), 1);
+    auto outputs = (*model)->Infer(Pointers(batch), {});
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0);
+    }
+  }
 }
 
 // The reference SGCPNet exported by Python (torch.jit.script) as a
