@@ -7,8 +7,11 @@ apart under the same machine load), on the shipped default model:
   2. segserve under a closed-loop concurrency sweep (segload, RAW input),
      and at concurrency 16 through the Open Inference Protocol's ModelInfer;
   3. segserve with batching off (max_batch_size 1) at concurrency 16;
-  4. segserve and the Python peer (bench/python_peer.py) serving the same
-     TorchScript export at concurrency 16;
+  4. segserve (builtin network, and the TorchScript export with its load-time
+     optimization) against the Python peer (bench/python_peer.py: batching,
+     concurrent handlers, the same export frozen in channels-last layout) at
+     concurrency 1, 4 and 16; and the TorchScript export in-process and at
+     concurrency 16 with its optimization off (NONE) and on (AUTO);
   5. the request codecs per megapixel (inprocess_bench --codecs);
   6. segserve at concurrency 1 with a 512x512 JPEG;
 then writes the medians and ratios into BENCHMARKS.md between the
@@ -42,10 +45,11 @@ def log(message):
 class Process:
     """A server started in the background; waits for its "ready" line."""
 
-    def __init__(self, argv, log_path):
+    def __init__(self, argv, log_path, env=None):
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         self.log_path = log_path
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -72,26 +76,30 @@ class Process:
 
 
 def make_repository(workdir, torchscript):
-    """The shipped model as it is, with batching off, and as TorchScript."""
+    """The shipped model as it is, with batching off, and as TorchScript
+    (optimized at load, and as saved)."""
     source = os.path.join(ROOT, "model_repository", MODEL)
     repository = os.path.join(workdir, "repository")
     with open(os.path.join(source, "config.pbtxt")) as f:
         config = f.read()
+    torchscript_config = re.sub(
+        r"\narchitecture: [^\n]*", "",
+        config.replace("platform: BUILTIN", "platform: TORCHSCRIPT"))
     variants = {
         MODEL: config,
         MODEL + "-nobatch": re.sub(
             r"max_batch_size: \d+", "max_batch_size: 1",
             re.sub(r"\n\s*preferred_batch_size: \[[^\]]*\]", "", config)),
-        MODEL + "-ts": re.sub(
-            r"\narchitecture: [^\n]*", "",
-            config.replace("platform: BUILTIN", "platform: TORCHSCRIPT")),
+        MODEL + "-ts": torchscript_config,
+        MODEL + "-ts-none": torchscript_config +
+        "\ntorchscript { optimization: NONE }\n",
     }
     for name, text in variants.items():
         text = re.sub(r'name: "[^"]*"', f'name: "{name}"', text)
         os.makedirs(os.path.join(repository, name, "1"))
         with open(os.path.join(repository, name, "config.pbtxt"), "w") as f:
             f.write(text)
-        weights = (torchscript if name.endswith("-ts") else
+        weights = (torchscript if "-ts" in name else
                    os.path.join(source, "1", "model.pt"))
         shutil.copy(weights, os.path.join(repository, name, "1", "model.pt"))
     return repository
@@ -118,6 +126,14 @@ def segload(args, port, json_path, concurrency, model, extra=()):
 
 
 RAW = ["--raw", "--sizes=512x512", "--mask_encoding=rle"]
+PEER_CONCURRENCIES = "1,4,16"
+# PyTorch's CPU performance guide for the peer: glibc's malloc keeps freed
+# memory instead of returning it to the system at every batch, and OpenBLAS
+# does not start threads of its own next to PyTorch's OpenMP ones.
+PEER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34),
+            "MALLOC_TRIM_THRESHOLD_": str(1 << 34),
+            "MALLOC_TOP_PAD_": str(1 << 30),
+            "OPENBLAS_NUM_THREADS": "1"}
 JPEG = ["--send=jpeg", "--sizes=512x512", "--mask_encoding=png"]
 
 
@@ -128,6 +144,12 @@ def one_repetition(args, rep, repository, torchscript, results):
     out["inprocess"] = run_json(
         [bench, f"--model_dir={os.path.join(repository, MODEL)}",
          f"--min_seconds={args.min_seconds}"])["batches"]
+    for name in ("ts", "ts-none"):
+        log(f"repetition {rep}: in-process TorchScript export ({name})")
+        out[f"inprocess_{name}"] = run_json(
+            [bench, f"--model_dir={os.path.join(repository, MODEL + '-' + name)}",
+             f"--batches=1,{args.max_batch}",
+             f"--min_seconds={args.min_seconds}"])["batches"]
     log(f"repetition {rep}: codecs")
     out["codecs"] = run_json([bench, "--codecs", f"--model_dir={repository}/{MODEL}",
                               f"--min_seconds={args.min_seconds}"])["codecs"]
@@ -139,8 +161,9 @@ def one_repetition(args, rep, repository, torchscript, results):
     peer = Process(["/usr/bin/python3", os.path.join(ROOT, "bench", "python_peer.py"),
                     f"--model={torchscript}",
                     f"--proto_root={os.path.join(ROOT, 'proto')}", "--port=0",
+                    f"--max_batch_size={args.max_batch}",
                     f"--model_name={MODEL}-ts"],
-                   os.path.join(results, f"peer-{rep}.log"))
+                   os.path.join(results, f"peer-{rep}.log"), PEER_ENV)
     try:
         path = lambda name: os.path.join(results, f"{name}-{rep}.json")
         log(f"repetition {rep}: concurrency sweep {args.sweep}")
@@ -152,18 +175,27 @@ def one_repetition(args, rep, repository, torchscript, results):
         log(f"repetition {rep}: batching off, concurrency 16")
         out["nobatch"] = segload(args, server.port, path("nobatch"), "16",
                                  MODEL + "-nobatch", RAW)[0]
-        log(f"repetition {rep}: TorchScript in segserve, concurrency 16")
+        log(f"repetition {rep}: TorchScript in segserve, concurrency "
+            f"{PEER_CONCURRENCIES}")
         out["torchscript"] = segload(args, server.port, path("torchscript"),
-                                     "16", MODEL + "-ts", RAW)[0]
-        log(f"repetition {rep}: Python peer, concurrency 16")
-        out["peer"] = segload(args, peer.port, path("peer"), "16",
-                              MODEL + "-ts", RAW)[0]
+                                     PEER_CONCURRENCIES, MODEL + "-ts", RAW)
+        log(f"repetition {rep}: TorchScript as saved in segserve, concurrency 16")
+        out["torchscript_none"] = segload(
+            args, server.port, path("torchscript_none"), "16",
+            MODEL + "-ts-none", RAW)[0]
+        log(f"repetition {rep}: Python peer, concurrency {PEER_CONCURRENCIES}")
+        out["peer"] = segload(args, peer.port, path("peer"), PEER_CONCURRENCIES,
+                              MODEL + "-ts", RAW)
         log(f"repetition {rep}: concurrency 1, 512x512 JPEG")
         out["jpeg_c1"] = segload(args, server.port, path("jpeg_c1"), "1",
                                  MODEL, JPEG)[0]
     finally:
         server.stop()
         peer.stop()
+    with open(os.path.join(results, f"segserve-{rep}.log")) as f:
+        chosen = re.search(rf"{MODEL}-ts/1/model.pt on cpu: TorchScript "
+                           r"optimization (\S+)", f.read())
+    out["ts_optimization"] = chosen.group(1) if chosen else "?"
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -181,6 +213,10 @@ def summarize(reps):
             "batch_ms": median([r["inprocess"][i]["batch_ms"] for r in reps]),
             "batch_ms_mean": median([r["inprocess"][i]["batch_ms_mean"] for r in reps])}
         for i, b in enumerate(batches)}
+    for key in ("inprocess_ts", "inprocess_ts-none"):
+        s[key] = {row["batch"]: median([r[key][i]["images_per_s"] for r in reps])
+                  for i, row in enumerate(reps[0][key])}
+    s["ts_optimization"] = sorted({r["ts_optimization"] for r in reps})
 
     def step_stats(steps):
         return {
@@ -196,8 +232,11 @@ def summarize(reps):
     concurrencies = [t["concurrency"] for t in reps[0]["sweep"]]
     s["sweep"] = {c: step_stats([r["sweep"][i] for r in reps])
                   for i, c in enumerate(concurrencies)}
-    for key in ("oip", "nobatch", "torchscript", "peer", "jpeg_c1"):
+    for key in ("oip", "nobatch", "torchscript_none", "jpeg_c1"):
         s[key] = step_stats([r[key] for r in reps])
+    for key in ("torchscript", "peer"):
+        s[key] = {t["concurrency"]: step_stats([r[key][i] for r in reps])
+                  for i, t in enumerate(reps[0][key])}
     codec_keys = [(c["step"], c["size"]) for c in reps[0]["codecs"]
                   if c["step"] != "bytes"]
     s["codecs"] = {
@@ -214,8 +253,10 @@ def check(s):
     server, a batching config that never batched."""
     problems = []
     steps = {f"concurrency {c}": t for c, t in s["sweep"].items()}
-    steps.update({k: s[k] for k in ("oip", "nobatch", "torchscript", "peer",
+    steps.update({k: s[k] for k in ("oip", "nobatch", "torchscript_none",
                                     "jpeg_c1")})
+    for key in ("torchscript", "peer"):
+        steps.update({f"{key}, concurrency {c}": t for c, t in s[key].items()})
     for name, t in steps.items():
         if t["errors"]:
             problems.append(f"{name}: {t['errors']} failed requests")
@@ -263,7 +304,11 @@ def report(s, args, elapsed_s):
     overhead = best["rps"] / ip[same_b]["images_per_s"]
     ceiling_b = max(ip, key=lambda b: ip[b]["images_per_s"])
     on, off = sweep[16], s["nobatch"]
-    ts, peer = s["torchscript"], s["peer"]
+    ts, peer, ts_none = s["torchscript"], s["peer"], s["torchscript_none"]
+    peer_cs = list(peer)
+
+    def ratios(served, key):
+        return " / ".join(f"{served[c][key] / peer[c][key]:.2f}" for c in peer_cs)
     c1 = s["jpeg_c1"]
     c1_server = sum(c1["server"].values())
     # The server's times are means over requests: compare with the mean.
@@ -289,9 +334,16 @@ def report(s, args, elapsed_s):
         f"{on['p99']:.0f} ms) | within 5% |",
         f"| batching gain at concurrency 16 (max_batch_size {args.max_batch} / 1) | "
         f"**{on['rps'] / off['rps']:.2f}x** | >= 1.3x |",
-        f"| segserve / Python peer throughput, same TorchScript model, c=16 | "
-        f"**{ts['rps'] / peer['rps']:.2f}x** | >= 2x |",
-        f"| segserve p99 / Python peer p99, c=16 | **{ts['p99'] / peer['p99']:.2f}** | <= 1 |",
+        f"| segserve builtin / Python peer throughput, c={'/'.join(map(str, peer_cs))} | "
+        f"**{ratios(sweep, 'rps')}** | >= 3x each |",
+        f"| segserve TorchScript / Python peer throughput, c={'/'.join(map(str, peer_cs))} | "
+        f"**{ratios(ts, 'rps')}** | >= 3x each |",
+        f"| segserve builtin p99 / peer p99, c={'/'.join(map(str, peer_cs))} | "
+        f"**{ratios(sweep, 'p99')}** | < 1 |",
+        f"| segserve TorchScript p99 / peer p99, c={'/'.join(map(str, peer_cs))} | "
+        f"**{ratios(ts, 'p99')}** | < 1 |",
+        f"| TorchScript export in segserve, optimized ({', '.join(s['ts_optimization'])}) / "
+        f"as saved (NONE), c=16 | **{ts[16]['rps'] / ts_none['rps']:.2f}x** | |",
         f"| server time over model time at c=1, 512x512 JPEG (server queue+pre+infer+post "
         f"- in-process batch 1) | **{c1_server - model_b1:.2f} ms** | <= 2 ms |",
         f"| client p50 at c=1 - in-process batch-1 latency | {c1['p50'] - model_b1:.2f} ms | |",
@@ -335,17 +387,48 @@ def report(s, args, elapsed_s):
         f"| max_batch_size 1 | {off['rps']:.1f} | {off['p50']:.1f} | {off['p99']:.1f} | "
         f"{off['batch']:.2f} |",
         "",
-        "### 4. segserve versus a plain Python grpcio + PyTorch server, concurrency 16",
+        "### 4. segserve versus the strongest plain Python server",
         "",
-        "Both serve the TorchScript export of the shipped weights "
-        "(bench/export_torchscript.py); segserve through its TORCHSCRIPT platform with "
-        "the shipped batching config, the peer (bench/python_peer.py) one request at a "
-        "time with the same intra-op threads.",
+        "The peer (bench/python_peer.py) is Python grpcio + PyTorch as PyTorch's CPU "
+        "performance guide has it: concurrent handlers, a batching thread (up to "
+        f"max_batch_size {args.max_batch}, no waiting), the TorchScript export "
+        "(bench/export_torchscript.py) frozen with channels-last weights and inputs, "
+        "inference_mode, intra-op threads = cores, glibc malloc keeping freed memory, "
+        "OpenBLAS single-threaded, numpy-vectorized RLE. segserve serves the shipped "
+        "builtin network, and the same TorchScript export through its TORCHSCRIPT "
+        "platform (torchscript.optimization AUTO chose "
+        f"{', '.join(s['ts_optimization'])}), both with the shipped batching config.",
         "",
-        "| server | img/s | p50 ms | p99 ms | mean batch |",
+        "| concurrency | server | img/s | p50 ms | p99 ms | mean batch | img/s / peer | "
+        "p99 / peer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in peer_cs:
+        for name, t in (("segserve builtin", sweep[c]), ("segserve TorchScript", ts[c]),
+                        ("Python peer", peer[c])):
+            lines.append(
+                f"| {c} | {name} | {t['rps']:.1f} | {t['p50']:.1f} | {t['p99']:.1f} | "
+                f"{t['batch']:.2f} | {t['rps'] / peer[c]['rps']:.2f} | "
+                f"{t['p99'] / peer[c]['p99']:.2f} |")
+    ip_ts, ip_none = s["inprocess_ts"], s["inprocess_ts-none"]
+    lines += [
+        "",
+        "The TorchScript export before (optimization NONE: the module as saved) and "
+        "after (AUTO) the load-time optimization; in-process through the server's "
+        "loader, and served at concurrency 16:",
+        "",
+        "| figure | NONE | AUTO | AUTO / NONE | builtin network |",
         "|---|---|---|---|---|",
-        f"| segserve | {ts['rps']:.1f} | {ts['p50']:.1f} | {ts['p99']:.1f} | {ts['batch']:.2f} |",
-        f"| Python peer | {peer['rps']:.1f} | {peer['p50']:.1f} | {peer['p99']:.1f} | 1 |",
+    ]
+    for b in ip_ts:
+        lines.append(
+            f"| in-process img/s, batch {b} | {ip_none[b]:.1f} | {ip_ts[b]:.1f} | "
+            f"{ip_ts[b] / ip_none[b]:.2f}x | {ip[b]['images_per_s']:.1f} |")
+    lines += [
+        f"| served img/s, c=16 | {ts_none['rps']:.1f} | {ts[16]['rps']:.1f} | "
+        f"{ts[16]['rps'] / ts_none['rps']:.2f}x | {sweep[16]['rps']:.1f} |",
+        f"| served p99 ms, c=16 | {ts_none['p99']:.1f} | {ts[16]['p99']:.1f} | "
+        f"{ts[16]['p99'] / ts_none['p99']:.2f} | {sweep[16]['p99']:.1f} |",
         "",
         "### 5. Codec costs",
         "",
@@ -413,8 +496,9 @@ def main():
         args.repeats, args.window_s, args.min_seconds = 1, 1, 0.3
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if "16" not in args.sweep.split(","):
-        parser.error("--sweep must include 16 (the batching comparison uses it)")
+    if not {"1", "4", "16"} <= set(args.sweep.split(",")):
+        parser.error("--sweep must include 1, 4 and 16 (the batching and peer "
+                     "comparisons use them)")
     args.build = os.path.abspath(args.build)
     results = os.path.abspath(args.results or os.path.join(args.build, "bench-results"))
     os.makedirs(results, exist_ok=True)
