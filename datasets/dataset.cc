@@ -20,15 +20,22 @@ namespace fs = std::filesystem;
 
 class SceneSource : public LabeledImageSource {
  public:
-  explicit SceneSource(uint64_t seed_base) : seed_base_(seed_base) {}
+  SceneSource(uint64_t seed_base, double noise_over_objects_share)
+      : seed_base_(seed_base),
+        noise_over_objects_share_(noise_over_objects_share) {}
   int64_t size() const override { return 0; }
   const std::vector<std::string>& class_names() const override {
     return SceneClassNames();
   }
   absl::StatusOr<LabeledImage> Get(int64_t index) const override {
-    Scene scene = DrawScene(seed_base_ + static_cast<uint64_t>(index));
+    const uint64_t seed = seed_base_ + static_cast<uint64_t>(index);
+    SceneOptions options;
+    options.noise_over_objects =
+        DrawsNoiseOverObjects(seed, noise_over_objects_share_);
+    Scene scene = DrawScene(seed, options);
     LabeledImage image;
-    image.name = absl::StrCat("scene ", scene.seed);
+    image.name = absl::StrCat("scene ", scene.seed,
+                              options.noise_over_objects ? " (noisy)" : "");
     if (scene.jpeg_quality > 0) {
       absl::StatusOr<cv::Mat> decoded = DecodeImage(EncodeScene(scene), 0);
       if (!decoded.ok()) return decoded.status();
@@ -42,6 +49,7 @@ class SceneSource : public LabeledImageSource {
 
  private:
   uint64_t seed_base_;
+  double noise_over_objects_share_;
 };
 
 const std::vector<std::string>& ImageExtensions() {
@@ -149,8 +157,19 @@ bool IsImageFile(const fs::path& path) {
 
 }  // namespace
 
-std::unique_ptr<LabeledImageSource> MakeSceneSource(uint64_t seed_base) {
-  return std::make_unique<SceneSource>(seed_base);
+bool DrawsNoiseOverObjects(uint64_t seed, double share) {
+  if (share <= 0) return false;
+  // A splitmix64 step: seeds next to each other land far apart.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53 < share;
+}
+
+std::unique_ptr<LabeledImageSource> MakeSceneSource(
+    uint64_t seed_base, double noise_over_objects_share) {
+  return std::make_unique<SceneSource>(seed_base, noise_over_objects_share);
 }
 
 absl::StatusOr<std::unique_ptr<LabeledImageSource>> OpenFolderDataset(

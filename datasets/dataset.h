@@ -37,8 +37,15 @@ class LabeledImageSource {
 };
 
 // Scene seed_base + index, its image passed through the encoding its seed
-// names (JPEG artefacts included), exactly as a client would send it.
-std::unique_ptr<LabeledImageSource> MakeSceneSource(uint64_t seed_base);
+// names (JPEG artefacts included), exactly as a client would send it. A
+// share of the scenes, chosen by seed, is drawn as the noisy variant
+// (SceneOptions::noise_over_objects).
+std::unique_ptr<LabeledImageSource> MakeSceneSource(
+    uint64_t seed_base, double noise_over_objects_share = 0);
+
+// Whether the scene source draws scene `seed` as the noisy variant at this
+// share: a fixed function of the seed.
+bool DrawsNoiseOverObjects(uint64_t seed, double share);
 
 // Opens and checks a folder dataset: every image has a mask with the same
 // stem and size, every mask value is a class id of classes.txt (or 255),

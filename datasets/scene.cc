@@ -276,11 +276,12 @@ Scene DrawScene(uint64_t seed, const SceneOptions& options) {
                          static_cast<float>(c[2]));
     }
   }
+  cv::Mat noise;
   if (noise_sigma > 0) {
-    cv::Mat noise(height, width, CV_32FC3);
+    noise = cv::Mat(height, width, CV_32FC3);
     cv::RNG noise_random(random.Next());
     noise_random.fill(noise, cv::RNG::NORMAL, 0.0, noise_sigma);
-    image += noise;
+    if (!options.noise_over_objects) image += noise;
   }
   scene.labels = cv::Mat::zeros(height, width, CV_8U);
 
@@ -322,6 +323,7 @@ Scene DrawScene(uint64_t seed, const SceneOptions& options) {
     scene.objects.push_back(object);
   }
 
+  if (options.noise_over_objects && !noise.empty()) image += noise;
   if (blur_sigma > 0) {
     cv::GaussianBlur(image, image, cv::Size(0, 0), blur_sigma);
   }

@@ -31,6 +31,10 @@ struct SceneOptions {
   // The image size; 0 draws each side from the seed, 256..1024.
   int width = 0;
   int height = 0;
+  // The noisy variant: the scene's pixel noise goes over the objects too,
+  // not only over the background (SCENES.md draws it under them). Same
+  // seed, same geometry, colours and noise as the spec scene.
+  bool noise_over_objects = false;
 };
 
 // One drawn object (for tests and the demo's report).

@@ -30,6 +30,8 @@ ABSL_FLAG(uint64_t, first_seed, 0, "the first scene seed");
 ABSL_FLAG(int, count, 200, "how many scenes");
 ABSL_FLAG(int, width, 0, "scene width (0: drawn from the seed, 256..1024)");
 ABSL_FLAG(int, height, 0, "scene height (0: drawn from the seed)");
+ABSL_FLAG(bool, noise_over_objects, false,
+          "the noisy variant: the scene's pixel noise over the objects too");
 ABSL_FLAG(int, concurrency, 4, "calls in flight");
 ABSL_FLAG(double, min_miou, 0, "fail below this mIoU");
 ABSL_FLAG(double, min_class_iou, 0, "fail when a class is below");
@@ -51,11 +53,12 @@ absl::Status Score(Client& client) {
   for (int w = 0; w < std::max(1, absl::GetFlag(FLAGS_concurrency)); ++w) {
     workers.emplace_back([&] {
       for (int i = next++; i < count; i = next++) {
-        absl::StatusOr<SegmentedScene> segmented =
-            SegmentScene(client, absl::GetFlag(FLAGS_model),
-                         first + static_cast<uint64_t>(i),
-                         {.width = absl::GetFlag(FLAGS_width),
-                          .height = absl::GetFlag(FLAGS_height)});
+        absl::StatusOr<SegmentedScene> segmented = SegmentScene(
+            client, absl::GetFlag(FLAGS_model),
+            first + static_cast<uint64_t>(i),
+            {.width = absl::GetFlag(FLAGS_width),
+             .height = absl::GetFlag(FLAGS_height),
+             .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects)});
         ConfusionMatrix one(kNumSceneClasses);
         absl::Status status = segmented.status();
         if (status.ok()) {

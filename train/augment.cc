@@ -2,12 +2,69 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <random>
+#include <vector>
 
 #include "opencv2/core.hpp"
+#include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
 
 namespace segserve {
+namespace {
+
+using Uniform = std::function<double(double, double)>;
+
+// Colour jitter: each channel scaled by its own gain, then the contrast
+// around the mean grey, then a brightness offset.
+void JitterColours(cv::Mat& rgb, const Uniform& uniform) {
+  const cv::Scalar gain(uniform(0.8, 1.2), uniform(0.8, 1.2),
+                        uniform(0.8, 1.2));
+  const double contrast = uniform(0.7, 1.3);
+  const double brightness = uniform(-30, 30);
+  cv::Mat pixels;
+  rgb.convertTo(pixels, CV_32FC3);
+  pixels = pixels.mul(cv::Mat(pixels.size(), CV_32FC3, gain));
+  const cv::Scalar mean = cv::mean(pixels);
+  const double grey = (mean[0] + mean[1] + mean[2]) / 3;
+  pixels = (pixels - cv::Scalar::all(grey)) * contrast +
+           cv::Scalar::all(grey + brightness);
+  pixels.convertTo(rgb, CV_8UC3);  // Rounds and saturates.
+}
+
+void AddNoise(cv::Mat& rgb, double sigma, uint64_t seed) {
+  cv::Mat pixels;
+  rgb.convertTo(pixels, CV_32FC3);
+  cv::Mat noise(rgb.size(), CV_32FC3);
+  cv::RNG(seed).fill(noise, cv::RNG::NORMAL, 0.0, sigma);
+  pixels += noise;
+  pixels.convertTo(rgb, CV_8UC3);
+}
+
+void ReencodeJpeg(cv::Mat& rgb, int quality) {
+  std::vector<uint8_t> bytes;
+  cv::imencode(".jpg", rgb, bytes, {cv::IMWRITE_JPEG_QUALITY, quality});
+  // Channel order does not matter for a round trip.
+  rgb = cv::imdecode(bytes, cv::IMREAD_COLOR);
+}
+
+void ApplyPhotometric(cv::Mat& rgb, const AugmentOptions& options,
+                      const Uniform& uniform, uint64_t noise_seed) {
+  if (uniform(0, 1) < options.jitter_chance) JitterColours(rgb, uniform);
+  if (uniform(0, 1) < options.blur_chance) {
+    cv::GaussianBlur(rgb, rgb, cv::Size(0, 0),
+                     uniform(0.3, options.max_blur_sigma));
+  }
+  if (uniform(0, 1) < options.noise_chance) {
+    AddNoise(rgb, uniform(0, options.max_noise_sigma), noise_seed);
+  }
+  if (uniform(0, 1) < options.jpeg_chance) {
+    ReencodeJpeg(rgb, static_cast<int>(uniform(options.min_jpeg_quality, 96)));
+  }
+}
+
+}  // namespace
 
 TrainingSample MakeTrainingSample(const cv::Mat& rgb, const cv::Mat& labels,
                                   const PreprocessOptions& preprocess,
@@ -88,6 +145,9 @@ TrainingSample MakeTrainingSample(const cv::Mat& rgb, const cv::Mat& labels,
   cv::Mat valid(height, width, CV_8U, cv::Scalar(0));
   valid(visible).setTo(1);
 
+  if (augment && options.photometric) {
+    ApplyPhotometric(canvas, options, uniform, random());
+  }
   if (augment) {
     const bool flip_h = options.horizontal_flip && uniform(0, 1) < 0.5;
     const bool flip_v = options.vertical_flip && uniform(0, 1) < 0.5;

@@ -32,6 +32,18 @@ struct AugmentOptions {
   // share of its labelled pixels, so crops show objects, not only
   // background (mmsegmentation's cat_max_ratio). 1: off.
   double max_class_ratio = 0.75;
+  // Photometric augmentation of the placed sample, each step drawn on its
+  // own: colour jitter (per-channel gain, contrast and brightness), Gaussian
+  // blur, Gaussian noise over every pixel (objects too) and JPEG
+  // re-encoding. Off: the sample keeps the source's pixels.
+  bool photometric = false;
+  double jitter_chance = 0.8;
+  double blur_chance = 0.3;
+  double max_blur_sigma = 1.5;
+  double noise_chance = 0.5;
+  double max_noise_sigma = 15;
+  double jpeg_chance = 0.3;
+  int min_jpeg_quality = 30;  // ..95.
 };
 
 struct TrainingSample {

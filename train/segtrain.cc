@@ -46,6 +46,12 @@ ABSL_FLAG(int, crop, 0,
           "train on random crops of this side, at the server's pixel scale "
           "(0: whole inputs); CGRSeg needs a multiple of 32");
 ABSL_FLAG(bool, flip, true, "random horizontal and vertical flips");
+ABSL_FLAG(bool, photometric, false,
+          "colour jitter, blur, noise over every pixel and JPEG re-encoding "
+          "of each crop (train/README.md)");
+ABSL_FLAG(double, noisy_scenes, 0,
+          "--data scenes: the share of training scenes drawn as the noisy "
+          "variant (noise over the objects too), 0..1");
 ABSL_FLAG(uint64_t, seed, 0, "initialisation, sample order, augmentation");
 ABSL_FLAG(int, threads, 2, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, init, "", "start from these weights (a state dict)");
@@ -71,6 +77,8 @@ ABSL_FLAG(std::string, eval_data, "scenes",
           "'scenes' or a dataset folder to score on");
 ABSL_FLAG(uint64_t, eval_first, segserve::kValidationSeedBase,
           "first scene seed (or folder index) scored");
+ABSL_FLAG(bool, eval_noise_over_objects, false,
+          "--eval_data scenes: score the noisy variant of the scenes");
 ABSL_FLAG(bool, evaluate_only, false,
           "only score the weights (--weights, default MODEL_DIR/1/model.pt)");
 ABSL_FLAG(std::string, weights, "", "weights to score with --evaluate_only");
@@ -104,8 +112,8 @@ absl::StatusOr<NetworkSpec> SpecFromModelDir(std::string dir) {
 }
 
 absl::StatusOr<std::unique_ptr<LabeledImageSource>> OpenSource(
-    const std::string& data, uint64_t seed_base) {
-  if (data == "scenes") return MakeSceneSource(seed_base);
+    const std::string& data, uint64_t seed_base, double noisy_share = 0) {
+  if (data == "scenes") return MakeSceneSource(seed_base, noisy_share);
   return OpenFolderDataset(data);
 }
 
@@ -131,10 +139,16 @@ absl::Status Run() {
   // Training allocates the same large activation buffers every step.
   InstallCachingCpuAllocator();
 
+  const double noisy_share = absl::GetFlag(FLAGS_noisy_scenes);
+  if (!(noisy_share >= 0 && noisy_share <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--noisy_scenes is ", noisy_share, "; allowed: 0..1"));
+  }
   if (!absl::GetFlag(FLAGS_evaluate_only)) {
     absl::StatusOr<std::unique_ptr<LabeledImageSource>> data =
         OpenSource(absl::GetFlag(FLAGS_data),
-                   kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset));
+                   kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset),
+                   absl::GetFlag(FLAGS_noisy_scenes));
     if (!data.ok()) return data.status();
     absl::Status classes = CheckClasses(**data, *student);
     if (!classes.ok()) return classes;
@@ -154,6 +168,7 @@ absl::Status Run() {
     options.augment.crop_height = absl::GetFlag(FLAGS_crop);
     options.augment.horizontal_flip = absl::GetFlag(FLAGS_flip);
     options.augment.vertical_flip = absl::GetFlag(FLAGS_flip);
+    options.augment.photometric = absl::GetFlag(FLAGS_photometric);
     options.seed = absl::GetFlag(FLAGS_seed);
     options.threads = threads;
     options.output = absl::GetFlag(FLAGS_output).empty()
@@ -205,7 +220,8 @@ absl::Status Run() {
   const int64_t eval_images = absl::GetFlag(FLAGS_eval_images);
   if (eval_images <= 0) return absl::OkStatus();
   absl::StatusOr<std::unique_ptr<LabeledImageSource>> eval =
-      OpenSource(absl::GetFlag(FLAGS_eval_data), 0);
+      OpenSource(absl::GetFlag(FLAGS_eval_data), 0,
+                 absl::GetFlag(FLAGS_eval_noise_over_objects) ? 1.0 : 0.0);
   if (!eval.ok()) return eval.status();
   absl::Status classes = CheckClasses(**eval, *student);
   if (!classes.ok()) return classes;

@@ -110,5 +110,30 @@ TEST(SceneSourceTest, GivesTheSceneOfSeedBasePlusIndex) {
   }
 }
 
+TEST(SceneSourceTest, DrawsTheNoisyVariantForItsShareOfSeeds) {
+  int noisy = 0;
+  for (uint64_t seed = 0; seed < 2000; ++seed) {
+    noisy += DrawsNoiseOverObjects(seed, 0.5);
+    EXPECT_FALSE(DrawsNoiseOverObjects(seed, 0));
+    EXPECT_TRUE(DrawsNoiseOverObjects(seed, 1));
+  }
+  EXPECT_NEAR(noisy, 1000, 100);
+
+  const std::unique_ptr<LabeledImageSource> source = MakeSceneSource(100, 0.5);
+  for (int64_t index = 0; index < 8; ++index) {
+    absl::StatusOr<LabeledImage> image = source->Get(index);
+    ASSERT_TRUE(image.ok());
+    const uint64_t seed = 100 + static_cast<uint64_t>(index);
+    const Scene scene = DrawScene(
+        seed, {.noise_over_objects = DrawsNoiseOverObjects(seed, 0.5)});
+    EXPECT_EQ(cv::norm(image->labels, scene.labels, cv::NORM_INF), 0);
+    if (scene.jpeg_quality == 0) {
+      EXPECT_EQ(cv::norm(image->rgb, scene.rgb, cv::NORM_INF), 0);
+    }
+    EXPECT_EQ(image->name.find("(noisy)") != std::string::npos,
+              DrawsNoiseOverObjects(seed, 0.5));
+  }
+}
+
 }  // namespace
 }  // namespace segserve

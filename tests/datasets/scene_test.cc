@@ -9,6 +9,7 @@
 
 #include "common/image_codec.h"
 #include "opencv2/core.hpp"
+#include "opencv2/imgproc.hpp"
 
 namespace segserve {
 namespace {
@@ -147,6 +148,30 @@ TEST(SceneTest, EncodesAsItsSeedSays) {
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     EXPECT_TRUE(SameMat(*decoded, scene.rgb)) << "PNG is lossless";
   }
+}
+
+TEST(SceneTest, NoisyVariantPutsTheSameNoiseOverTheSameObjects) {
+  int noisier = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const Scene spec = DrawScene(seed, {.width = 320, .height = 256});
+    const Scene noisy = DrawScene(
+        seed, {.width = 320, .height = 256, .noise_over_objects = true});
+    EXPECT_TRUE(SameMat(spec.labels, noisy.labels)) << seed;
+    EXPECT_EQ(spec.jpeg_quality, noisy.jpeg_quality);
+    ASSERT_EQ(spec.objects.size(), noisy.objects.size());
+    for (size_t i = 0; i < spec.objects.size(); ++i) {
+      EXPECT_EQ(spec.objects[i].color, noisy.objects[i].color);
+    }
+    // Each object pixel differs from its flat colour in the noisy variant.
+    cv::Mat inside = spec.labels > 0;
+    cv::erode(inside, inside, cv::Mat(), cv::Point(-1, -1), 3);
+    cv::Mat difference;
+    cv::absdiff(spec.rgb, noisy.rgb, difference);
+    if (cv::mean(difference, inside)[0] > 1) ++noisier;
+  }
+  // Noise sigma is drawn from 0..12 per scene: most scenes get visible
+  // noise on their objects.
+  EXPECT_GE(noisier, 12);
 }
 
 TEST(SceneTest, ClassNamesAreTheSixSceneClasses) {

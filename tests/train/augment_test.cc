@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "datasets/scene.h"
@@ -122,6 +123,64 @@ TEST(AugmentTest, SameSeedSameSample) {
       MakeTrainingSample(scene.rgb, scene.labels, pre, {}, true, 9);
   EXPECT_EQ(a.input, b.input);
   EXPECT_EQ(cv::norm(a.labels, b.labels, cv::NORM_INF), 0);
+}
+
+// The photometric steps change pixels, never labels or the geometry, and
+// are drawn from the seed.
+TEST(AugmentTest, PhotometricStepsChangePixelsNotLabels) {
+  const Scene scene = DrawScene(3, {.width = 256, .height = 256});
+  const PreprocessOptions pre =
+      Input(128, 128, PreprocessOptions::Resize::kStretch);
+  AugmentOptions plain;
+  plain.horizontal_flip = plain.vertical_flip = false;
+  plain.min_scale = plain.max_scale = 1;
+  AugmentOptions photometric = plain;
+  photometric.photometric = true;
+  photometric.jitter_chance = photometric.blur_chance = 1;
+  photometric.noise_chance = photometric.jpeg_chance = 1;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    const TrainingSample a =
+        MakeTrainingSample(scene.rgb, scene.labels, pre, plain, true, seed);
+    const TrainingSample b = MakeTrainingSample(scene.rgb, scene.labels, pre,
+                                                photometric, true, seed);
+    EXPECT_EQ(cv::norm(a.labels, b.labels, cv::NORM_INF), 0) << seed;
+    double difference = 0;
+    for (size_t i = 0; i < a.input.size(); ++i) {
+      difference += std::abs(a.input[i] - b.input[i]);
+    }
+    // Noise of sigma >= 0 alone moves pixels; with jitter of every channel
+    // the mean move is well above rounding.
+    EXPECT_GT(difference / a.input.size(), 0.01) << seed;
+    const TrainingSample again = MakeTrainingSample(
+        scene.rgb, scene.labels, pre, photometric, true, seed);
+    EXPECT_EQ(b.input, again.input) << seed;
+  }
+  // Noise over everything: the objects' flat interiors are flat no more.
+  AugmentOptions noise_only = plain;
+  noise_only.photometric = true;
+  noise_only.jitter_chance = noise_only.blur_chance = 0;
+  noise_only.jpeg_chance = 0;
+  noise_only.noise_chance = 1;
+  noise_only.max_noise_sigma = 40;
+  int noisy_samples = 0;
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    const TrainingSample flat =
+        MakeTrainingSample(scene.rgb, scene.labels, pre, plain, true, seed);
+    const TrainingSample noisy = MakeTrainingSample(
+        scene.rgb, scene.labels, pre, noise_only, true, seed);
+    int changed_object_pixels = 0;
+    int object_pixels = 0;
+    for (int i = 0; i < 128 * 128; ++i) {
+      const uint8_t label = flat.labels.data[i];
+      if (label == 0 || label == kIgnoreLabel) continue;
+      ++object_pixels;
+      changed_object_pixels += flat.input[i] != noisy.input[i];
+    }
+    ASSERT_GT(object_pixels, 100);
+    noisy_samples += changed_object_pixels > object_pixels / 2;
+  }
+  // Sigma is drawn from 0..40: a few samples may get almost none.
+  EXPECT_GE(noisy_samples, 8);
 }
 
 }  // namespace
