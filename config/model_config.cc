@@ -1,8 +1,11 @@
 #include "config/model_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +18,7 @@ namespace segserve {
 namespace {
 
 constexpr int kMaxInputSide = 8192;
+constexpr uint32_t kMaxCropSide = 8192;
 constexpr int kMaxInstances = 64;
 
 class CollectErrors : public google::protobuf::io::ErrorCollector {
@@ -112,6 +116,62 @@ absl::Status CheckClasses(const FieldChecker& check, v1::ModelConfig& config) {
   return absl::OkStatus();
 }
 
+// The tiles of SLIDE: defaults filled, sizes checked; the fields are refused
+// under the whole-image modes, where they would be silently ignored.
+absl::Status CheckSlide(const FieldChecker& check,
+                        v1::ModelConfig::Input& input) {
+  const bool slide = input.resize() == v1::ModelConfig::Input::SLIDE;
+  const std::pair<const char*, uint32_t> fields[] = {
+      {"input.crop_height", input.crop_height()},
+      {"input.crop_width", input.crop_width()},
+      {"input.stride_height", input.stride_height()},
+      {"input.stride_width", input.stride_width()}};
+  if (!slide) {
+    for (const auto& [field, value] : fields) {
+      if (value != 0) {
+        return check.Bad(field,
+                         "is only used with resize: SLIDE; remove it or set "
+                         "resize: SLIDE");
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (input.crop_height() == 0) input.set_crop_height(input.height());
+  if (input.crop_width() == 0) input.set_crop_width(input.width());
+  for (auto [field, crop] : {std::pair<const char*, uint32_t>{
+                                 "input.crop_height", input.crop_height()},
+                             {"input.crop_width", input.crop_width()}}) {
+    if (crop > kMaxCropSide) {
+      return check.Bad(field, absl::StrCat(crop,
+                                           " is out of range; allowed 0 "
+                                           "(the input size)..",
+                                           kMaxCropSide));
+    }
+  }
+  // Two thirds of the crop: each pixel away from the edges is covered by
+  // one to four tiles, as with mmsegmentation's usual 512 / 341.
+  if (input.stride_height() == 0) {
+    input.set_stride_height(std::max(1u, (input.crop_height() * 2 + 1) / 3));
+  }
+  if (input.stride_width() == 0) {
+    input.set_stride_width(std::max(1u, (input.crop_width() * 2 + 1) / 3));
+  }
+  for (auto [field, stride, crop] :
+       {std::tuple<const char*, uint32_t, uint32_t>{
+            "input.stride_height", input.stride_height(), input.crop_height()},
+        {"input.stride_width", input.stride_width(), input.crop_width()}}) {
+    if (stride > crop) {
+      return check.Bad(
+          field,
+          absl::StrCat(stride, " is larger than the crop (", crop,
+                       "): tiles would leave gaps; allowed 0 (two thirds of "
+                       "the crop)..",
+                       crop));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckInput(const FieldChecker& check, v1::ModelConfig& config) {
   auto* input = config.mutable_input();
   for (auto [side, value] :
@@ -129,6 +189,8 @@ absl::Status CheckInput(const FieldChecker& check, v1::ModelConfig& config) {
                                     "architectures (their output stride)"));
     }
   }
+  absl::Status slide = CheckSlide(check, *input);
+  if (!slide.ok()) return slide;
   if (input->mean_size() == 0) {
     for (float m : kImageNetMean) input->add_mean(m);
   }
@@ -284,9 +346,21 @@ PreprocessOptions PreprocessOptionsFromConfig(const v1::ModelConfig& config) {
   PreprocessOptions options;
   options.height = int(config.input().height());
   options.width = int(config.input().width());
-  options.resize = config.input().resize() == v1::ModelConfig::Input::LETTERBOX
-                       ? PreprocessOptions::Resize::kLetterbox
-                       : PreprocessOptions::Resize::kStretch;
+  switch (config.input().resize()) {
+    case v1::ModelConfig::Input::LETTERBOX:
+      options.resize = PreprocessOptions::Resize::kLetterbox;
+      break;
+    case v1::ModelConfig::Input::SLIDE:
+      options.resize = PreprocessOptions::Resize::kSlide;
+      break;
+    default:
+      options.resize = PreprocessOptions::Resize::kStretch;
+  }
+  // ParseModelConfig filled the SLIDE defaults.
+  options.crop_height = int(config.input().crop_height());
+  options.crop_width = int(config.input().crop_width());
+  options.stride_height = int(config.input().stride_height());
+  options.stride_width = int(config.input().stride_width());
   for (int c = 0; c < 3; ++c) {
     options.mean[c] = config.input().mean(c);
     options.std[c] = config.input().std(c);

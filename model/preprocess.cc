@@ -20,7 +20,12 @@ ContentRegion Preprocess(const cv::Mat& rgb, const PreprocessOptions& options,
     region.x = (options.width - region.width) / 2;
     region.y = (options.height - region.height) / 2;
   }
+  PreprocessInto(rgb, region, options, out);
+  return region;
+}
 
+void PreprocessInto(const cv::Mat& rgb, const ContentRegion& region,
+                    const PreprocessOptions& options, float* out) {
   cv::Mat resized;
   if (rgb.cols == region.width && rgb.rows == region.height) {
     resized = rgb;
@@ -51,7 +56,6 @@ ContentRegion Preprocess(const cv::Mat& rgb, const PreprocessOptions& options,
       b[x] = src[3 * x + 2] * scale[2] + shift[2];
     }
   }
-  return region;
 }
 
 cv::Mat MapToImageSize(const cv::Mat& input_sized, const ContentRegion& region,

@@ -45,6 +45,7 @@ void FillResponse(SegmentResult result, const std::string& request_id,
   timing->set_postprocess_us(
       uint64_t(absl::ToInt64Microseconds(result.postprocess_time)));
   timing->set_batch_size(uint32_t(result.batch_size));
+  timing->set_tiles(uint32_t(result.tiles));
 }
 
 v1::ModelState ToProto(ModelState state) {

@@ -105,7 +105,10 @@ std::vector<std::unique_ptr<InferenceRequest>> DynamicBatcher::NextBatch() {
     }
     for (auto& request : dead) {
       absl::Status status;
-      if (request->IsCancelled()) {
+      if (request->IsAbandoned()) {
+        status = absl::CancelledError(
+            "dropped with its request, another of whose items failed");
+      } else if (request->IsCancelled()) {
         status = absl::CancelledError("the client cancelled the request");
       } else {
         status = absl::DeadlineExceededError(absl::StrCat(

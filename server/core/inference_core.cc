@@ -5,31 +5,59 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "model/slide_window.h"
 #include "server/core/shutting_down.h"
 
 namespace segserve {
 namespace {
 
 // Collects the results of one request's items as they come back from the
-// instances, in any order, and hands them over once the last is in.
-class Gather {
+// instances, in any order, and hands them over once the last is in. The
+// first failure abandons the items still queued and becomes every failed
+// item's status, so the request reports its cause, not a sibling's drop.
+class Gather : public std::enable_shared_from_this<Gather> {
  public:
-  Gather(size_t count, ThreadPool* pool, RequestTicket::GatherDone done)
+  Gather(size_t count, ThreadPool* pool, RequestTicket::GatherDone done,
+         RequestTicket::ItemDone on_item, CancelFlag abandoned)
       : results_(count),
         remaining_(count),
         pool_(pool),
+        on_item_(std::move(on_item)),
+        abandoned_(std::move(abandoned)),
         done_(std::move(done)) {}
 
   // Runs on an instance thread (or the batcher's, for dropped items).
   void Add(size_t index, BatchResult result) {
+    if (on_item_ && result.status.ok()) {
+      // The item's own work (a tile's blending) happens on the pool too.
+      pool_->Schedule([self = shared_from_this(), index,
+                       result = std::move(result)]() mutable {
+        absl::Status folded = self->on_item_(index, result);
+        if (!folded.ok()) result.status = std::move(folded);
+        self->Store(index, std::move(result));
+      });
+      return;
+    }
+    Store(index, std::move(result));
+  }
+
+ private:
+  void Store(size_t index, BatchResult result) {
     RequestTicket::GatherDone done;
     std::vector<BatchResult> results;
     {
       absl::MutexLock lock(&mu_);
+      if (!result.status.ok() && first_failure_.ok()) {
+        first_failure_ = result.status;
+        abandoned_->store(true);
+      }
       results_[index] = std::move(result);
       if (--remaining_ > 0) return;
       done = std::move(done_);
       results = std::move(results_);
+      for (BatchResult& each : results) {
+        if (!each.status.ok()) each.status = first_failure_;
+      }
     }
     // Everything else happens on the pool: the instance thread goes back to
     // its batches at once (teardown of a version it may release is the
@@ -40,11 +68,13 @@ class Gather {
         });
   }
 
- private:
   absl::Mutex mu_;
   std::vector<BatchResult> results_ ABSL_GUARDED_BY(mu_);
   size_t remaining_ ABSL_GUARDED_BY(mu_);
+  absl::Status first_failure_ ABSL_GUARDED_BY(mu_);
   ThreadPool* const pool_;
+  const RequestTicket::ItemDone on_item_;
+  const CancelFlag abandoned_;
   RequestTicket::GatherDone done_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -70,15 +100,19 @@ RequestTicket::~RequestTicket() {
 }
 
 absl::Status RequestTicket::Submit(
-    std::vector<std::unique_ptr<InferenceRequest>> items, GatherDone done) {
+    std::vector<std::unique_ptr<InferenceRequest>> items, GatherDone done,
+    ItemDone on_item) {
   expecting_ = false;  // Enqueue settles it, whatever it answers.
   if (items.empty()) {
     model_->Unexpect();
     return absl::InternalError("a request reached the queue with no items");
   }
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
   auto gather =
-      std::make_shared<Gather>(items.size(), core_->pool(), std::move(done));
+      std::make_shared<Gather>(items.size(), core_->pool(), std::move(done),
+                               std::move(on_item), abandoned);
   for (size_t i = 0; i < items.size(); ++i) {
+    items[i]->abandoned = abandoned;
     items[i]->done = [gather, i](BatchResult result) {
       gather->Add(i, std::move(result));
     };
@@ -130,6 +164,12 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
     deadline = received + absl::Microseconds(default_timeout_us);
   }
   if (options_.deadline_admission && deadline != absl::InfiniteFuture()) {
+    const PreprocessOptions& preprocess = (*model)->preprocess();
+    if (preprocess.resize == PreprocessOptions::Resize::kSlide &&
+        admission.image_width > 0 && admission.image_height > 0) {
+      items = CountSlideTiles(admission.image_width, admission.image_height,
+                              preprocess);
+    }
     const std::optional<absl::Duration> eta =
         (*model)->EstimateCompletion(std::max(1, items));
     const absl::Duration allowed = deadline - received;

@@ -2,6 +2,7 @@
 #define SEGSERVE_SERVER_CORE_INFERENCE_CORE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct Admission {
   std::string version;  // Empty: the latest ready version.
   // Infinite: the model's dynamic_batching.default_timeout_us, if it has one.
   absl::Time deadline = absl::InfiniteFuture();
+  // The image's size, when known before decoding (0: unknown): a SLIDE
+  // model's deadline admission counts the tiles it will become.
+  int image_width = 0;
+  int image_height = 0;
 };
 
 // One admitted request, from admission until its answer. While it lives the
@@ -39,8 +44,13 @@ struct Admission {
 // Not thread-safe: one request's steps run one after another.
 class RequestTicket {
  public:
-  // One result per item, in the order they were submitted.
+  // One result per item, in the order they were submitted. When any item
+  // failed, every failed item carries the status of the first failure.
   using GatherDone = absl::AnyInvocable<void(std::vector<BatchResult>)>;
+  // Runs on a pool thread for each item that succeeded, as it comes back
+  // and before GatherDone, and may take its output (tiles blended as they
+  // arrive instead of held); an error fails the item.
+  using ItemDone = std::function<absl::Status(size_t index, BatchResult&)>;
 
   RequestTicket(const RequestTicket&) = delete;
   RequestTicket& operator=(const RequestTicket&) = delete;
@@ -54,9 +64,10 @@ class RequestTicket {
   // unit: all of them, or none and the reason. Call at most once. `done`
   // runs once, on a pool thread, when every item is back; it must not
   // destroy the ticket's owner from an instance thread, which is why the
-  // core hops to the pool.
+  // core hops to the pool. Once one item fails, the others still queued are
+  // dropped (CANCELLED) rather than run.
   absl::Status Submit(std::vector<std::unique_ptr<InferenceRequest>> items,
-                      GatherDone done);
+                      GatherDone done, ItemDone on_item = nullptr);
 
   // Where the request's time went, for its version's statistics when it
   // finishes OK.

@@ -35,10 +35,16 @@ struct InferenceRequest {
   absl::Time enqueue_time;
   absl::Time deadline = absl::InfiniteFuture();
   CancelFlag cancelled;  // May be null.
+  // Shared by the items of one request and set when one of them fails, so
+  // that its other items (tiles) are dropped instead of run. May be null.
+  CancelFlag abandoned;
   // Called exactly once, from an instance thread or from the batcher.
   absl::AnyInvocable<void(BatchResult)> done;
 
-  bool IsCancelled() const { return cancelled && cancelled->load(); }
+  bool IsAbandoned() const { return abandoned && abandoned->load(); }
+  bool IsCancelled() const {
+    return (cancelled && cancelled->load()) || IsAbandoned();
+  }
 };
 
 }  // namespace segserve

@@ -70,6 +70,8 @@ class ServedModel {
 
   // Requests admitted to this version (RequestTicket) and not yet answered.
   int inflight() const { return inflight_.load(); }
+  // Batch items (images, tiles) waiting in the queue.
+  int queue_depth() const { return batcher_.queue_depth(); }
 
   // When `items` more batch items would be done if admitted now, behind
   // every request admitted and not yet answered, from the batches run so

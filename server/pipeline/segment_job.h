@@ -50,7 +50,8 @@ struct SegmentResult {
   absl::Duration preprocess_time;
   absl::Duration inference_time;
   absl::Duration postprocess_time;
-  int batch_size = 0;
+  int batch_size = 0;  // The largest batch one of its items ran in.
+  int tiles = 1;       // Batch items the image became.
 };
 
 }  // namespace segserve

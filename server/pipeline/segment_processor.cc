@@ -1,5 +1,6 @@
 #include "server/pipeline/segment_processor.h"
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
@@ -7,14 +8,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/preprocess.h"
+#include "model/slide_window.h"
 
 namespace segserve {
 
 // The batch items one image becomes, and where each one's answer goes back
-// in the image. The whole image as one item, resized as the model's input
-// mode says; sliding windows will plan overlapping tiles here.
+// in the image: the whole image as one item, resized as the model's input
+// mode says, or (SLIDE) its overlapping tiles, blended as they come back.
 struct ImagePlan {
   std::vector<ContentRegion> regions;  // One per item, in submission order.
+  std::vector<SlideTile> tiles;        // SLIDE: one per item.
+  std::shared_ptr<SlideBlender> blender;
 };
 
 struct SegmentProcessor::Call {
@@ -63,8 +67,18 @@ SegmentProcessor::SegmentProcessor(Options options, InferenceCore* core)
     : options_(options), core_(core) {}
 
 void SegmentProcessor::Process(SegmentJob job, Done done) {
+  Admission admission{job.model, job.version, job.deadline};
+  if (job.raw) {
+    admission.image_width = job.raw_width;
+    admission.image_height = job.raw_height;
+  } else if (absl::StatusOr<ImageSize> size = PeekImageSize(job.encoded);
+             size.ok()) {
+    // Errors wait for the decoder, which explains them.
+    admission.image_width = size->width;
+    admission.image_height = size->height;
+  }
   absl::StatusOr<std::unique_ptr<RequestTicket>> ticket =
-      core_->Admit({job.model, job.version, job.deadline});
+      core_->Admit(std::move(admission));
   if (!ticket.ok()) {
     done(ticket.status());
     return;
@@ -105,39 +119,96 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
   call->image_height = rgb->rows;
 
   const ServedModel& model = call->ticket->model();
-  const PreprocessOptions& preprocess = model.preprocess();
-  std::vector<std::unique_ptr<InferenceRequest>> items;
-  auto item = std::make_unique<InferenceRequest>();
-  item->input.resize(3 * size_t(preprocess.height) * preprocess.width);
-  call->plan.regions.push_back(
-      segserve::Preprocess(*rgb, preprocess, item->input.data()));
-  items.push_back(std::move(item));
+  absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> items =
+      PlanItems(*rgb, model, call->plan);
+  if (!items.ok()) {
+    Finish(*call, items.status());
+    return;
+  }
   call->preprocess_time = clock->Now() - start;
   model.metrics().preprocess_seconds->Observe(
       absl::ToDoubleSeconds(call->preprocess_time));
 
-  for (auto& planned : items) {
-    planned->outputs.confidence = job.with_confidence;
+  const bool slide = call->plan.blender != nullptr;
+  for (auto& planned : *items) {
+    // A tile's confidence comes from the blended logits, not its own.
+    planned->outputs.confidence = job.with_confidence && !slide;
+    planned->outputs.logits = slide;
     planned->priority = job.priority;
     planned->deadline = job.deadline;
     planned->cancelled = job.cancelled;
   }
+  RequestTicket::ItemDone blend;
+  if (slide) {
+    // Each tile's logits are summed in as it arrives and then released: a
+    // request holds one image of logits, not one per tile.
+    blend = [plan = &call->plan, call](size_t index, BatchResult& result) {
+      absl::Status added = plan->blender->Add(
+          plan->tiles[index], plan->regions[index], result.output.logits);
+      result.output = InferenceOutput();
+      return added;
+    };
+  }
   absl::Status queued = call->ticket->Submit(
-      std::move(items), [this, call](std::vector<BatchResult> results) mutable {
-        // The request fails with its first failed item.
+      *std::move(items),
+      [this, call](std::vector<BatchResult> results) mutable {
+        // Every failed item carries the request's first failure.
         for (BatchResult& result : results) {
           if (!result.status.ok()) {
             Finish(*call, std::move(result.status));
             return;
           }
         }
-        Postprocess(std::move(call), std::move(results.front()));
-      });
+        Postprocess(std::move(call), std::move(results));
+      },
+      std::move(blend));
   if (!queued.ok()) Finish(*call, queued);
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>>
+SegmentProcessor::PlanItems(const cv::Mat& rgb, const ServedModel& model,
+                            ImagePlan& plan) const {
+  const PreprocessOptions& preprocess = model.preprocess();
+  const size_t input_floats = 3 * size_t(preprocess.height) * preprocess.width;
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  if (preprocess.resize != PreprocessOptions::Resize::kSlide) {
+    auto item = std::make_unique<InferenceRequest>();
+    item->input.resize(input_floats);
+    plan.regions.push_back(
+        segserve::Preprocess(rgb, preprocess, item->input.data()));
+    items.push_back(std::move(item));
+    return items;
+  }
+  const int limit = MaxTilesPerRequest(model.config());
+  const int count = CountSlideTiles(rgb.cols, rgb.rows, preprocess);
+  if (count > limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", rgb.cols, "x", rgb.rows, " image needs ", count, " tiles of ",
+        preprocess.crop_width, "x", preprocess.crop_height, " (stride ",
+        preprocess.stride_width, "x", preprocess.stride_height, ") and model '",
+        model.config().name(), "' takes at most ", limit,
+        " per request; send a smaller image"));
+  }
+  plan.tiles = PlanSlideTiles(rgb.cols, rgb.rows, preprocess);
+  plan.blender = std::make_shared<SlideBlender>(
+      rgb.cols, rgb.rows, int(model.config().num_classes()));
+  for (const SlideTile& tile : plan.tiles) {
+    auto item = std::make_unique<InferenceRequest>();
+    item->input.resize(input_floats);
+    plan.regions.push_back(
+        PreprocessTile(rgb, tile, preprocess, item->input.data()));
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
+int SegmentProcessor::MaxTilesPerRequest(const v1::ModelConfig& config) {
+  const int queue = int(config.dynamic_batching().max_queue_size());
+  return queue > 0 ? std::min(queue, kMaxTilesPerRequest) : kMaxTilesPerRequest;
+}
+
 void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
-                                   BatchResult batch) {
+                                   std::vector<BatchResult> items) {
   Clock* clock = core_->clock();
   const absl::Time start = clock->Now();
   const ServedModel& model = call->ticket->model();
@@ -149,9 +220,23 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
   result.height = call->image_height;
   result.mask_format = call->job.mask_format;
 
-  const ContentRegion& region = call->plan.regions.front();
-  const cv::Mat labels = MapToImageSize(batch.output.labels, region,
-                                        call->image_width, call->image_height);
+  const bool with_confidence = call->job.with_confidence;
+  cv::Mat labels;
+  cv::Mat confidence;
+  if (call->plan.blender != nullptr) {
+    BlendedMasks blended = call->plan.blender->Finish(with_confidence);
+    labels = std::move(blended.labels);
+    confidence = std::move(blended.confidence);
+  } else {
+    const InferenceOutput& output = items.front().output;
+    const ContentRegion& region = call->plan.regions.front();
+    labels = MapToImageSize(output.labels, region, call->image_width,
+                            call->image_height);
+    if (with_confidence && !output.confidence.empty()) {
+      confidence = MapToImageSize(output.confidence, region, call->image_width,
+                                  call->image_height);
+    }
+  }
   absl::StatusOr<std::string> mask = EncodeMask(labels, call->job.mask_format);
   if (!mask.ok()) {
     Finish(*call, absl::InternalError(absl::StrCat("encoding the mask failed: ",
@@ -159,17 +244,24 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
     return;
   }
   result.mask = *std::move(mask);
-  if (call->job.with_confidence && !batch.output.confidence.empty()) {
-    const cv::Mat confidence = MapToImageSize(
-        batch.output.confidence, region, call->image_width, call->image_height);
+  if (!confidence.empty()) {
     result.confidence.assign(reinterpret_cast<const char*>(confidence.data),
                              confidence.total());
   }
   result.class_stats = CountClasses(labels, config);
-  result.queue_time = batch.queue_time;
+  // The items were queued together: the queue time runs until the first
+  // started, the inference time from then until the last finished.
+  absl::Duration first_start = absl::InfiniteDuration();
+  absl::Duration last_end = absl::ZeroDuration();
+  for (const BatchResult& item : items) {
+    first_start = std::min(first_start, item.queue_time);
+    last_end = std::max(last_end, item.queue_time + item.inference_time);
+    result.batch_size = std::max(result.batch_size, item.batch_size);
+  }
+  result.queue_time = first_start;
   result.preprocess_time = call->preprocess_time;
-  result.inference_time = batch.inference_time;
-  result.batch_size = batch.batch_size;
+  result.inference_time = last_end - first_start;
+  result.tiles = int(items.size());
   result.postprocess_time = clock->Now() - start;
   call->ticket->SetTimes({result.queue_time, result.preprocess_time,
                           result.inference_time, result.postprocess_time});

@@ -3,13 +3,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "opencv2/core/mat.hpp"
 #include "server/core/inference_core.h"
 #include "server/pipeline/segment_job.h"
 
 namespace segserve {
+
+struct ImagePlan;
 
 // The image pipeline of a Segment request, on the inference core: decode
 // and preprocess on the pool, the core's queue and batches, then resize and
@@ -19,6 +23,9 @@ class SegmentProcessor {
   struct Options {
     int64_t max_image_pixels = 0;  // 0: no limit.
   };
+  // A SLIDE request's tiles, at most: the model's max_queue_size (more could
+  // never be queued together) or this.
+  static constexpr int kMaxTilesPerRequest = 1024;
   using Done = absl::AnyInvocable<void(absl::StatusOr<SegmentResult>)>;
 
   // `core` must outlive the processor.
@@ -31,7 +38,11 @@ class SegmentProcessor {
  private:
   struct Call;
   void Preprocess(std::shared_ptr<Call> call);
-  void Postprocess(std::shared_ptr<Call> call, BatchResult batch);
+  // The batch items of a decoded image: itself, or its tiles.
+  absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> PlanItems(
+      const cv::Mat& rgb, const ServedModel& model, ImagePlan& plan) const;
+  static int MaxTilesPerRequest(const v1::ModelConfig& config);
+  void Postprocess(std::shared_ptr<Call> call, std::vector<BatchResult> items);
   void Finish(Call& call, absl::StatusOr<SegmentResult> result);
 
   const Options options_;

@@ -166,6 +166,55 @@ TEST(ModelConfigTest, TorchScriptAllowsAnyInputSize) {
             v1::ModelConfig::TorchScript::FREEZE);
 }
 
+TEST(ModelConfigTest, SlideFillsCropAndStrideDefaults) {
+  auto config = Parse(R"pb(platform: BUILTIN
+                           architecture: "sgcpnet"
+                           num_classes: 3
+                           input { height: 512 width: 768 resize: SLIDE })pb");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->input().crop_height(), 512u);
+  EXPECT_EQ(config->input().crop_width(), 768u);
+  EXPECT_EQ(config->input().stride_height(), 341u) << "mmseg's 512 / 341";
+  EXPECT_EQ(config->input().stride_width(), 512u);
+  const PreprocessOptions options = PreprocessOptionsFromConfig(*config);
+  EXPECT_EQ(options.resize, PreprocessOptions::Resize::kSlide);
+  EXPECT_EQ(options.crop_width, 768);
+  EXPECT_EQ(options.stride_height, 341);
+
+  config = Parse(R"pb(platform: BUILTIN
+                      architecture: "sgcpnet"
+                      num_classes: 3
+                      input {
+                        height: 256
+                        width: 256
+                        resize: SLIDE
+                        crop_height: 1024
+                        crop_width: 512
+                        stride_height: 1000
+                        stride_width: 1
+                      })pb");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->input().crop_height(), 1024u);
+  EXPECT_EQ(config->input().stride_height(), 1000u);
+  EXPECT_EQ(config->input().stride_width(), 1u);
+}
+
+TEST(ModelConfigTest, RefusesBadSlideFields) {
+  const std::string head =
+      "platform: BUILTIN architecture: \"sgcpnet\" num_classes: 3 ";
+  ExpectRefused(head + "input { height: 64 width: 64 crop_height: 32 }",
+                "input.crop_height", "only used with resize: SLIDE");
+  ExpectRefused(
+      head + "input { height: 64 width: 64 resize: LETTERBOX stride_width: 9 }",
+      "input.stride_width", "only used with resize: SLIDE");
+  ExpectRefused(
+      head + "input { height: 64 width: 64 resize: SLIDE stride_height: 65 }",
+      "input.stride_height", "larger than the crop (64)");
+  ExpectRefused(
+      head + "input { height: 64 width: 64 resize: SLIDE crop_width: 9000 }",
+      "input.crop_width", "allowed 0 (the input size)..8192");
+}
+
 TEST(ModelConfigTest, MissingFileIsReported) {
   auto config = LoadModelConfig("/nonexistent/model");
   ASSERT_FALSE(config.ok());

@@ -39,11 +39,16 @@ struct FakeModelState {
 };
 
 // Labels every pixel with int(first input float) % 256, so a test can tell
-// each request's answer from the input it sent.
+// each request's answer from the input it sent. Logits, when asked, are per
+// pixel: 1 for class int(first channel's value) % classes, else 0.
 class FakeModel : public SegmentationModel {
  public:
-  FakeModel(std::shared_ptr<FakeModelState> state, int height, int width)
-      : state_(std::move(state)), height_(height), width_(width) {}
+  FakeModel(std::shared_ptr<FakeModelState> state, int height, int width,
+            int classes = 4)
+      : state_(std::move(state)),
+        height_(height),
+        width_(width),
+        classes_(classes) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
       absl::Span<const float* const> inputs, OutputKinds kinds) override {
@@ -70,6 +75,15 @@ class FakeModel : public SegmentationModel {
       if (kinds.confidence) {
         out.confidence = cv::Mat(height_, width_, CV_8UC1, cv::Scalar(200));
       }
+      if (kinds.logits) {
+        const int dims[] = {classes_, height_, width_};
+        out.logits = cv::Mat(3, dims, CV_32F, cv::Scalar(0));
+        const int plane = height_ * width_;
+        for (int i = 0; i < plane; ++i) {
+          const int label = int(input[i]) % classes_;
+          out.logits.ptr<float>(label)[i] = 1.0f;
+        }
+      }
       outputs.push_back(std::move(out));
     }
     return outputs;
@@ -81,6 +95,7 @@ class FakeModel : public SegmentationModel {
   std::shared_ptr<FakeModelState> state_;
   int height_;
   int width_;
+  int classes_;
 };
 
 }  // namespace segserve
