@@ -253,7 +253,40 @@ const std::vector<std::string>& SceneClassNames() {
   return *kNames;
 }
 
+namespace {
+
+Scene DrawMosaic(uint64_t seed, const SceneOptions& options) {
+  const int side = options.mosaic;
+  SceneOptions one = options;
+  one.mosaic = 1;
+  if (one.width <= 0) one.width = 512;
+  if (one.height <= 0) one.height = 512;
+  Scene mosaic;
+  mosaic.seed = seed;
+  mosaic.rgb = cv::Mat(one.height * side, one.width * side, CV_8UC3);
+  mosaic.labels = cv::Mat(mosaic.rgb.size(), CV_8U);
+  const uint64_t first = seed * uint64_t(side) * uint64_t(side);
+  for (int row = 0; row < side; ++row) {
+    for (int col = 0; col < side; ++col) {
+      Scene scene = DrawScene(first + uint64_t(row) * side + col, one);
+      const cv::Rect where(col * one.width, row * one.height, one.width,
+                           one.height);
+      scene.rgb.copyTo(mosaic.rgb(where));
+      scene.labels.copyTo(mosaic.labels(where));
+      for (SceneObject object : scene.objects) {
+        object.center_x += where.x;
+        object.center_y += where.y;
+        mosaic.objects.push_back(object);
+      }
+    }
+  }
+  return mosaic;  // jpeg_quality 0: PNG.
+}
+
+}  // namespace
+
 Scene DrawScene(uint64_t seed, const SceneOptions& options) {
+  if (options.mosaic > 1) return DrawMosaic(seed, options);
   Random random(seed * 0x2545F4914F6CDD1Dull + 0x1234567ull);
   Scene scene;
   scene.seed = seed;

@@ -35,6 +35,11 @@ struct SceneOptions {
   // not only over the background (SCENES.md draws it under them). Same
   // seed, same geometry, colours and noise as the spec scene.
   bool noise_over_objects = false;
+  // Above 1: a mosaic of mosaic x mosaic scenes side by side (each of width
+  // x height, 512 x 512 when not given), the scenes of seeds seed * n .. seed
+  // * n + n - 1 (n = mosaic squared), row-major; stored as PNG. Images far
+  // larger than a model's input with objects at the scale it learnt.
+  int mosaic = 1;
 };
 
 // One drawn object (for tests and the demo's report).

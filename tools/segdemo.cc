@@ -30,6 +30,9 @@ ABSL_FLAG(std::string, out_dir, "",
           "where scene.png|jpg, mask.png and overlay.png go");
 ABSL_FLAG(int, width, 0, "scene width (0: drawn from the seed, 256..1024)");
 ABSL_FLAG(int, height, 0, "scene height (0: drawn from the seed)");
+ABSL_FLAG(int, mosaic, 1,
+          "above 1: N x N scenes side by side in one image (each --width x "
+          "--height, default 512 x 512)");
 ABSL_FLAG(bool, noise_over_objects, false,
           "the noisy variant: the scene's pixel noise over the objects too");
 ABSL_FLAG(int64_t, deadline_ms, 60000, "deadline of the call");
@@ -45,7 +48,8 @@ absl::Status Demo(Client& client) {
       client, absl::GetFlag(FLAGS_model), seed,
       {.width = absl::GetFlag(FLAGS_width),
        .height = absl::GetFlag(FLAGS_height),
-       .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects)});
+       .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects),
+       .mosaic = absl::GetFlag(FLAGS_mosaic)});
   if (!segmented.ok()) return segmented.status();
   const fs::path dir(absl::GetFlag(FLAGS_out_dir));
   fs::create_directories(dir);

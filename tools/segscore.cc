@@ -30,6 +30,9 @@ ABSL_FLAG(uint64_t, first_seed, 0, "the first scene seed");
 ABSL_FLAG(int, count, 200, "how many scenes");
 ABSL_FLAG(int, width, 0, "scene width (0: drawn from the seed, 256..1024)");
 ABSL_FLAG(int, height, 0, "scene height (0: drawn from the seed)");
+ABSL_FLAG(int, mosaic, 1,
+          "above 1: N x N scenes side by side in one image (each --width x "
+          "--height, default 512 x 512)");
 ABSL_FLAG(bool, noise_over_objects, false,
           "the noisy variant: the scene's pixel noise over the objects too");
 ABSL_FLAG(int, concurrency, 4, "calls in flight");
@@ -58,7 +61,8 @@ absl::Status Score(Client& client) {
             first + static_cast<uint64_t>(i),
             {.width = absl::GetFlag(FLAGS_width),
              .height = absl::GetFlag(FLAGS_height),
-             .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects)});
+             .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects),
+             .mosaic = absl::GetFlag(FLAGS_mosaic)});
         ConfusionMatrix one(kNumSceneClasses);
         absl::Status status = segmented.status();
         if (status.ok()) {
@@ -113,6 +117,11 @@ absl::Status Run() {
   if (absl::GetFlag(FLAGS_count) < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--count is ", absl::GetFlag(FLAGS_count), "; score at least 1 scene"));
+  }
+  if (absl::GetFlag(FLAGS_mosaic) < 1 || absl::GetFlag(FLAGS_mosaic) > 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mosaic is ", absl::GetFlag(FLAGS_mosaic),
+                     "; allowed 1 (single scenes)..8"));
   }
   return Score(**client);
 }
