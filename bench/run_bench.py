@@ -12,8 +12,10 @@ apart under the same machine load), on the shipped default model:
      concurrent handlers, the same export frozen in channels-last layout) at
      concurrency 1, 4 and 16; and the TorchScript export in-process and at
      concurrency 16 with its optimization off (NONE) and on (AUTO);
-  5. the request codecs per megapixel (inprocess_bench --codecs);
-  6. segserve at concurrency 1 with a 512x512 JPEG;
+  5. 2048x2048 images through the same weights as SLIDE (36 tiles of
+     512x512, each a batch item) and as STRETCH, at concurrency 2;
+  6. the request codecs per megapixel (inprocess_bench --codecs);
+  7. segserve at concurrency 1 with a 512x512 JPEG;
 then writes the medians and ratios into BENCHMARKS.md between the
 "make bench" markers, and every raw result as JSON under --results.
 
@@ -51,7 +53,8 @@ class Process:
                                      stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **(env or {})))
         self.log_path = log_path
-        deadline = time.time() + 120
+        # Five models load in turn, the TorchScript ones timing each rewrite.
+        deadline = time.time() + 300
         while time.time() < deadline:
             with open(log_path) as f:
                 match = re.search(r"ready grpc_port=(\d+)", f.read())
@@ -90,6 +93,10 @@ def make_repository(workdir, torchscript):
         MODEL + "-nobatch": re.sub(
             r"max_batch_size: \d+", "max_batch_size: 1",
             re.sub(r"\n\s*preferred_batch_size: \[[^\]]*\]", "", config)),
+        MODEL + "-slide": config.replace(
+            "resize: STRETCH",
+            f"resize: SLIDE stride_height: {SLIDE_STRIDE} "
+            f"stride_width: {SLIDE_STRIDE}"),
         MODEL + "-ts": torchscript_config,
         MODEL + "-ts-none": torchscript_config +
         "\ntorchscript { optimization: NONE }\n",
@@ -126,6 +133,14 @@ def segload(args, port, json_path, concurrency, model, extra=()):
 
 
 RAW = ["--raw", "--sizes=512x512", "--mask_encoding=rle"]
+# SLIDE: 512 x 512 tiles every 341 pixels of 2048 x 2048 images (6 x 6 = 36
+# tiles), against STRETCH on the same images.
+SLIDE_STRIDE = 341
+SLIDE_SIDE = 2048
+SLIDE_TILES = ((SLIDE_SIDE - 512 + SLIDE_STRIDE - 1) // SLIDE_STRIDE + 1) ** 2
+SLIDE_CONCURRENCY = "2"
+BIG_RAW = ["--raw", f"--sizes={SLIDE_SIDE}x{SLIDE_SIDE}", "--mask_encoding=rle",
+           "--deadline_ms=120000"]
 PEER_CONCURRENCIES = "1,4,16"
 # PyTorch's CPU performance guide for the peer: glibc's malloc keeps freed
 # memory instead of returning it to the system at every batch, and OpenBLAS
@@ -186,6 +201,12 @@ def one_repetition(args, rep, repository, torchscript, results):
         log(f"repetition {rep}: Python peer, concurrency {PEER_CONCURRENCIES}")
         out["peer"] = segload(args, peer.port, path("peer"), PEER_CONCURRENCIES,
                               MODEL + "-ts", RAW)
+        log(f"repetition {rep}: {SLIDE_SIDE}x{SLIDE_SIDE} SLIDE and STRETCH, "
+            f"concurrency {SLIDE_CONCURRENCY}")
+        out["slide"] = segload(args, server.port, path("slide"),
+                               SLIDE_CONCURRENCY, MODEL + "-slide", BIG_RAW)[0]
+        out["big_stretch"] = segload(args, server.port, path("big_stretch"),
+                                     SLIDE_CONCURRENCY, MODEL, BIG_RAW)[0]
         log(f"repetition {rep}: concurrency 1, 512x512 JPEG")
         out["jpeg_c1"] = segload(args, server.port, path("jpeg_c1"), "1",
                                  MODEL, JPEG)[0]
@@ -232,7 +253,8 @@ def summarize(reps):
     concurrencies = [t["concurrency"] for t in reps[0]["sweep"]]
     s["sweep"] = {c: step_stats([r["sweep"][i] for r in reps])
                   for i, c in enumerate(concurrencies)}
-    for key in ("oip", "nobatch", "torchscript_none", "jpeg_c1"):
+    for key in ("oip", "nobatch", "torchscript_none", "jpeg_c1", "slide",
+                "big_stretch"):
         s[key] = step_stats([r[key] for r in reps])
     for key in ("torchscript", "peer"):
         s[key] = {t["concurrency"]: step_stats([r[key][i] for r in reps])
@@ -254,7 +276,7 @@ def check(s):
     problems = []
     steps = {f"concurrency {c}": t for c, t in s["sweep"].items()}
     steps.update({k: s[k] for k in ("oip", "nobatch", "torchscript_none",
-                                    "jpeg_c1")})
+                                    "jpeg_c1", "slide", "big_stretch")})
     for key in ("torchscript", "peer"):
         steps.update({f"{key}, concurrency {c}": t for c, t in s[key].items()})
     for name, t in steps.items():
@@ -430,11 +452,37 @@ def report(s, args, elapsed_s):
         f"| served p99 ms, c=16 | {ts_none['p99']:.1f} | {ts[16]['p99']:.1f} | "
         f"{ts[16]['p99'] / ts_none['p99']:.2f} | {sweep[16]['p99']:.1f} |",
         "",
-        "### 5. Codec costs",
+        "### 5. Sliding windows (SLIDE) on large images",
+        "",
+        f"{SLIDE_SIDE}x{SLIDE_SIDE} RAW images at concurrency {SLIDE_CONCURRENCY}: "
+        f"the shipped weights as SLIDE ({SLIDE_TILES} tiles of 512x512, stride "
+        f"{SLIDE_STRIDE}, each a batch item) and as shipped (STRETCH to 512x512). "
+        "Tiles/s over the single-image throughput (512x512 at concurrency 16, "
+        "section 1) is how much of the batcher's throughput sliding windows keep; "
+        "the rest goes to cutting tiles and blending the logits of a "
+        f"{SLIDE_SIDE}x{SLIDE_SIDE} image.",
+        "",
+        "| figure | SLIDE | STRETCH |",
+        "|---|---|---|",
+        f"| img/s | {s['slide']['rps']:.2f} | {s['big_stretch']['rps']:.2f} |",
+        f"| model items/s (tiles) | {s['slide']['rps'] * SLIDE_TILES:.1f} | "
+        f"{s['big_stretch']['rps']:.1f} |",
+        f"| items/s over single-image img/s ({sweep[16]['rps']:.1f}) | "
+        f"{s['slide']['rps'] * SLIDE_TILES / sweep[16]['rps']:.2f} | "
+        f"{s['big_stretch']['rps'] / sweep[16]['rps']:.2f} |",
+        f"| p50 / p99 ms | {s['slide']['p50']:.0f} / {s['slide']['p99']:.0f} | "
+        f"{s['big_stretch']['p50']:.0f} / {s['big_stretch']['p99']:.0f} |",
+        f"| mean batch | {s['slide']['batch']:.2f} | {s['big_stretch']['batch']:.2f} |",
+        "| server queue / preprocess / inference / postprocess ms | "
+        + " | ".join(" / ".join(f"{t['server'][k]:.0f}" for k in
+                                ("queue", "preprocess", "inference", "postprocess"))
+                     for t in (s["slide"], s["big_stretch"])) + " |",
+        "",
+        "### 6. Codec costs",
         "",
         "Median ms of one call on a synthetic scene, and per megapixel. Share = the "
         "512x512 cost over the server time of a 512x512 request at concurrency 1 "
-        f"({c1_server:.1f} ms: queue + preprocess + inference + postprocess, section 6).",
+        f"({c1_server:.1f} ms: queue + preprocess + inference + postprocess, section 7).",
         "",
         "| step | size | ms | ms per MP | share of a 512x512 request |",
         "|---|---|---|---|---|",
@@ -447,7 +495,7 @@ def report(s, args, elapsed_s):
         f"its mask PNG {b['mask_png'] / 1024:.1f} KiB, RLE {b['mask_rle'] / 1024:.1f} KiB"
         for b in s["bytes"]) + ".", ""]
     lines += [
-        "### 6. Latency at concurrency 1 (512x512 JPEG in, PNG mask out)",
+        "### 7. Latency at concurrency 1 (512x512 JPEG in, PNG mask out)",
         "",
         "| figure | ms |",
         "|---|---|",
