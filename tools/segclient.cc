@@ -236,6 +236,7 @@ int Run() {
       "postprocess %.2f ms, batch size %u\n",
       Ms(t.queue_us()), Ms(t.preprocess_us()), Ms(t.inference_us()),
       Ms(t.postprocess_us()), t.batch_size());
+  if (t.tiles() > 1) std::printf("tiles: %u (sliding windows)\n", t.tiles());
   std::printf("round trip: %.2f ms\n", round_trip_ms);
 
   if (const std::string path = absl::GetFlag(FLAGS_mask); !path.empty()) {

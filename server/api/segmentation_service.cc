@@ -80,6 +80,14 @@ void FillModelInfo(const ModelStatus& status, const std::string& version,
   info->set_architecture(config.architecture());
   info->set_input_height(config.input().height());
   info->set_input_width(config.input().width());
+  info->set_input_resize(
+      v1::ModelConfig::Input::Resize_Name(config.input().resize()));
+  if (config.input().resize() == v1::ModelConfig::Input::SLIDE) {
+    info->set_crop_height(config.input().crop_height());
+    info->set_crop_width(config.input().crop_width());
+    info->set_stride_height(config.input().stride_height());
+    info->set_stride_width(config.input().stride_width());
+  }
   *info->mutable_class_names() = config.class_names();
   info->set_max_batch_size(config.max_batch_size());
   info->set_precision(v1::ModelConfig::Precision_Name(config.precision()));

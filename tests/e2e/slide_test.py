@@ -238,6 +238,15 @@ def main():
         check(counts == expected and sum(counts.values()) == width * height,
               "class stats count the full-resolution mask")
 
+        info = v1_grpc.SegmentationStub(channel).GetModel(
+            v1.GetModelRequest(name="slide"), timeout=60)
+        check((info.input_resize, info.crop_width, info.crop_height,
+               info.stride_width, info.stride_height) ==
+              ("SLIDE", CROP, CROP, STRIDE, STRIDE),
+              f"GetModel reports the tiling: {info.input_resize} crop "
+              f"{info.crop_width}x{info.crop_height} stride "
+              f"{info.stride_width}x{info.stride_height}")
+
         # Tiles of concurrent requests share batches; answers do not mix.
         results = [None] * 6
 
