@@ -203,10 +203,13 @@ def one_repetition(args, rep, repository, torchscript, results):
                               MODEL + "-ts", RAW)
         log(f"repetition {rep}: {SLIDE_SIDE}x{SLIDE_SIDE} SLIDE and STRETCH, "
             f"concurrency {SLIDE_CONCURRENCY}")
+        # A SLIDE request takes longer than a quick run's 1-s windows.
+        big = BIG_RAW + (["--requests=4", "--warmup_requests=2"]
+                         if args.quick else [])
         out["slide"] = segload(args, server.port, path("slide"),
-                               SLIDE_CONCURRENCY, MODEL + "-slide", BIG_RAW)[0]
+                               SLIDE_CONCURRENCY, MODEL + "-slide", big)[0]
         out["big_stretch"] = segload(args, server.port, path("big_stretch"),
-                                     SLIDE_CONCURRENCY, MODEL, BIG_RAW)[0]
+                                     SLIDE_CONCURRENCY, MODEL, big)[0]
         log(f"repetition {rep}: concurrency 1, 512x512 JPEG")
         out["jpeg_c1"] = segload(args, server.port, path("jpeg_c1"), "1",
                                  MODEL, JPEG)[0]
