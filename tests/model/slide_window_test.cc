@@ -52,7 +52,9 @@ TEST(PlanSlideTilesTest, CoversEveryPixelRowMajor) {
     EXPECT_EQ(tile.height, 64);
     EXPECT_LE(tile.x + tile.width, width);
     EXPECT_LE(tile.y + tile.height, height);
-    if (i > 0 && tiles[i - 1].y == tile.y) EXPECT_GT(tile.x, tiles[i - 1].x);
+    if (i > 0 && tiles[i - 1].y == tile.y) {
+      EXPECT_GT(tile.x, tiles[i - 1].x);
+    }
     covered(cv::Rect(tile.x, tile.y, tile.width, tile.height)) = 1;
   }
   EXPECT_EQ(cv::countNonZero(covered), width * height);

@@ -107,8 +107,8 @@ TEST(AugmentTest, CropsShowObjectsWhenTheImageHasThem) {
   for (uint64_t seed = 0; seed < 20; ++seed) {
     const TrainingSample sample =
         MakeTrainingSample(scene.rgb, scene.labels, pre, options, true, seed);
-    with_objects += cv::countNonZero(sample.labels != 0 &
-                                     sample.labels != kIgnoreLabel) > 0;
+    with_objects += cv::countNonZero((sample.labels != 0) &
+                                     (sample.labels != kIgnoreLabel)) > 0;
   }
   EXPECT_GT(with_objects, 15);
 }
