@@ -25,6 +25,15 @@ struct SlideTile {
   int height = 0;
 };
 
+// The most tiles one request may become: the model's max_queue_size (more
+// could never be queued together; 0 is unbounded) or 1024, which bounds the
+// inputs a request holds.
+inline constexpr int kMaxSlideTiles = 1024;
+inline int MaxSlideTilesPerRequest(int max_queue_size) {
+  return max_queue_size > 0 && max_queue_size < kMaxSlideTiles ? max_queue_size
+                                                               : kMaxSlideTiles;
+}
+
 // mmsegmentation's grid: per axis max(size - crop + stride - 1, 0) / stride
 // + 1 positions every stride pixels, each tile moved back to end at the
 // image's edge where it would cross it. Row-major order.

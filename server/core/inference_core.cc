@@ -167,8 +167,13 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
     const PreprocessOptions& preprocess = (*model)->preprocess();
     if (preprocess.resize == PreprocessOptions::Resize::kSlide &&
         admission.image_width > 0 && admission.image_height > 0) {
-      items = CountSlideTiles(admission.image_width, admission.image_height,
-                              preprocess);
+      // An image of more tiles than a request may have is refused by the
+      // pipeline with the count, not here as a deadline it would miss.
+      items = std::min(
+          CountSlideTiles(admission.image_width, admission.image_height,
+                          preprocess),
+          MaxSlideTilesPerRequest(
+              int((*model)->config().dynamic_batching().max_queue_size())));
     }
     const std::optional<absl::Duration> eta =
         (*model)->EstimateCompletion(std::max(1, items));

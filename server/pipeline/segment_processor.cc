@@ -179,7 +179,8 @@ SegmentProcessor::PlanItems(const cv::Mat& rgb, const ServedModel& model,
     items.push_back(std::move(item));
     return items;
   }
-  const int limit = MaxTilesPerRequest(model.config());
+  const int limit = MaxSlideTilesPerRequest(
+      int(model.config().dynamic_batching().max_queue_size()));
   const int count = CountSlideTiles(rgb.cols, rgb.rows, preprocess);
   if (count > limit) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -200,11 +201,6 @@ SegmentProcessor::PlanItems(const cv::Mat& rgb, const ServedModel& model,
     items.push_back(std::move(item));
   }
   return items;
-}
-
-int SegmentProcessor::MaxTilesPerRequest(const v1::ModelConfig& config) {
-  const int queue = int(config.dynamic_batching().max_queue_size());
-  return queue > 0 ? std::min(queue, kMaxTilesPerRequest) : kMaxTilesPerRequest;
 }
 
 void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,

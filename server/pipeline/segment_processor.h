@@ -23,9 +23,6 @@ class SegmentProcessor {
   struct Options {
     int64_t max_image_pixels = 0;  // 0: no limit.
   };
-  // A SLIDE request's tiles, at most: the model's max_queue_size (more could
-  // never be queued together) or this.
-  static constexpr int kMaxTilesPerRequest = 1024;
   using Done = absl::AnyInvocable<void(absl::StatusOr<SegmentResult>)>;
 
   // `core` must outlive the processor.
@@ -41,7 +38,6 @@ class SegmentProcessor {
   // The batch items of a decoded image: itself, or its tiles.
   absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> PlanItems(
       const cv::Mat& rgb, const ServedModel& model, ImagePlan& plan) const;
-  static int MaxTilesPerRequest(const v1::ModelConfig& config);
   void Postprocess(std::shared_ptr<Call> call, std::vector<BatchResult> items);
   void Finish(Call& call, absl::StatusOr<SegmentResult> result);
 

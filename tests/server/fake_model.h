@@ -9,6 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "model/segmentation_model.h"
 
 namespace segserve {
@@ -24,6 +26,7 @@ struct FakeModelState {
   // When set, each batch waits for `release` before returning.
   std::shared_ptr<absl::Notification> release ABSL_GUARDED_BY(mu);
   int batches_started ABSL_GUARDED_BY(mu) = 0;
+  absl::Duration delay ABSL_GUARDED_BY(mu);  // Each batch sleeps this long.
 
   std::vector<int> BatchSizes() {
     absl::MutexLock lock(&mu);
@@ -53,12 +56,15 @@ class FakeModel : public SegmentationModel {
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
       absl::Span<const float* const> inputs, OutputKinds kinds) override {
     std::shared_ptr<absl::Notification> release;
+    absl::Duration delay;
     {
       absl::MutexLock lock(&state_->mu);
       ++state_->batches_started;
       release = state_->release;
+      delay = state_->delay;
     }
     if (release) release->WaitForNotification();
+    absl::SleepFor(delay);
     absl::MutexLock lock(&state_->mu);
     state_->batch_sizes.push_back(int(inputs.size()));
     if (!state_->error.ok()) return state_->error;

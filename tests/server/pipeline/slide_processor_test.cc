@@ -270,6 +270,32 @@ TEST_F(SlideProcessorTest, QueueLimitCountsTiles) {
   EXPECT_EQ(TilesRun(), 6) << "none of the refused request's tiles ran";
 }
 
+// Deadline admission counts a request's tiles, but no more than a request
+// may have: an image of too many tiles gets the count (INVALID_ARGUMENT),
+// not advice to retry elsewhere (RESOURCE_EXHAUSTED) that cannot help.
+TEST_F(SlideProcessorTest, DeadlineAdmissionLeavesTooManyTilesToTheLimit) {
+  Serve(std::string(kSlideConfig) + "dynamic_batching { max_queue_size: 6 }");
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->delay = absl::Milliseconds(50);
+  }
+  ASSERT_TRUE(Run(PatternJob(32, 32)).ok()) << "the batch time is known now";
+  // 1000 x 1000: 50 x 50 tiles, about 125 s of batches; 6 take 0.3 s.
+  SegmentJob big = PatternJob(1000, 1000);
+  big.deadline = absl::Now() + absl::Seconds(2);
+  absl::StatusOr<SegmentResult> refused = Run(std::move(big));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+      << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("needs 2500 tiles"));
+  // A request that fits but would miss its deadline is still refused at
+  // arrival: 6 tiles in 1 ms.
+  SegmentJob late = PatternJob(72, 52);
+  late.deadline = absl::Now() + absl::Milliseconds(1);
+  EXPECT_EQ(Run(std::move(late)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(SlideProcessorTest, AFailedTileDropsItsSiblings) {
   Serve();
   {
