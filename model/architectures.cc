@@ -86,6 +86,9 @@ BuiltinNetwork MakeCgrSeg(const CgrSegName& entry, int64_t num_classes) {
     net->backbone()->forward(x);
   };
   network.backbone_prefixes = {"backbone."};
+  network.freeze_backbone_norm = [net](bool frozen) mutable {
+    net->backbone()->set_frozen_batch_norm(frozen);
+  };
   network.prepare = [net]() mutable {
     net->decode_head()->PrepareForInference();
   };

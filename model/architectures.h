@@ -45,6 +45,10 @@ struct BuiltinNetwork {
   // parameters are those whose names start with one of backbone_prefixes.
   std::function<void(const torch::Tensor&)> backbone_forward;
   std::vector<std::string> backbone_prefixes;
+  // Whether the backbone's BatchNorm statistics stay frozen in training
+  // mode (EfficientFormerV2; frozen by default, as the official recipe for
+  // ImageNet-initialised weights). Empty where there is no such switch.
+  std::function<void(bool)> freeze_backbone_norm;
   // PrepareForInference's architecture-specific part; may be empty.
   std::function<void()> prepare;
   // Whether PrepareForInference switches the network to channels-last

@@ -468,10 +468,14 @@ std::vector<torch::Tensor> EfficientFormerV2Impl::forward(torch::Tensor x) {
   return features;
 }
 
+void EfficientFormerV2Impl::set_frozen_batch_norm(bool frozen) {
+  frozen_batch_norm_ = frozen;
+  train(is_training());
+}
+
 void EfficientFormerV2Impl::train(bool on) {
   torch::nn::Module::train(on);
-  // The official model's "trick": BatchNorm statistics stay frozen even in
-  // training mode.
+  if (!on || !frozen_batch_norm_) return;
   for (const auto& module : modules(/*include_self=*/false)) {
     if (auto* bn = module->as<torch::nn::BatchNorm2d>()) bn->eval();
   }

@@ -236,9 +236,17 @@ class EfficientFormerV2Impl : public torch::nn::Module {
   // Channels of those 4 features.
   const std::vector<int64_t>& out_channels() const { return out_channels_; }
 
+  // Training mode keeps every BatchNorm's statistics frozen by default, as
+  // the official model does for its ImageNet-initialised weights. From
+  // scratch they must update: frozen at mean 0 and variance 1, nothing
+  // normalizes and the activations grow without bound.
+  void set_frozen_batch_norm(bool frozen);
+  bool frozen_batch_norm() const { return frozen_batch_norm_; }
+
   void train(bool on = true) override;
 
  private:
+  bool frozen_batch_norm_ = true;
   std::vector<int64_t> out_channels_;
   torch::nn::Sequential patch_embed_{nullptr};
   torch::nn::ModuleList network_{nullptr};

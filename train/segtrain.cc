@@ -55,6 +55,10 @@ ABSL_FLAG(double, noisy_scenes, 0,
 ABSL_FLAG(uint64_t, seed, 0, "initialisation, sample order, augmentation");
 ABSL_FLAG(int, threads, 2, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, init, "", "start from these weights (a state dict)");
+ABSL_FLAG(bool, freeze_backbone_norm, false,
+          "keep EfficientFormerV2's BatchNorm statistics frozen, as the "
+          "official recipe does for ImageNet-initialised weights (from "
+          "scratch they must update)");
 ABSL_FLAG(std::string, checkpoint_dir, "",
           "where checkpoints go (model.pt + trainer_state.pt)");
 ABSL_FLAG(int64_t, checkpoint_every, 200, "steps between checkpoints");
@@ -171,6 +175,7 @@ absl::Status Run() {
     options.augment.photometric = absl::GetFlag(FLAGS_photometric);
     options.seed = absl::GetFlag(FLAGS_seed);
     options.threads = threads;
+    options.freeze_backbone_norm = absl::GetFlag(FLAGS_freeze_backbone_norm);
     options.output = absl::GetFlag(FLAGS_output).empty()
                          ? default_weights
                          : absl::GetFlag(FLAGS_output);

@@ -132,6 +132,9 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
       BuildNetwork(options.student, options.seed);
   if (!student.ok()) return student.status();
   trainee.student = *std::move(student);
+  if (trainee.student.freeze_backbone_norm) {
+    trainee.student.freeze_backbone_norm(options.freeze_backbone_norm);
+  }
   trainee.student.module->train();
   // Measured: SGCPNet trains about 2x faster with channels-last weights
   // and activations, as it runs inference.

@@ -40,6 +40,10 @@ struct TrainerOptions {
   // Channels-last weights and activations for the architectures that
   // prefer them (SGCPNet); the saved weights are the same either way.
   bool channels_last = true;
+  // Keep the backbone's BatchNorm statistics frozen (EfficientFormerV2):
+  // the official recipe when fine-tuning ImageNet-initialised weights.
+  // From scratch they must update, so off by default.
+  bool freeze_backbone_norm = false;
 
   // Where the final weights go (a flat state dict the server loads).
   std::string output;

@@ -458,6 +458,38 @@ TEST(EfficientFormerV2Test, TrainModeKeepsBatchNormFrozen) {
   }
 }
 
+TEST(EfficientFormerV2Test, UnfrozenBatchNormUpdatesItsStatistics) {
+  EfficientFormerV2 net(EfficientFormerV2Variant::kS1);
+  RandomizeWeights(*net, 7);
+  net->set_frozen_batch_norm(false);
+  net->train();
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& item : net->named_buffers()) {
+    if (item.key().find("running_var") != std::string::npos) {
+      before[item.key()] = item.value().clone();
+    }
+  }
+  ASSERT_FALSE(before.empty());
+  {
+    torch::NoGradGuard no_grad;
+    Forward(net, torch::randn({2, 3, 64, 96}) * 5);
+  }
+  for (const auto& item : net->named_buffers()) {
+    auto it = before.find(item.key());
+    if (it != before.end()) {
+      EXPECT_FALSE(torch::equal(item.value(), it->second)) << item.key();
+    }
+  }
+  // Freezing again puts them back in eval mode while training.
+  net->set_frozen_batch_norm(true);
+  EXPECT_TRUE(net->is_training());
+  for (const auto& item : net->named_modules()) {
+    if (item.value()->as<torch::nn::BatchNorm2d>()) {
+      EXPECT_FALSE(item.value()->is_training()) << item.key();
+    }
+  }
+}
+
 TEST(EfficientFormerV2Test, BatchItemsAreIndependent) {
   EfficientFormerV2 net(EfficientFormerV2Variant::kS1);
   RandomizeWeights(*net, 8);

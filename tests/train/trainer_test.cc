@@ -89,6 +89,34 @@ TEST(TrainerTest, TrainsTheCgrSegArchitecturesToo) {
   }
 }
 
+// From scratch the backbone's BatchNorm statistics must learn: frozen at
+// their initial values (mean 0, variance 1) nothing normalizes.
+TEST(TrainerTest, BackboneNormStatisticsUpdateUnlessFrozen) {
+  for (const bool frozen : {false, true}) {
+    const fs::path dir = FreshTestDir("trainer") / (frozen ? "frozen" : "free");
+    TrainerOptions options = SmallOptions(dir);
+    options.student.architecture = "cgrseg_t";
+    options.steps = 1;
+    options.freeze_backbone_norm = frozen;
+    const auto scenes = MakeSceneSource(kTrainingSeedBase);
+    std::ostringstream log;
+    ASSERT_TRUE(Train(options, *scenes, log).ok()) << log.str();
+    int statistics = 0;
+    int at_initial_values = 0;
+    for (const auto& [name, tensor] : ReadWeights(dir / "final.pt")) {
+      if (name.rfind("backbone.", 0) != 0 ||
+          name.find("running_var") == std::string::npos) {
+        continue;
+      }
+      ++statistics;
+      at_initial_values += torch::equal(tensor, torch::ones_like(tensor));
+    }
+    ASSERT_GT(statistics, 0);
+    EXPECT_EQ(at_initial_values, frozen ? statistics : 0)
+        << "frozen " << frozen;
+  }
+}
+
 TEST(TrainerTest, ResumingGivesTheSameWeightsAsAnUninterruptedRun) {
   const fs::path dir = FreshTestDir("trainer");
   const auto scenes = MakeSceneSource(kTrainingSeedBase);
