@@ -18,6 +18,11 @@
 //       floats. Y.pt gets "output" (the logits at the head's resolution) and
 //       "output_full" (those resized bilinearly, align_corners=false, to
 //       H x W).
+//   segtool half --weights W.pt --output H.pt
+//       Writes W's state dict with every floating tensor as float16 (half
+//       the size on disk; the loaders convert back to the model's dtype).
+//       Refuses a value beyond float16's range. Prints the largest rounding
+//       error relative to each tensor's largest magnitude.
 //
 // A is one of sgcpnet, cgrseg_t, cgrseg_b, cgrseg_l, cgrseg_t_ssa,
 // cgrseg_b_ssa, cgrseg_l_ssa. --num_classes defaults to the official
@@ -28,6 +33,7 @@
 #include <torch/nn/functional/upsampling.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -64,6 +70,7 @@ constexpr char kUsage[] =
     "[--height H --width W]\n"
     "  segtool infer --arch A [--num_classes N] --weights W.pt --input X.pt "
     "--output Y.pt\n"
+    "  segtool half --weights W.pt --output H.pt\n"
     "architectures A: sgcpnet, cgrseg_t, cgrseg_b, cgrseg_l, cgrseg_t_ssa, "
     "cgrseg_b_ssa, cgrseg_l_ssa\n";
 
@@ -314,6 +321,42 @@ int Infer(const Common& common, const std::string& weights,
   return 0;
 }
 
+int Half(const std::string& weights, const std::string& output) {
+  absl::StatusOr<StateDict> state = ReadStateDict(weights);
+  if (!state.ok()) return Failure(state.status().ToString());
+  constexpr double kHalfMax = 65504;
+  double worst_relative_error = 0;
+  int converted = 0;
+  for (auto& [name, tensor] : *state) {
+    if (!tensor.is_floating_point() || tensor.scalar_type() == torch::kHalf) {
+      continue;
+    }
+    const double largest =
+        tensor.numel() == 0 ? 0 : tensor.abs().max().item<double>();
+    if (!(largest <= kHalfMax)) {
+      return Failure(absl::StrCat(weights, ": ", name, " holds ", largest,
+                                  ", beyond float16's range (", kHalfMax, ")"));
+    }
+    const torch::Tensor half = tensor.to(torch::kHalf);
+    if (largest > 0) {
+      const double error = (half.to(torch::kDouble) - tensor.to(torch::kDouble))
+                               .abs()
+                               .max()
+                               .item<double>();
+      worst_relative_error = std::max(worst_relative_error, error / largest);
+    }
+    tensor = half;
+    ++converted;
+  }
+  const absl::Status saved = SaveStateDict(*state, output);
+  if (!saved.ok()) return Failure(saved.ToString());
+  std::printf(
+      "wrote %s: %d of %zu tensors as float16, largest rounding error %.3g "
+      "of a tensor's largest magnitude\n",
+      output.c_str(), converted, state->size(), worst_relative_error);
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   if (argc < 2) return UsageError("missing command");
   const std::string command = argv[1];
@@ -322,6 +365,19 @@ int Run(int argc, char** argv) {
     return 0;
   }
   std::set<std::string> allowed = {"arch", "num_classes"};
+  if (command == "half") {
+    std::map<std::string, std::string> flags;
+    std::string error;
+    if (!ParseFlags(argc, argv, {"weights", "output"}, &flags, &error)) {
+      return UsageError(error);
+    }
+    for (const char* name : {"weights", "output"}) {
+      if (FlagOr(flags, name, "").empty()) {
+        return UsageError(absl::StrCat("half needs --", name));
+      }
+    }
+    return Half(flags["weights"], flags["output"]);
+  }
   if (command == "init") {
     allowed.insert({"seed", "output"});
   } else if (command == "info") {

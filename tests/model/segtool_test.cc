@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "model/checkpoint.h"
 #include "model/torch_model.h"
 #include "tests/model/segtool_runner.h"
 
@@ -86,11 +87,52 @@ TEST(SegtoolTest, InitIsDeterministicAndLoadsAsBuiltin) {
   }
 }
 
+TEST(SegtoolTest, HalfHalvesTheFileAndStillLoads) {
+  const std::string full = TempPath("full.pt");
+  const std::string half = TempPath("half.pt");
+  ASSERT_EQ(
+      RunSegtool("init --arch sgcpnet --seed 42 --output " + full).exit_code,
+      0);
+  const Result result =
+      RunSegtool("half --weights " + full + " --output " + half);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("as float16"));
+  EXPECT_LT(std::filesystem::file_size(half),
+            0.6 * std::filesystem::file_size(full));
+
+  absl::StatusOr<StateDict> state = ReadStateDict(half);
+  ASSERT_TRUE(state.ok()) << state.status();
+  for (const auto& [name, tensor] : *state) {
+    if (tensor.is_floating_point()) {
+      EXPECT_EQ(tensor.scalar_type(), torch::kHalf) << name;
+    }
+  }
+  TorchModelOptions options;
+  options.weights_path = half;
+  options.input_height = 32;
+  options.input_width = 32;
+  auto model = LoadTorchModel(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->parameter_count(), 607826);
+  std::filesystem::remove(full);
+  std::filesystem::remove(half);
+}
+
+TEST(SegtoolTest, HalfRefusesValuesBeyondItsRange) {
+  const std::string big = TempPath("big.pt");
+  ASSERT_TRUE(SaveStateDict({{"scale", torch::full({3}, 1e6)}}, big).ok());
+  const Result result =
+      RunSegtool("half --weights " + big + " --output " + TempPath("x.pt"));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("scale holds 1e+06, beyond float16"));
+  std::filesystem::remove(big);
+}
+
 TEST(SegtoolTest, UsageErrorsExitWithTwo) {
   // Each run loads LibTorch (about a second), so only a few cases.
   for (const char* arguments :
        {"", "bogus", "keys --arch resnet", "keys --arch sgcpnet --x 1",
-        "init --arch sgcpnet --seed -1 --output x.pt"}) {
+        "init --arch sgcpnet --seed -1 --output x.pt", "half --weights x.pt"}) {
     const Result result = RunSegtool(arguments);
     EXPECT_EQ(result.exit_code, 2) << arguments;
     EXPECT_THAT(result.output, HasSubstr("usage:")) << arguments;
