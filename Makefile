@@ -5,6 +5,8 @@
 #   make demo           serve, segment one synthetic scene, write the input,
 #                       mask and overlay to demo/ and print per-class IoU
 #   make train-default  retrain the shipped scene models from scratch
+#   make train-teacher  train the distillation teacher, scenes-cgrseg-t
+#   make distill-ablation  train and score the distillation ablation's arms
 #   make bench          run the serving benchmarks (about 10 minutes on a
 #                       quiet machine) and update BENCHMARKS.md
 #   make image          build the container image segserve:cpu offline
@@ -18,7 +20,7 @@ GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default bench clean format image test-image fuzz test-sanitize
+.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation bench clean format image test-image fuzz test-sanitize
 
 all: build
 
@@ -44,6 +46,13 @@ demo: build
 
 train-default: build
 	bash scripts/train-default.sh $(BUILD_DIR)
+
+train-teacher: build
+	bash scripts/train-teacher.sh $(BUILD_DIR)
+
+TEACHER ?= model_repository/scenes-cgrseg-t
+distill-ablation: build
+	bash scripts/distill-ablation.sh $(BUILD_DIR) $(TEACHER)
 
 BENCH_REPEATS ?= 3
 bench: build

@@ -58,7 +58,9 @@ def main():
     parser.add_argument("--segdemo", help="also run the one-scene demo")
     parser.add_argument("--model_repository", required=True)
     parser.add_argument("--gate", action="append", required=True,
-                        help="MODEL:SCENES:MIN_MIOU:MIN_CLASS_IOU[:WxH]")
+                        help="MODEL:SCENES:MIN_MIOU:MIN_CLASS_IOU[:WxH]"
+                        "[:noisy] (noisy: the scenes' noise over the "
+                        "objects too)")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="segserve-gates-")
@@ -77,9 +79,12 @@ def main():
                        f"--model={model}", "--first_seed=0",
                        f"--count={count}", f"--min_miou={min_miou}",
                        f"--min_class_iou={min_class}"]
-            if len(parts) > 4:
-                width, height = parts[4].split("x")
-                command += [f"--width={width}", f"--height={height}"]
+            for option in parts[4:]:
+                if option == "noisy":
+                    command.append("--noise_over_objects")
+                else:
+                    width, height = option.split("x")
+                    command += [f"--width={width}", f"--height={height}"]
             started = time.time()
             result = subprocess.run(command, capture_output=True, text=True)
             print(f"--- {gate} ({time.time() - started:.1f} s)")
