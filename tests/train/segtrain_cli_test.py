@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """segtrain from the command line on a folder dataset of the documented
 format: trains, writes weights, scores them; refuses a malformed dataset
-with the file's name; stops and resumes a run."""
+with the file's name; stops and resumes a run; trains a teacher and distils
+a student from it as train/README.md's worked example does."""
 import argparse
 import os
 import struct
@@ -53,6 +54,48 @@ input { height: 64 width: 64 resize: STRETCH
 max_batch_size: 2
 """
 
+TEACHER_CONFIG = CONFIG.replace('name: "tiny"', 'name: "tiny-teacher"').replace(
+    'architecture: "sgcpnet"', 'architecture: "cgrseg_t"')
+
+
+def distils_as_the_readme_says(segtrain, tmp, data, check):
+    """A teacher trained into its model directory, then a student distilled
+    from it with every term; a teacher of another input size is refused."""
+    teacher = os.path.join(tmp, "tiny-teacher")
+    os.makedirs(os.path.join(teacher, "1"))
+    with open(os.path.join(teacher, "config.pbtxt"), "w") as f:
+        f.write(TEACHER_CONFIG)
+    common = [f"--data={data}", "--steps=2", "--batch_size=2", "--threads=1",
+              "--warmup_steps=1", "--eval_images=0"]
+    trained = subprocess.run(
+        [segtrain, f"--model_dir={teacher}", *common,
+         f"--output={os.path.join(teacher, '1', 'model.pt')}"],
+        capture_output=True, text=True)
+    check("trains a CGRSeg teacher into its model directory",
+          trained.returncode == 0 and
+          os.path.exists(os.path.join(teacher, "1", "model.pt")),
+          trained.stdout + trained.stderr)
+    student = os.path.join(tmp, "tiny")
+    out = os.path.join(tmp, "distilled.pt")
+    distilled = subprocess.run(
+        [segtrain, f"--model_dir={student}", *common, f"--teacher={teacher}",
+         "--pixel_relation_weight=1", "--class_relation_weight=1",
+         "--kl_weight=1", f"--output={out}"], capture_output=True, text=True)
+    check("distils a student from it with every term",
+          distilled.returncode == 0 and os.path.exists(out) and
+          "distilled from cgrseg_t" in distilled.stderr and
+          all(term in distilled.stderr for term in ("pixel", "class", "kl")),
+          distilled.stdout + distilled.stderr)
+    with open(os.path.join(teacher, "config.pbtxt"), "w") as f:
+        f.write(TEACHER_CONFIG.replace("height: 64 width: 64",
+                                       "height: 96 width: 96"))
+    refused = subprocess.run(
+        [segtrain, f"--model_dir={student}", *common, f"--teacher={teacher}",
+         "--kl_weight=1", f"--output={out}.2"], capture_output=True, text=True)
+    check("a teacher of another input size is refused",
+          refused.returncode == 1 and "teacher's input is 96x96" in
+          refused.stderr and not os.path.exists(out + ".2"), refused.stderr)
+
 
 def main():
     parser = argparse.ArgumentParser()
@@ -102,6 +145,8 @@ def main():
     check("resumes and finishes",
           resumed.returncode == 0 and "resumed at step 2" in resumed.stderr and
           os.path.exists(out + ".2"), resumed.stderr)
+
+    distils_as_the_readme_says(args.segtrain, tmp, data, check)
 
     os.remove(os.path.join(data, "masks", "img1.png"))
     bad = run(f"--output={out}.3")
