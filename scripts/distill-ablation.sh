@@ -1,8 +1,9 @@
 #!/bin/bash
 # make distill-ablation: does distillation help? Trains the ablation's
 # student (SGCPNet at 256x256, train/configs/scenes-sgcpnet-256) on one
-# fixed short schedule, 2000 steps of 16 crops of 128x128 (32,000 crops),
-# once per arm, and scores each arm on the held-out scenes 0..199:
+# fixed short schedule, 2000 steps of 16 whole 256x256 inputs (32,000
+# crops; the teacher fails on smaller crops, MODELS.md), once per arm, and
+# scores each arm on the held-out scenes 0..199:
 #   ce-seed0, ce-seed1  cross-entropy only, two seeds (the spread)
 #   kl                  + KL on the teacher's logits
 #   drkd                + pixel-wise and class-wise relations + KL
@@ -27,7 +28,7 @@ arm() {  # name, seed, extra flags
   echo "arm $name: log in $out/$name.log"
   local started=$(date +%s)
   "$segtrain" --model_dir $student --steps 2000 --warmup_steps 100 \
-    --lr 4e-3 --crop 128 --batch_size 16 --threads 1 --seed "$seed" \
+    --lr 4e-3 --crop 256 --batch_size 16 --threads 1 --seed "$seed" \
     --scene_offset 0 "$@" --checkpoint_dir "$out/$name" \
     --checkpoint_every 500 --output "$out/$name/final.pt" --eval_images 0 \
     > "$out/$name.log" 2>&1
