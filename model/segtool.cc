@@ -21,8 +21,8 @@
 //   segtool half --weights W.pt --output H.pt
 //       Writes W's state dict with every floating tensor as float16 (half
 //       the size on disk; the loaders convert back to the model's dtype).
-//       Refuses a value beyond float16's range. Prints the largest rounding
-//       error relative to each tensor's largest magnitude.
+//       Refuses a value beyond float16's range. Prints the tensor with the
+//       largest rounding error relative to its own largest magnitude.
 //
 // A is one of sgcpnet, cgrseg_t, cgrseg_b, cgrseg_l, cgrseg_t_ssa,
 // cgrseg_b_ssa, cgrseg_l_ssa. --num_classes defaults to the official
@@ -325,7 +325,11 @@ int Half(const std::string& weights, const std::string& output) {
   absl::StatusOr<StateDict> state = ReadStateDict(weights);
   if (!state.ok()) return Failure(state.status().ToString());
   constexpr double kHalfMax = 65504;
+  // The tensor that loses most, relative to its own largest magnitude:
+  // large only for tensors of tiny values (float16's subnormals).
   double worst_relative_error = 0;
+  std::string worst_name;
+  double worst_largest = 0;
   int converted = 0;
   for (auto& [name, tensor] : *state) {
     if (!tensor.is_floating_point() || tensor.scalar_type() == torch::kHalf) {
@@ -342,18 +346,27 @@ int Half(const std::string& weights, const std::string& output) {
       const double error = (half.to(torch::kDouble) - tensor.to(torch::kDouble))
                                .abs()
                                .max()
-                               .item<double>();
-      worst_relative_error = std::max(worst_relative_error, error / largest);
+                               .item<double>() /
+                           largest;
+      if (error > worst_relative_error) {
+        worst_relative_error = error;
+        worst_name = name;
+        worst_largest = largest;
+      }
     }
     tensor = half;
     ++converted;
   }
   const absl::Status saved = SaveStateDict(*state, output);
   if (!saved.ok()) return Failure(saved.ToString());
-  std::printf(
-      "wrote %s: %d of %zu tensors as float16, largest rounding error %.3g "
-      "of a tensor's largest magnitude\n",
-      output.c_str(), converted, state->size(), worst_relative_error);
+  std::printf("wrote %s: %d of %zu tensors as float16\n", output.c_str(),
+              converted, state->size());
+  if (!worst_name.empty()) {
+    std::printf(
+        "largest rounding error: %.3g of the largest magnitude of %s "
+        "(%.3g)\n",
+        worst_relative_error, worst_name.c_str(), worst_largest);
+  }
   return 0;
 }
 
