@@ -45,7 +45,7 @@ struct BuiltinNetwork {
   // parameters are those whose names start with one of backbone_prefixes.
   std::function<void(const torch::Tensor&)> backbone_forward;
   std::vector<std::string> backbone_prefixes;
-  // Whether the backbone's BatchNorm statistics stay frozen in training
+  // Sets whether the backbone's BatchNorm statistics stay frozen in training
   // mode (EfficientFormerV2; frozen by default, as the official recipe for
   // ImageNet-initialised weights). Empty where there is no such switch.
   std::function<void(bool)> freeze_backbone_norm;

@@ -241,7 +241,6 @@ class EfficientFormerV2Impl : public torch::nn::Module {
   // scratch they must update: frozen at mean 0 and variance 1, nothing
   // normalizes and the activations grow without bound.
   void set_frozen_batch_norm(bool frozen);
-  bool frozen_batch_norm() const { return frozen_batch_norm_; }
 
   void train(bool on = true) override;
 

@@ -33,7 +33,6 @@
 #include <torch/nn/functional/upsampling.h>
 #include <torch/utils.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
