@@ -5,7 +5,8 @@
 # inputs (the scenes at half the default's scale): from scratch, CGRSeg-T
 # trained on smaller crops fails at the full input. Each phase trains on
 # new scenes and starts from the last one's weights. Checkpoints
-# and logs go to runs/ (tail -f runs/*.log); the result is written, as
+# and logs go to runs/ (tail -f runs/*.log); run again, it resumes where it
+# stopped (scripts/training-phase.sh). The result is written, as
 # float16, to model_repository/scenes-cgrseg-t/1/model.pt with its config,
 # and scored on the held-out scenes 0..199.
 set -euo pipefail
@@ -16,14 +17,12 @@ model=model_repository/scenes-cgrseg-t
 mkdir -p runs "$model/1"
 started=$(date +%s)
 
+source "$(dirname "$0")/training-phase.sh"
 phase() {  # name, init weights ('' for none), seed, scene offset, lr
   local name=$1 init=$2 seed=$3 offset=$4 lr=$5
-  echo "phase $name: log in runs/$name.log"
-  "$segtrain" --model_dir $config ${init:+--init "$init"} --steps 2000 \
+  run_phase "$name" "$init" --model_dir $config --steps 2000 \
     --warmup_steps 200 --lr "$lr" --crop 256 --batch_size 8 --threads 1 \
-    --seed "$seed" --scene_offset "$offset" --checkpoint_dir "runs/$name" \
-    --checkpoint_every 200 --output "runs/$name/final.pt" --eval_images 0 \
-    > "runs/$name.log" 2>&1
+    --seed "$seed" --scene_offset "$offset"
 }
 phase teacher1 "" 10 0 2e-3
 phase teacher2 runs/teacher1/final.pt 11 16000 2e-3

@@ -77,7 +77,11 @@ TrainingSample MakeTrainingSample(const cv::Mat& rgb, const cv::Mat& labels,
   // The content size the server would use, then the random scale.
   double scale_x = static_cast<double>(preprocess.width) / rgb.cols;
   double scale_y = static_cast<double>(preprocess.height) / rgb.rows;
-  if (preprocess.resize == PreprocessOptions::Resize::kLetterbox) {
+  const bool letterbox =
+      preprocess.resize == PreprocessOptions::Resize::kLetterbox ||
+      (augment && options.letterbox_chance > 0 &&
+       uniform(0, 1) < options.letterbox_chance);
+  if (letterbox) {
     scale_x = scale_y = std::min(scale_x, scale_y);
   }
   const double extra =

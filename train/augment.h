@@ -22,6 +22,11 @@ struct AugmentOptions {
   // (cropped where larger than the input, padded where smaller).
   double min_scale = 0.75;
   double max_scale = 1.25;
+  // The share of samples resized as LETTERBOX whatever the model's mode: a
+  // STRETCH model then also learns content beside padding, which a
+  // LETTERBOX config of the same weights feeds it. 0 draws nothing, so
+  // recipes without it are unchanged.
+  double letterbox_chance = 0;
   bool horizontal_flip = true;
   bool vertical_flip = true;
   // The sample's size: a window of the scaled image, at the same pixel

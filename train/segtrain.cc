@@ -42,6 +42,10 @@ ABSL_FLAG(double, weight_decay, 0.01, "AdamW weight decay");
 ABSL_FLAG(int64_t, warmup_steps, 100, "linear warm-up steps");
 ABSL_FLAG(double, min_scale, 0.75, "smallest random scale");
 ABSL_FLAG(double, max_scale, 1.25, "largest random scale");
+ABSL_FLAG(double, letterbox_share, 0,
+          "the share of samples resized as LETTERBOX whatever the model's "
+          "resize mode, 0..1: content beside padding, as a LETTERBOX config "
+          "of the same weights serves it");
 ABSL_FLAG(int, crop, 0,
           "train on random crops of this side, at the server's pixel scale "
           "(0: whole inputs); CGRSeg needs a multiple of 32");
@@ -148,6 +152,11 @@ absl::Status Run() {
     return absl::InvalidArgumentError(
         absl::StrCat("--noisy_scenes is ", noisy_share, "; allowed: 0..1"));
   }
+  const double letterbox_share = absl::GetFlag(FLAGS_letterbox_share);
+  if (!(letterbox_share >= 0 && letterbox_share <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--letterbox_share is ", letterbox_share, "; allowed: 0..1"));
+  }
   if (!absl::GetFlag(FLAGS_evaluate_only)) {
     absl::StatusOr<std::unique_ptr<LabeledImageSource>> data =
         OpenSource(absl::GetFlag(FLAGS_data),
@@ -168,6 +177,7 @@ absl::Status Run() {
     options.warmup_steps = absl::GetFlag(FLAGS_warmup_steps);
     options.augment.min_scale = absl::GetFlag(FLAGS_min_scale);
     options.augment.max_scale = absl::GetFlag(FLAGS_max_scale);
+    options.augment.letterbox_chance = letterbox_share;
     options.augment.crop_width = absl::GetFlag(FLAGS_crop);
     options.augment.crop_height = absl::GetFlag(FLAGS_crop);
     options.augment.horizontal_flip = absl::GetFlag(FLAGS_flip);

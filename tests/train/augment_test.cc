@@ -113,6 +113,30 @@ TEST(AugmentTest, CropsShowObjectsWhenTheImageHasThem) {
   EXPECT_GT(with_objects, 15);
 }
 
+// A STRETCH model's samples are letterboxed at the given share: a 4:1
+// image then fills a quarter of the input and the rest is padding.
+TEST(AugmentTest, LetterboxShareOfAStretchModelsSamples) {
+  const Scene scene = DrawScene(13, {.width = 1024, .height = 256});
+  const PreprocessOptions pre =
+      Input(128, 128, PreprocessOptions::Resize::kStretch);
+  AugmentOptions options;
+  options.min_scale = options.max_scale = 1;
+  auto padded_share = [&](double chance, uint64_t seed) {
+    options.letterbox_chance = chance;
+    const TrainingSample sample =
+        MakeTrainingSample(scene.rgb, scene.labels, pre, options, true, seed);
+    return cv::countNonZero(sample.labels == kIgnoreLabel) / (128.0 * 128.0);
+  };
+  EXPECT_EQ(padded_share(0, 1), 0);
+  EXPECT_NEAR(padded_share(1, 1), 0.75, 0.01);
+  int letterboxed = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    letterboxed += padded_share(0.5, seed) > 0.7;
+  }
+  EXPECT_GT(letterboxed, 10);
+  EXPECT_LT(letterboxed, 30);
+}
+
 TEST(AugmentTest, SameSeedSameSample) {
   const Scene scene = DrawScene(2);
   const PreprocessOptions pre =
