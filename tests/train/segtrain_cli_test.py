@@ -148,6 +148,14 @@ def main():
 
     distils_as_the_readme_says(args.segtrain, tmp, data, check)
 
+    letterboxed = run(f"--output={out}.4", "--letterbox_share=1")
+    check("trains on letterboxed samples",
+          letterboxed.returncode == 0 and os.path.exists(out + ".4"),
+          letterboxed.stderr)
+    bad = run(f"--output={out}.5", "--letterbox_share=1.5")
+    check("a letterbox share beyond 0..1 is refused with the range",
+          bad.returncode == 1 and "allowed: 0..1" in bad.stderr, bad.stderr)
+
     os.remove(os.path.join(data, "masks", "img1.png"))
     bad = run(f"--output={out}.3")
     check("a missing mask is refused with the image's name",
