@@ -12,8 +12,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
 #include "datasets/dataset.h"
@@ -135,6 +137,13 @@ absl::Status CheckClasses(const LabeledImageSource& source,
   return absl::OkStatus();
 }
 
+// A flag that is a share of the samples.
+absl::Status CheckShare(absl::string_view flag, double share) {
+  if (share >= 0 && share <= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " is ", share, "; allowed: 0..1"));
+}
+
 absl::Status Run() {
   const std::string model_dir = absl::GetFlag(FLAGS_model_dir);
   if (model_dir.empty()) {
@@ -148,20 +157,15 @@ absl::Status Run() {
   InstallCachingCpuAllocator();
 
   const double noisy_share = absl::GetFlag(FLAGS_noisy_scenes);
-  if (!(noisy_share >= 0 && noisy_share <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--noisy_scenes is ", noisy_share, "; allowed: 0..1"));
-  }
   const double letterbox_share = absl::GetFlag(FLAGS_letterbox_share);
-  if (!(letterbox_share >= 0 && letterbox_share <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--letterbox_share is ", letterbox_share, "; allowed: 0..1"));
+  for (absl::Status share : {CheckShare("noisy_scenes", noisy_share),
+                             CheckShare("letterbox_share", letterbox_share)}) {
+    if (!share.ok()) return share;
   }
   if (!absl::GetFlag(FLAGS_evaluate_only)) {
-    absl::StatusOr<std::unique_ptr<LabeledImageSource>> data =
-        OpenSource(absl::GetFlag(FLAGS_data),
-                   kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset),
-                   absl::GetFlag(FLAGS_noisy_scenes));
+    absl::StatusOr<std::unique_ptr<LabeledImageSource>> data = OpenSource(
+        absl::GetFlag(FLAGS_data),
+        kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset), noisy_share);
     if (!data.ok()) return data.status();
     absl::Status classes = CheckClasses(**data, *student);
     if (!classes.ok()) return classes;
