@@ -27,9 +27,8 @@ phase() {  # name, init weights ('' for none), seed, scene offset, lr
 phase teacher1 "" 10 0 2e-3
 phase teacher2 runs/teacher1/final.pt 11 16000 2e-3
 phase teacher3 runs/teacher2/final.pt 12 32000 1e-3
-phase teacher4 runs/teacher3/final.pt 13 48000 1e-3
 cp $config/config.pbtxt $model/config.pbtxt
-"$build_dir/model/segtool" half --weights runs/teacher4/final.pt \
+"$build_dir/model/segtool" half --weights runs/teacher3/final.pt \
   --output $model/1/model.pt
 echo "trained in $(( ($(date +%s) - started) / 60 )) min"
 "$segtrain" --model_dir $model --evaluate_only --eval_first 0 \

@@ -4,8 +4,10 @@ One helper for every test that runs the server: it starts segserve with the
 given flags, reads the ports from its "ready grpc_port=N metrics_port=M"
 line, and stops it the way a supervisor does (SIGTERM, then SIGKILL).
 Tests that start several servers at once launch them all first and wait for
-each afterwards, so that their models load in parallel.
+each afterwards, so that their models load in parallel. It also lists the
+models a repository holds, for tests that check what the server serves.
 """
+import os
 import re
 import signal
 import subprocess
@@ -14,6 +16,19 @@ import time
 
 class SegserveNotReady(RuntimeError):
     pass
+
+
+def repository_models(repo):
+    """(name, newest version) of each model directory of a repository, by
+    name: what a server without version policies serves from it."""
+    models = []
+    for name in sorted(os.listdir(repo)):
+        if not os.path.isfile(os.path.join(repo, name, "config.pbtxt")):
+            continue
+        versions = [int(v) for v in os.listdir(os.path.join(repo, name))
+                    if v.isdigit()]
+        models.append((name, str(max(versions)) if versions else ""))
+    return models
 
 
 def ready_ports(log_text):

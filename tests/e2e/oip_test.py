@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", ".."))
-from tests.segserve_process import SegserveProcess  # noqa: E402
+from tests.segserve_process import SegserveProcess, repository_models  # noqa: E402
 
 MODEL = "scenes-sgcpnet"
 failures = []
@@ -164,7 +164,9 @@ def main():
               f"ModelConfig of an unknown version: {code}")
         index = stub.RepositoryIndex(oip.RepositoryIndexRequest(ready=True))
         check([(m.name, m.version, m.state) for m in index.models] ==
-              [(MODEL, "1", "READY")], f"RepositoryIndex: {index.models}")
+              [(name, version, "READY") for name, version
+               in repository_models(args.model_repository)],
+              f"RepositoryIndex: {index.models}")
         code, words = error_of(stub.RepositoryModelLoad,
                                oip.RepositoryModelLoadRequest(model_name=MODEL))
         check(code == grpc.StatusCode.FAILED_PRECONDITION and

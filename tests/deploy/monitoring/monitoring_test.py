@@ -42,7 +42,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", ".."))
-from tests.segserve_process import ready_ports  # noqa: E402
+from tests.segserve_process import ready_ports, repository_models  # noqa: E402
 
 NAMESPACE = "test"
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
@@ -458,12 +458,15 @@ def run(args, workdir, procs):
     hpa_query, pod_label = render_metrics_query(rule, series, PODS)
     log(f"HPA query ({metric}, series {series}):\n    {hpa_query}")
 
-    # Two models per pod, one idle: the premise of the weighting check.
+    # Every model of the repository per pod, all but the default idle: the
+    # premise of the weighting check.
+    models = len(repository_models(model_repo))
     counts = prom.vector_by(
         f'count by (pod) (segserve_queue_duration_seconds_count'
         f'{{namespace="{NAMESPACE}"}})', time.time(), "pod")
-    check(all(counts.get(p) == 2 for p in PODS),
-          f"expected 2 queue histograms (2 models) per pod: {counts}")
+    check(models >= 2 and all(counts.get(p) == models for p in PODS),
+          f"expected {models} queue histograms (one per model of "
+          f"{model_repo}) per pod: {counts}")
 
     # The load.
     json_path = os.path.join(workdir, "segload.json")
