@@ -35,6 +35,7 @@ build: configure
 
 serve: build
 	$(BUILD_DIR)/server/segserve --model_repository=model_repository \
+	  --default_model=scenes-sgcpnet \
 	  --grpc_port=$(GRPC_PORT) --metrics_port=$(METRICS_PORT)
 
 test: build

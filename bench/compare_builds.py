@@ -36,7 +36,8 @@ def measure(args, workdir, label, rep):
     repository = getattr(args, f"{label}_repository")
     server = run_bench.Process(
         [binary, f"--model_repository={repository}",
-         "--grpc_port=0", "--metrics_port=-1"],
+         "--default_model=scenes-sgcpnet",
+         "--grpc_port=0", "--http_port=-1", "--metrics_port=-1"],
         os.path.join(workdir, f"{label}-{rep}.log"))
     rows = {}
     try:

@@ -170,7 +170,7 @@ def one_repetition(args, rep, repository, torchscript, results):
                               f"--min_seconds={args.min_seconds}"])["codecs"]
 
     server = Process([os.path.join(args.build, "server", "segserve"),
-                      f"--model_repository={repository}", "--grpc_port=0",
+                      f"--model_repository={repository}", "--grpc_port=0", "--http_port=-1",
                       "--metrics_port=-1", f"--default_model={MODEL}"],
                      os.path.join(results, f"segserve-{rep}.log"))
     peer = Process(["/usr/bin/python3", os.path.join(ROOT, "bench", "python_peer.py"),

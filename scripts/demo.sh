@@ -7,7 +7,8 @@ build_dir=${1:-build}
 seed=${2:-3}
 log=$(mktemp)
 "$build_dir/server/segserve" --model_repository=model_repository \
-  --grpc_port=0 --metrics_port=0 --host=127.0.0.1 2>"$log" &
+  --default_model=scenes-sgcpnet \
+  --grpc_port=0 --http_port=-1 --metrics_port=0 --host=127.0.0.1 2>"$log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 port=""

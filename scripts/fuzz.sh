@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 build="${FUZZ_BUILD_DIR:-build-fuzz}"
 targets=(segment_request_fuzzer infer_request_fuzzer image_header_fuzzer
-         mask_codec_fuzzer model_config_fuzzer metrics_request_fuzzer
+         mask_codec_fuzzer model_config_fuzzer rest_infer_fuzzer
          pickle_fuzzer)
 
 if [[ ! -f "$build/build.ninja" ]]; then

@@ -11,6 +11,7 @@ BUILD_PACKAGES=(
   libtorch-dev libopenblas0-pthread
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libopencv-dev zlib1g-dev libabsl-dev prometheus-cpp-dev
+  libevent-dev libssl-dev rapidjson-dev
 )
 TEST_PACKAGES=(
   git libgtest-dev libgmock-dev

@@ -20,16 +20,18 @@
 #include "model/cpu_allocator.h"
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
-#include "server/api/token_authorizer.h"
 #include "server/core/torch_loader.h"
 #include "server/server.h"
+#include "server/service/token_authorizer.h"
 #include "server/tls_credentials.h"
 
 ABSL_FLAG(std::string, model_repository, "model_repository",
           "Directory of models: <name>/config.pbtxt and <name>/<version>/"
           "model.pt.");
-ABSL_FLAG(std::string, default_model, "scenes-sgcpnet",
-          "Model used when a request names none; empty: requests must name "
+ABSL_FLAG(std::string, default_model, "",
+          "Model used when a request names none. Empty: the repository's "
+          "only model when it holds one (not with "
+          "--model_control_mode=explicit); with several, requests must name "
           "one.");
 ABSL_FLAG(std::string, model_control_mode, "none",
           "How the served models change after start, as Triton's: none "
@@ -45,6 +47,18 @@ ABSL_FLAG(std::vector<std::string>, load_model, {},
           "comma-separated (the default model always loads).");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, grpc_port, 50051, "gRPC port (0 picks a free port).");
+ABSL_FLAG(int, http_port, 8000,
+          "HTTP port of KServe v2 REST and the image endpoint (0 picks a free "
+          "port, -1 disables HTTP). Same rights, limits and TLS files as "
+          "gRPC.");
+ABSL_FLAG(int64_t, http_max_body_bytes, 64LL << 20,
+          "Largest HTTP request body accepted, in bytes (larger: 413).");
+ABSL_FLAG(int, http_max_header_bytes, 16 << 10,
+          "Largest HTTP request line and headers accepted, in bytes.");
+ABSL_FLAG(int, http_timeout_s, 30,
+          "Seconds an HTTP connection may stay idle or take to send a "
+          "request before it is closed (bounds slow clients and idle "
+          "keep-alive connections).");
 ABSL_FLAG(std::string, metrics_host, "",
           "Address the metrics endpoint listens on (empty: --host), e.g. "
           "127.0.0.1 to keep metrics off the network the API faces.");
@@ -140,7 +154,7 @@ void OnStopSignal(int signal_number) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Serves semantic segmentation models over gRPC.\n"
+      "Serves semantic segmentation models over gRPC and HTTP.\n"
       "Usage: segserve [--model_repository DIR] [--grpc_port N] ...");
   absl::ParseCommandLine(argc, argv);
 
@@ -207,6 +221,17 @@ int main(int argc, char** argv) {
                         << kMaxAgeS;
     return 1;
   }
+  if (absl::GetFlag(FLAGS_http_port) < -1 ||
+      absl::GetFlag(FLAGS_http_port) > 65535 ||
+      absl::GetFlag(FLAGS_http_max_body_bytes) < 1 ||
+      absl::GetFlag(FLAGS_http_max_header_bytes) < 1024 ||
+      absl::GetFlag(FLAGS_http_timeout_s) < 1) {
+    SEGSERVE_LOG(Error) << "cannot start: --http_port must be -1 (no HTTP) "
+                           "to 65535, --http_max_body_bytes 1 or more, "
+                           "--http_max_header_bytes 1024 or more and "
+                           "--http_timeout_s 1 or more";
+    return 1;
+  }
   if (absl::GetFlag(FLAGS_grpc_max_concurrent_streams) < 1 ||
       absl::GetFlag(FLAGS_max_stream_frames_in_flight) < 1 ||
       absl::GetFlag(FLAGS_grpc_max_metadata_bytes) < 1024) {
@@ -242,6 +267,17 @@ int main(int argc, char** argv) {
                                           ? absl::GetFlag(FLAGS_host)
                                           : absl::GetFlag(FLAGS_metrics_host),
                                       ":", metrics_port);
+  if (const int http_port = absl::GetFlag(FLAGS_http_port); http_port >= 0) {
+    options.http.address =
+        absl::StrCat(absl::GetFlag(FLAGS_host), ":", http_port);
+  } else {
+    options.http.address.clear();
+  }
+  options.http.server.max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
+  options.http.server.max_header_bytes =
+      absl::GetFlag(FLAGS_http_max_header_bytes);
+  options.http.server.io_timeout =
+      absl::Seconds(absl::GetFlag(FLAGS_http_timeout_s));
   options.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
@@ -274,6 +310,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     options.credentials = *std::move(credentials);
+    // The HTTP port serves the same certificate, and rotates it as often.
+    options.http.server.tls_cert_file = tls.cert_file;
+    options.http.server.tls_key_file = tls.key_file;
+    options.http.server.tls_client_ca_file = tls.client_ca_file;
+    options.http.server.tls_refresh = tls.refresh;
   }
   if (const std::string tokens = absl::GetFlag(FLAGS_auth_tokens_file);
       !tokens.empty()) {
@@ -300,7 +341,8 @@ int main(int argc, char** argv) {
   std::thread announcer([s = server->get()] {
     s->WaitForModels();
     SEGSERVE_LOG(Info) << "ready grpc_port=" << s->grpc_port()
-                       << " metrics_port=" << s->metrics_port();
+                       << " metrics_port=" << s->metrics_port()
+                       << " http_port=" << s->http_port();
   });
 
   unsigned char signal_number = 0;

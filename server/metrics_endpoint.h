@@ -3,43 +3,33 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include "prometheus/registry.h"
+#include "server/http/http_server.h"
 
 namespace segserve {
 
-// A minimal HTTP/1.x endpoint serving GET /metrics in the Prometheus text
-// format (prometheus-cpp's TextSerializer over the registry).
+// GET /metrics in the Prometheus text format (prometheus-cpp's
+// TextSerializer over the registry), on an HttpServer of its own, so that
+// scrapes never queue behind inference traffic and the port can stay off
+// the network the API faces.
 //
 // Why not prometheus-cpp's Exposer: its civetweb server refuses to start in a
 // process that has also loaded Debian's LibTorch (whose dependencies bring
-// OpenSSL 3 in, which civetweb's SSL probing then fails on), so segserve
-// serves scrapes itself. One thread answers one connection at a time, which
-// suits scrapers; slow clients time out after two seconds.
+// OpenSSL 3 in, which civetweb's SSL probing then fails on).
 class MetricsEndpoint {
  public:
-  // `address` is "host:port"; port 0 picks a free one. `registry` must
-  // outlive the endpoint.
+  // Port 0 picks a free one. `registry` must outlive the endpoint.
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Create(
-      const std::string& address, prometheus::Registry* registry);
-  ~MetricsEndpoint();
+      const std::string& host, int port, prometheus::Registry* registry);
 
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
 
  private:
-  MetricsEndpoint(int listen_fd, int wake_fd_read, int wake_fd_write, int port,
-                  prometheus::Registry* registry);
-  void Serve();
-  void Answer(int fd);
-
-  const int listen_fd_;
-  const int wake_read_;  // Closing wake_write_ ends Serve().
-  const int wake_write_;
-  const int port_;
-  prometheus::Registry* const registry_;
-  std::thread thread_;
+  explicit MetricsEndpoint(std::unique_ptr<HttpServer> http)
+      : http_(std::move(http)) {}
+  std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace segserve

@@ -5,8 +5,10 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -14,65 +16,110 @@
 #include "prometheus/registry.h"
 #include "server/api/health.h"
 #include "server/api/inference_service.h"
+#include "server/api/rest_service.h"
 #include "server/api/segmentation_service.h"
 #include "server/core/inference_core.h"
 #include "server/core/metrics.h"
 #include "server/core/model_repository.h"
 #include "server/core/thread_pool.h"
 #include "server/core/torch_loader.h"
+#include "server/http/http_server.h"
 #include "server/metrics_endpoint.h"
 #include "server/pipeline/segment_processor.h"
+#include "server/service/serving_api.h"
 
 namespace segserve {
 
 Server::Server(Options options) : options_(std::move(options)) {}
 
+namespace {
+
+// "host:port" as its parts; INVALID_ARGUMENT naming `what` otherwise.
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(
+    const std::string& address, const char* what) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", what, " address '", address, "' is not host:port (0..65535)"));
+  }
+  std::string host = address.substr(0, colon);
+  // "[::1]:8000": the brackets are the address's, not the host's.
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return std::make_pair(std::move(host), port);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   if (!options.loader) options.loader = TorchModelLoader();
   std::unique_ptr<Server> server(new Server(std::move(options)));
-  const Options& opts = server->options_;
+  SEGSERVE_RETURN_IF_ERROR(server->StartMetrics());
+  SEGSERVE_RETURN_IF_ERROR(server->StartServing());
+  SEGSERVE_RETURN_IF_ERROR(server->StartGrpc());
+  SEGSERVE_RETURN_IF_ERROR(server->StartHttp());
+  SEGSERVE_LOG(Info) << "listening grpc_port=" << server->grpc_port_
+                     << " http_port=" << server->http_port_
+                     << " metrics_port=" << server->metrics_port_
+                     << "; loading the models";
+  // Bound first, loaded second: probes see a live server that is not ready
+  // yet instead of a refused connection for as long as the models load.
+  server->loader_ = std::thread([s = server.get()] { s->LoadModels(); });
+  return server;
+}
 
-  server->registry_ = std::make_shared<prometheus::Registry>();
-  server->metrics_ = std::make_unique<Metrics>(server->registry_.get());
-  if (!opts.metrics_address.empty()) {
-    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
-        MetricsEndpoint::Create(opts.metrics_address, server->registry_.get());
-    if (!endpoint.ok()) return endpoint.status();
-    server->metrics_endpoint_ = *std::move(endpoint);
-    server->metrics_port_ = server->metrics_endpoint_->port();
-  }
+absl::Status Server::StartMetrics() {
+  registry_ = std::make_shared<prometheus::Registry>();
+  metrics_ = std::make_unique<Metrics>(registry_.get());
+  if (options_.metrics_address.empty()) return absl::OkStatus();
+  SEGSERVE_ASSIGN_OR_RETURN(auto address,
+                            SplitHostPort(options_.metrics_address, "metrics"));
+  SEGSERVE_ASSIGN_OR_RETURN(
+      metrics_endpoint_,
+      MetricsEndpoint::Create(address.first, address.second, registry_.get()));
+  metrics_port_ = metrics_endpoint_->port();
+  return absl::OkStatus();
+}
 
-  server->pool_ = std::make_unique<ThreadPool>(opts.preprocess_threads);
+absl::Status Server::StartServing() {
+  const Options& opts = options_;
+  pool_ = std::make_unique<ThreadPool>(opts.preprocess_threads);
   ModelRepository::Options repository_options;
   repository_options.root = opts.model_repository;
   repository_options.default_model = opts.default_model;
   repository_options.loader = opts.loader;
   repository_options.cuda_device_count = opts.cuda_device_count;
   repository_options.clock = RealClock::Get();
-  repository_options.metrics = server->metrics_.get();
+  repository_options.metrics = metrics_.get();
   repository_options.batch_timeout = opts.batch_timeout;
   repository_options.control_mode = opts.model_control_mode;
   repository_options.startup_models = opts.startup_models;
-  absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
-      ModelRepository::Create(std::move(repository_options));
-  if (!repository.ok()) return repository.status();
-  server->repository_ = *std::move(repository);
+  SEGSERVE_ASSIGN_OR_RETURN(
+      repository_, ModelRepository::Create(std::move(repository_options)));
 
-  SegmentProcessor::Options processor_options;
-  processor_options.max_image_pixels = opts.max_image_pixels;
   InferenceCore::Options core_options;
   core_options.deadline_admission = opts.deadline_admission;
-  server->core_ = std::make_unique<InferenceCore>(
-      server->repository_.get(), server->pool_.get(), server->metrics_.get(),
-      RealClock::Get(), core_options);
-  server->processor_ = std::make_unique<SegmentProcessor>(processor_options,
-                                                          server->core_.get());
-  server->service_ = std::make_unique<SegmentationService>(
-      server->processor_.get(), server->core_.get(),
-      std::max(1, opts.max_stream_frames_in_flight), opts.authorizer.get());
-  server->inference_service_ = std::make_unique<InferenceService>(
-      server->processor_.get(), server->core_.get(), server->repository_.get(),
-      opts.authorizer.get());
+  core_ = std::make_unique<InferenceCore>(repository_.get(), pool_.get(),
+                                          metrics_.get(), RealClock::Get(),
+                                          core_options);
+  SegmentProcessor::Options processor_options;
+  processor_options.max_image_pixels = opts.max_image_pixels;
+  processor_ =
+      std::make_unique<SegmentProcessor>(processor_options, core_.get());
+  api_ = std::make_unique<ServingApi>(processor_.get(), core_.get(),
+                                      repository_.get(), opts.authorizer.get());
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartGrpc() {
+  const Options& opts = options_;
+  service_ = std::make_unique<SegmentationService>(
+      api_.get(), std::max(1, opts.max_stream_frames_in_flight));
+  inference_service_ = std::make_unique<InferenceService>(api_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -81,7 +128,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
                            opts.credentials != nullptr
                                ? opts.credentials
                                : grpc::InsecureServerCredentials(),
-                           &server->grpc_port_);
+                           &grpc_port_);
   builder.SetMaxReceiveMessageSize(opts.max_message_bytes);
   builder.SetMaxSendMessageSize(opts.max_message_bytes);
   if (opts.max_connection_age > absl::ZeroDuration()) {
@@ -110,27 +157,45 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
   }
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              opts.max_metadata_bytes);
-  builder.RegisterService(server->service_.get());
-  builder.RegisterService(server->inference_service_.get());
-  if (!server->options_.interceptors.empty()) {
+  builder.RegisterService(service_.get());
+  builder.RegisterService(inference_service_.get());
+  if (!options_.interceptors.empty()) {
     builder.experimental().SetInterceptorCreators(
-        std::move(server->options_.interceptors));
+        std::move(options_.interceptors));
   }
-  server->grpc_server_ = builder.BuildAndStart();
-  if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve gRPC on ", opts.grpc_address,
                      "; is the port in use? choose another --grpc_port"));
   }
-  server->health_ = std::make_unique<HealthFrontend>(
-      server->grpc_server_->GetHealthCheckService());
-  SEGSERVE_LOG(Info) << "listening grpc_port=" << server->grpc_port_
-                     << " metrics_port=" << server->metrics_port_
-                     << "; loading the models";
-  // Bound first, loaded second: probes see a live server that is not ready
-  // yet instead of a refused connection for as long as the models load.
-  server->loader_ = std::thread([s = server.get()] { s->LoadModels(); });
-  return server;
+  health_ =
+      std::make_unique<HealthFrontend>(grpc_server_->GetHealthCheckService());
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartHttp() {
+  if (options_.http.address.empty()) return absl::OkStatus();
+  SEGSERVE_ASSIGN_OR_RETURN(auto address,
+                            SplitHostPort(options_.http.address, "HTTP"));
+  HttpServer::Options http = options_.http.server;
+  http.host = address.first;
+  http.port = address.second;
+  rest_service_ = std::make_unique<RestService>(api_.get());
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(
+      std::move(http),
+      [rest = rest_service_.get()](HttpRequest request, HttpReply reply) {
+        rest->Handle(std::move(request), std::move(reply));
+      });
+  if (!server.ok()) {
+    return absl::Status(
+        server.status().code(),
+        absl::StrCat("cannot serve HTTP: ", server.status().message(),
+                     " (choose another --http_port)"));
+  }
+  http_server_ = *std::move(server);
+  http_port_ = http_server_->port();
+  return absl::OkStatus();
 }
 
 void Server::LoadModels() {
@@ -193,14 +258,14 @@ bool Server::Drain() {
                      << " request(s), up to "
                      << absl::FormatDuration(options_.drain_timeout);
   core_->StartDraining();
-  // Open streams end at their next frame, so that their clients move too.
+  // Open streams end at their next frame, so that their clients move too;
+  // HTTP answers close their connections.
   service_->DrainStreams();
+  if (http_server_ != nullptr) http_server_->StartDraining();
   // The models keep taking items until the accepted requests are done: a
   // request still being decoded joins its queue afterwards, and must not be
   // refused there.
-  drained_ = core_->WaitForIdle(deadline) &&
-             service_->WaitForCallsDone(deadline) &&
-             inference_service_->WaitForCallsDone(deadline);
+  drained_ = core_->WaitForIdle(deadline) && api_->WaitForCallsDone(deadline);
   if (!drained_) {
     SEGSERVE_LOG(Warning) << core_->inflight()
                           << " request(s) still running after the drain "
@@ -216,11 +281,12 @@ bool Server::Shutdown() {
   // What is still open now is a refusal on its way out, or a request past
   // the drain timeout: gRPC cancels it.
   grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  http_server_.reset();  // Closes its connections; nothing is left to answer.
   if (loader_.joinable()) loader_.join();
   repository_->Shutdown();
   grpc_server_->Wait();
   // A load still under way has finished (its call waited for it).
-  inference_service_->StopModelControl();
+  api_->StopModelControl();
   return drained_;
 }
 

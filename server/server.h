@@ -15,6 +15,7 @@
 #include "server/api/health.h"
 #include "server/core/model_repository.h"
 #include "server/core/served_model.h"
+#include "server/http/http_server.h"
 
 namespace grpc {
 class Server;
@@ -28,14 +29,17 @@ namespace segserve {
 class InferenceCore;
 class Metrics;
 class MetricsEndpoint;
+class RestService;
 class SegmentProcessor;
 class InferenceService;
 class SegmentationService;
+class ServingApi;
 class ThreadPool;
 class TokenAuthorizer;
 
-// The whole segserve server: model repository, worker pool, gRPC services
-// (Segmentation, health, reflection) and the Prometheus endpoint.
+// The whole segserve server: model repository, worker pool, the service
+// layer and its frontends (gRPC: Segmentation, OIP, health, reflection;
+// HTTP: KServe v2 REST and the image endpoint) and the Prometheus endpoint.
 //
 // Health (grpc.health.v1): kLivenessService is SERVING from the moment the
 // port is bound until the server stops; kReadinessService, the overall ""
@@ -59,6 +63,12 @@ class Server {
     absl::Duration repository_poll = absl::Seconds(15);
     std::string grpc_address = "0.0.0.0:50051";    // Port 0: pick a free one.
     std::string metrics_address = "0.0.0.0:8002";  // Empty: no endpoint.
+    // The HTTP frontend (KServe v2 REST and the image endpoint).
+    struct Http {
+      std::string address;  // "host:port" (port 0: any); empty: no HTTP.
+      // Its limits and TLS files; host and port come from `address`.
+      HttpServer::Options server;
+    } http;
     int64_t max_image_pixels = 64LL << 20;
     int max_message_bytes = 64 << 20;
     int preprocess_threads = 2;
@@ -112,6 +122,7 @@ class Server {
   ~Server();
 
   int grpc_port() const { return grpc_port_; }
+  int http_port() const { return http_port_; }  // 0: no HTTP frontend.
   int metrics_port() const { return metrics_port_; }
 
   // Blocks until every model has been tried (or Shutdown cut the loading
@@ -135,6 +146,11 @@ class Server {
 
  private:
   explicit Server(Options options);
+  // The steps of Create, in order.
+  absl::Status StartMetrics();
+  absl::Status StartServing();  // Repository, core, pipeline, service layer.
+  absl::Status StartGrpc();
+  absl::Status StartHttp();
   void LoadModels();
 
   Options options_;
@@ -145,11 +161,15 @@ class Server {
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<InferenceCore> core_;
   std::unique_ptr<SegmentProcessor> processor_;
+  std::unique_ptr<ServingApi> api_;  // What every frontend calls.
   std::unique_ptr<SegmentationService> service_;
   std::unique_ptr<InferenceService> inference_service_;  // The OIP.
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<HealthFrontend> health_;
+  std::unique_ptr<RestService> rest_service_;
+  std::unique_ptr<HttpServer> http_server_;
   int grpc_port_ = 0;
+  int http_port_ = 0;
   int metrics_port_ = 0;
 
   absl::Mutex mu_;

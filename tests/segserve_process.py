@@ -37,6 +37,13 @@ def ready_ports(log_text):
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def ready_http_port(log_text):
+    """The HTTP port of segserve's ready line (-1 with no HTTP), or None."""
+    match = re.search(r"ready grpc_port=\d+ metrics_port=-?\d+ "
+                      r"http_port=(-?\d+)", log_text)
+    return int(match.group(1)) if match else None
+
+
 class SegserveProcess:
     """A segserve started with `flags`, its stderr in `log_path`. Does not
     wait: call wait_ready."""

@@ -1,5 +1,7 @@
 #include "server/api/call_context.h"
 
+#include <utility>
+
 namespace segserve {
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
@@ -10,17 +12,16 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-absl::Status AuthorizeCall(const TokenAuthorizer* authorizer,
-                           const grpc::CallbackServerContext& context,
-                           Right right) {
-  if (authorizer == nullptr) return absl::OkStatus();
+CallContext ToCallContext(const grpc::CallbackServerContext& context,
+                          CancelFlag cancelled) {
+  CallContext call;
   const auto& metadata = context.client_metadata();
-  const auto it = metadata.find("authorization");
-  return authorizer->Check(
-      it == metadata.end()
-          ? absl::string_view()
-          : absl::string_view(it->second.data(), it->second.size()),
-      right);
+  if (const auto it = metadata.find("authorization"); it != metadata.end()) {
+    call.authorization.assign(it->second.data(), it->second.size());
+  }
+  call.deadline = DeadlineOf(context);
+  call.cancelled = std::move(cancelled);
+  return call;
 }
 
 }  // namespace segserve

@@ -16,10 +16,13 @@ using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 using ParameterMap = google::protobuf::Map<std::string, InferParameter>;
 
-constexpr int64_t kMaxSide = 1 << 16;
-constexpr char kImageForms[] =
-    "IMAGE takes BYTES [N] (N encoded JPEG, PNG, BMP, WebP or TIFF images) "
-    "or UINT8 [H, W, 3] / [N, H, W, 3] (RGB pixels)";
+constexpr int64_t kMaxSide = kMaxImageSide;
+
+std::string ImageForms() {
+  return absl::StrCat("IMAGE takes BYTES [N] (N encoded ", kEncodedFormats,
+                      " images) or UINT8 [H, W, 3] / [N, H, W, 3] (RGB "
+                      "pixels)");
+}
 
 std::string ShapeText(const google::protobuf::RepeatedField<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
@@ -129,7 +132,7 @@ absl::Status ReadEncodedImages(const ModelInferRequest& request,
   const bool flat = shape.size() == 1;
   if (!(flat || (shape.size() == 2 && shape[1] == 1)) || shape[0] < 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("IMAGE is BYTES ", ShapeText(shape), "; ", kImageForms));
+        absl::StrCat("IMAGE is BYTES ", ShapeText(shape), "; ", ImageForms()));
   }
   const int64_t count = shape[0];
   *batched = !flat || count > 1;
@@ -150,9 +153,8 @@ absl::Status ReadEncodedImages(const ModelInferRequest& request,
   for (size_t i = 0; i < images->size(); ++i) {
     if ((*images)[i].empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("IMAGE element ", i,
-                       " is empty; send the bytes of a JPEG, PNG, "
-                       "BMP, WebP or TIFF file"));
+          absl::StrCat("IMAGE element ", i, " is empty; send the bytes of a ",
+                       kEncodedFormats, " file"));
     }
   }
   return absl::OkStatus();
@@ -166,7 +168,7 @@ absl::Status ReadPixels(const ModelInferRequest& request,
   const bool single = shape.size() == 3;
   if ((!single && shape.size() != 4) || shape[shape.size() - 1] != 3) {
     return absl::InvalidArgumentError(
-        absl::StrCat("IMAGE is UINT8 ", ShapeText(shape), "; ", kImageForms));
+        absl::StrCat("IMAGE is UINT8 ", ShapeText(shape), "; ", ImageForms()));
   }
   *count = single ? 1 : shape[0];
   *height = shape[shape.size() - 3];
@@ -214,9 +216,7 @@ void AppendLength(uint32_t value, std::string* out) {
 
 }  // namespace
 
-absl::Status ToInferCall(const ModelInferRequest& request, int max_images,
-                         absl::Time deadline, CancelFlag cancelled,
-                         InferCall* call) {
+absl::Status ToInferCall(const ModelInferRequest& request, InferCall* call) {
   if (request.inputs_size() != 1 || request.inputs(0).name() != kImageTensor) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the model takes one input, IMAGE; the request has ",
@@ -253,18 +253,15 @@ absl::Status ToInferCall(const ModelInferRequest& request, int max_images,
   }
   if (absl::Status s = ReadOutputs(request, call); !s.ok()) return s;
 
-  SegmentJob base;
-  base.model = request.model_name();
-  base.version = request.model_version();
-  base.mask_format = mask_format;
-  base.priority = priority;
-  base.deadline = deadline;
-  base.cancelled = std::move(cancelled);
+  SegmentJob& job = call->job;
+  job.model = request.model_name();
+  job.version = request.model_version();
+  job.mask_format = mask_format;
+  job.priority = priority;
   for (const std::string& name : call->outputs) {
-    if (name == kConfidenceTensor) base.with_confidence = true;
+    if (name == kConfidenceTensor) job.with_confidence = true;
   }
 
-  std::vector<SegmentJob>& jobs = call->jobs;
   if (input.datatype() == "BYTES") {
     std::vector<absl::string_view> images;
     if (absl::Status s =
@@ -272,15 +269,8 @@ absl::Status ToInferCall(const ModelInferRequest& request, int max_images,
         !s.ok()) {
       return s;
     }
-    if (int64_t(images.size()) > max_images) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "IMAGE holds ", images.size(), " images; the model takes at most ",
-          max_images, " per request (its max_batch_size)"));
-    }
     for (absl::string_view image : images) {
-      SegmentJob job = base;
-      job.encoded = image;
-      jobs.push_back(std::move(job));
+      job.images.emplace_back().encoded = image;
     }
   } else if (input.datatype() == "UINT8") {
     int64_t count = 0, height = 0, width = 0;
@@ -289,37 +279,32 @@ absl::Status ToInferCall(const ModelInferRequest& request, int max_images,
         !s.ok()) {
       return s;
     }
-    if (count > max_images) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "IMAGE holds ", count, " images; the model takes at most ",
-          max_images, " per request (its max_batch_size)"));
-    }
     const absl::string_view all =
         call->pixels.empty() ? absl::string_view(request.raw_input_contents(0))
                              : absl::string_view(call->pixels);
     const size_t bytes = size_t(height) * size_t(width) * 3;
     for (int64_t i = 0; i < count; ++i) {
-      SegmentJob job = base;
-      job.raw = true;
-      job.raw_format = PixelFormat::kRgb8;
-      job.raw_width = int(width);
-      job.raw_height = int(height);
-      job.raw_data = all.substr(size_t(i) * bytes, bytes);
-      jobs.push_back(std::move(job));
+      ImageInput& image = job.images.emplace_back();
+      image.raw = true;
+      image.raw_format = PixelFormat::kRgb8;
+      image.raw_width = int(width);
+      image.raw_height = int(height);
+      image.raw_data = all.substr(size_t(i) * bytes, bytes);
     }
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("IMAGE has datatype ", QuoteClientText(input.datatype()),
-                     "; ", kImageForms));
+                     "; ", ImageForms()));
   }
   return absl::OkStatus();
 }
 
 absl::Status FillInferResponse(const ModelInferRequest& request,
-                               const InferCall& call, int num_classes,
+                               const InferCall& call,
                                std::vector<SegmentResult> results,
                                ModelInferResponse* response) {
   if (results.empty()) return absl::InternalError("no image was segmented");
+  const int num_classes = results[0].num_classes;
   const int height = results[0].height;
   const int width = results[0].width;
   for (const SegmentResult& result : results) {

@@ -18,10 +18,10 @@ inline constexpr char kMaskTensor[] = "MASK";
 inline constexpr char kConfidenceTensor[] = "CONFIDENCE";
 inline constexpr char kClassPixelsTensor[] = "CLASS_PIXELS";
 
-// One ModelInfer request in the project's own types: a SegmentJob per image
-// of its batch, and how to answer.
+// One ModelInfer request in the project's own types: one SegmentJob with
+// the images of its batch, and how to answer.
 struct InferCall {
-  std::vector<SegmentJob> jobs;
+  SegmentJob job;
   // The answer's MASK, CONFIDENCE and CLASS_PIXELS have a batch dimension
   // (the IMAGE tensor had one).
   bool batched = false;
@@ -34,18 +34,17 @@ struct InferCall {
   std::string pixels;
 };
 
-// Checks `request` and converts it; the jobs' views point into `request`
-// and `call->pixels`, which must outlive them. `max_images`: the model's
-// max_batch_size (at least 1). Errors are INVALID_ARGUMENT and say what was
-// wrong and what is allowed.
+// Checks `request` and converts it; the job's views point into `request`
+// and `call->pixels`, which must outlive them. The model's own limits
+// (images per request) are the pipeline's to check. Errors are
+// INVALID_ARGUMENT and say what was wrong and what is allowed.
 absl::Status ToInferCall(const inference::ModelInferRequest& request,
-                         int max_images, absl::Time deadline,
-                         CancelFlag cancelled, InferCall* call);
+                         InferCall* call);
 
-// Fills `response` from the results of `call`'s jobs, in their order.
+// Fills `response` from the results of `call`'s images, in their order.
 // Fails (INVALID_ARGUMENT) when batched images came back of different sizes.
 absl::Status FillInferResponse(const inference::ModelInferRequest& request,
-                               const InferCall& call, int num_classes,
+                               const InferCall& call,
                                std::vector<SegmentResult> results,
                                inference::ModelInferResponse* response);
 

@@ -1,5 +1,10 @@
 #include "server/api/oip_model_config.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/api/infer_request.h"
 
 namespace segserve {
@@ -59,6 +64,48 @@ inference::ModelConfig ToOipModelConfig(const v1::ModelConfig& config) {
     for (int32_t gpu : group.gpus()) instances->add_gpus(gpu);
   }
   return out;
+}
+
+namespace {
+
+void AddTensor(const std::string& name, const std::string& datatype,
+               std::vector<int64_t> shape,
+               google::protobuf::RepeatedPtrField<
+                   inference::ModelMetadataResponse::TensorMetadata>* tensors) {
+  auto* tensor = tensors->Add();
+  tensor->set_name(name);
+  tensor->set_datatype(datatype);
+  for (int64_t dim : shape) tensor->add_shape(dim);
+}
+
+}  // namespace
+
+void ToOipModelMetadata(const ModelStatus& status,
+                        inference::ModelMetadataResponse* response) {
+  response->set_name(status.name);
+  for (const VersionStatus& version : status.versions) {
+    if (version.state == ModelState::kReady) {
+      response->add_versions(version.version);
+    }
+  }
+  if (!status.has_config) return;
+  const v1::ModelConfig& config = status.config;
+  response->set_platform(OipPlatform(config));
+  const int64_t classes = int64_t(config.num_classes());
+  AddTensor(kImageTensor, "BYTES", {-1}, response->mutable_inputs());
+  AddTensor(kMaskTensor, classes > 256 ? "UINT16" : "UINT8", {-1, -1, -1},
+            response->mutable_outputs());
+  AddTensor(kConfidenceTensor, "UINT8", {-1, -1, -1},
+            response->mutable_outputs());
+  AddTensor(kClassPixelsTensor, "INT64", {-1, classes},
+            response->mutable_outputs());
+  auto& properties = *response->mutable_properties();
+  properties["IMAGE.alternative"] = "UINT8 [-1, -1, -1, 3] (RGB pixels)";
+  properties["architecture"] = config.architecture();
+  properties["class_names"] = absl::StrJoin(config.class_names(), ",");
+  properties["max_batch_size"] = absl::StrCat(config.max_batch_size());
+  properties["input_size"] =
+      absl::StrCat(config.input().width(), "x", config.input().height());
 }
 
 }  // namespace segserve

@@ -2,7 +2,6 @@
 #define SEGSERVE_SERVER_API_SEGMENT_REQUEST_H_
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "segserve/v1/segmentation.pb.h"
 #include "server/pipeline/segment_job.h"
 
@@ -12,10 +11,9 @@ namespace segserve {
 // what is wrong and what is allowed. Checks what the message alone tells
 // (an image is set, raw sizes and formats, the mask encoding); the image's
 // bytes are checked when they are decoded. The job's string views point
-// into `request`, which must outlive it.
-absl::StatusOr<SegmentJob> ToSegmentJob(const v1::SegmentRequest& request,
-                                        absl::Time deadline,
-                                        CancelFlag cancelled);
+// into `request`, which must outlive it. The deadline and cancellation are
+// the call's (ServingApi::Infer sets them).
+absl::StatusOr<SegmentJob> ToSegmentJob(const v1::SegmentRequest& request);
 
 }  // namespace segserve
 

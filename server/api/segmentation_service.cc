@@ -107,46 +107,43 @@ void FillModelInfo(const ModelStatus& status, const std::string& version,
 class SegmentationService::SegmentReactor final
     : public grpc::ServerUnaryReactor {
  public:
-  explicit SegmentReactor(SegmentationService* service)
-      : service_(service),
-        cancelled_(std::make_shared<std::atomic<bool>>(false)) {
-    service_->AddUnaryCall();
-  }
+  explicit SegmentReactor(OpenCalls* calls)
+      : hold_(calls), cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
   const CancelFlag& cancelled() const { return cancelled_; }
   void OnCancel() override { cancelled_->store(true); }
-  void OnDone() override {
-    service_->RemoveUnaryCall();
-    delete this;
-  }
+  void OnDone() override { delete this; }
 
  private:
-  SegmentationService* const service_;
+  const OpenCalls::Hold hold_;
   CancelFlag cancelled_;
 };
 
 grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const v1::SegmentRequest* request,
     v1::SegmentResponse* response) {
-  auto* reactor = new SegmentReactor(this);
-  if (absl::Status allowed = Authorize(*context, Right::kInference);
+  auto* reactor = new SegmentReactor(api_->calls());
+  const CallContext call = ToCallContext(*context, reactor->cancelled());
+  if (absl::Status allowed = api_->Authorize(call, Right::kInference);
       !allowed.ok()) {
+    // Checked before the request is read: a caller without the right
+    // learns nothing of what is wrong with it.
     reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
-  absl::StatusOr<SegmentJob> job =
-      ToSegmentJob(*request, DeadlineOf(*context), reactor->cancelled());
+  absl::StatusOr<SegmentJob> job = ToSegmentJob(*request);
   if (!job.ok()) {
     reactor->Finish(ToGrpcStatus(job.status()));
     return reactor;
   }
-  processor_->Process(
-      *std::move(job),
-      [reactor, request, response](absl::StatusOr<SegmentResult> result) {
-        if (result.ok()) {
-          FillResponse(*std::move(result), request->request_id(), response);
-        }
-        reactor->Finish(ToGrpcStatus(result.status()));
-      });
+  api_->Infer(call, *std::move(job),
+              [reactor, request,
+               response](absl::StatusOr<std::vector<SegmentResult>> result) {
+                if (result.ok()) {
+                  FillResponse(std::move(result->front()),
+                               request->request_id(), response);
+                }
+                reactor->Finish(ToGrpcStatus(result.status()));
+              });
   return reactor;
 }
 
@@ -159,8 +156,9 @@ class SegmentationService::StreamReactor final
   StreamReactor(SegmentationService* service,
                 grpc::CallbackServerContext* context)
       : service_(service),
-        context_(context),
-        cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+        hold_(service->api_->calls()),
+        call_(ToCallContext(*context,
+                            std::make_shared<std::atomic<bool>>(false))) {
     StartNextRead();
     service_->AddStream(this);  // After the read: Drain may finish at once.
   }
@@ -186,16 +184,17 @@ class SegmentationService::StreamReactor final
     frames_.push_back(frame);
     ++outstanding_;
     absl::StatusOr<SegmentJob> job =
-        service_->core_->draining()
+        service_->api_->draining()
             ? absl::StatusOr<SegmentJob>(ShuttingDownError())
-            : ToSegmentJob(frame->request, DeadlineOf(*context_), cancelled_);
+            : ToSegmentJob(frame->request);
     if (!job.ok()) {
       CompleteLocked(*frame, job.status());
     } else {
       // The callback may run on this thread: release the lock around it.
       mu_.Unlock();
-      service_->processor_->Process(
-          *std::move(job), [this, frame](absl::StatusOr<SegmentResult> result) {
+      service_->api_->Infer(
+          call_, *std::move(job),
+          [this, frame](absl::StatusOr<std::vector<SegmentResult>> result) {
             absl::MutexLock lock(&mu_);
             CompleteLocked(*frame, std::move(result));
           });
@@ -221,7 +220,7 @@ class SegmentationService::StreamReactor final
     MaybeProgressLocked();
   }
 
-  void OnCancel() override { cancelled_->store(true); }
+  void OnCancel() override { call_.cancelled->store(true); }
   void OnDone() override {
     service_->RemoveStream(this);
     delete this;
@@ -244,10 +243,11 @@ class SegmentationService::StreamReactor final
     if (!read_held_) StartRead(&incoming_);
   }
 
-  void CompleteLocked(Frame& frame, absl::StatusOr<SegmentResult> result)
+  void CompleteLocked(Frame& frame,
+                      absl::StatusOr<std::vector<SegmentResult>> result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (result.ok()) {
-      FillResponse(*std::move(result), frame.request.request_id(),
+      FillResponse(std::move(result->front()), frame.request.request_id(),
                    &frame.response);
     }
     frame.status = ToGrpcStatus(result.status());
@@ -283,8 +283,9 @@ class SegmentationService::StreamReactor final
   }
 
   SegmentationService* const service_;
-  grpc::CallbackServerContext* const context_;
-  CancelFlag cancelled_;
+  const OpenCalls::Hold hold_;
+  // The stream's context; its cancellation stops every frame.
+  const CallContext call_;
 
   absl::Mutex mu_;
   v1::SegmentRequest incoming_;  // Target of the pending read.
@@ -301,68 +302,46 @@ class SegmentationService::StreamReactor final
 };
 
 void SegmentationService::DrainStreams() {
-  absl::MutexLock lock(&calls_mu_);
+  absl::MutexLock lock(&streams_mu_);
   for (StreamReactor* stream : streams_) stream->Drain();
 }
 
-bool SegmentationService::WaitForCallsDone(absl::Time deadline) {
-  absl::MutexLock lock(&calls_mu_);
-  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) {
-    return streams_.empty() && unary_calls_ == 0;
-  };
-  return calls_mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
-}
-
 void SegmentationService::AddStream(StreamReactor* stream) {
-  absl::MutexLock lock(&calls_mu_);
+  absl::MutexLock lock(&streams_mu_);
   streams_.insert(stream);
   // Created after the drain began: DrainStreams may have run already.
-  if (core_->draining()) stream->Drain();
+  if (api_->draining()) stream->Drain();
 }
 
 void SegmentationService::RemoveStream(StreamReactor* stream) {
-  absl::MutexLock lock(&calls_mu_);
+  absl::MutexLock lock(&streams_mu_);
   streams_.erase(stream);
 }
 
-void SegmentationService::AddUnaryCall() {
-  absl::MutexLock lock(&calls_mu_);
-  ++unary_calls_;
-}
-
-void SegmentationService::RemoveUnaryCall() {
-  absl::MutexLock lock(&calls_mu_);
-  --unary_calls_;
-}
-
-SegmentationService::SegmentationService(SegmentProcessor* processor,
-                                         const InferenceCore* core,
-                                         int max_frames_in_flight,
-                                         const TokenAuthorizer* authorizer)
-    : processor_(processor),
-      core_(core),
-      repository_(core->repository()),
-      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))),
-      authorizer_(authorizer) {}
-
-absl::Status SegmentationService::Authorize(
-    const grpc::CallbackServerContext& context, Right right) const {
-  return AuthorizeCall(authorizer_, context, right);
-}
+SegmentationService::SegmentationService(ServingApi* api,
+                                         int max_frames_in_flight)
+    : api_(api),
+      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))) {}
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
 SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
   class Refuse final : public grpc::ServerBidiReactor<v1::SegmentRequest,
                                                       v1::SegmentResponse> {
    public:
-    explicit Refuse(const absl::Status& why) { Finish(ToGrpcStatus(why)); }
+    Refuse(OpenCalls* calls, const absl::Status& why) : hold_(calls) {
+      Finish(ToGrpcStatus(why));
+    }
     void OnDone() override { delete this; }
+
+   private:
+    const OpenCalls::Hold hold_;
   };
-  if (absl::Status allowed = Authorize(*context, Right::kInference);
+  if (absl::Status allowed =
+          api_->Authorize(ToCallContext(*context), Right::kInference);
       !allowed.ok()) {
-    return new Refuse(allowed);
+    return new Refuse(api_->calls(), allowed);
   }
-  if (core_->draining()) return new Refuse(ShuttingDownError());
+  if (api_->draining()) return new Refuse(api_->calls(), ShuttingDownError());
   return new StreamReactor(this, context);
 }
 
@@ -370,16 +349,14 @@ grpc::ServerUnaryReactor* SegmentationService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(*context, Right::kMetadata);
-      !allowed.ok()) {
-    reactor->Finish(ToGrpcStatus(allowed));
-    return reactor;
+  absl::StatusOr<std::vector<ModelStatus>> models =
+      api_->ListModels(ToCallContext(*context));
+  if (models.ok()) {
+    for (const ModelStatus& status : *models) {
+      FillModelInfo(status, "", api_->default_model(), response->add_models());
+    }
   }
-  for (const ModelStatus& status : repository_.List()) {
-    FillModelInfo(status, "", repository_.default_model(),
-                  response->add_models());
-  }
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(models.status()));
   return reactor;
 }
 
@@ -387,29 +364,12 @@ grpc::ServerUnaryReactor* SegmentationService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
   auto* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(*context, Right::kMetadata);
-      !allowed.ok()) {
-    reactor->Finish(ToGrpcStatus(allowed));
-    return reactor;
+  absl::StatusOr<ModelStatus> status = api_->DescribeModel(
+      ToCallContext(*context), request->name(), request->version());
+  if (status.ok()) {
+    FillModelInfo(*status, request->version(), api_->default_model(), response);
   }
-  absl::StatusOr<ModelStatus> status = repository_.Describe(request->name());
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status.status()));
-    return reactor;
-  }
-  if (!request->version().empty()) {
-    // Validates the version (NOT_FOUND / UNAVAILABLE with the reason).
-    absl::StatusOr<std::shared_ptr<ServedModel>> served =
-        repository_.Find(status->name, request->version());
-    if (!served.ok() &&
-        served.status().code() != absl::StatusCode::kUnavailable) {
-      reactor->Finish(ToGrpcStatus(served.status()));
-      return reactor;
-    }
-  }
-  FillModelInfo(*status, request->version(), repository_.default_model(),
-                response);
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(status.status()));
   return reactor;
 }
 

@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "model/slide_window.h"
 #include "server/core/shutting_down.h"
 
 namespace segserve {
@@ -147,7 +146,7 @@ InferenceCore::InferenceCore(const ModelRepository* repository,
       clock_(clock) {}
 
 absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
-    Admission admission, int items) {
+    Admission admission) {
   const absl::Time received = clock_->Now();
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
       repository_->Find(admission.model, admission.version);
@@ -164,17 +163,8 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
     deadline = received + absl::Microseconds(default_timeout_us);
   }
   if (options_.deadline_admission && deadline != absl::InfiniteFuture()) {
-    const PreprocessOptions& preprocess = (*model)->preprocess();
-    if (preprocess.resize == PreprocessOptions::Resize::kSlide &&
-        admission.image_width > 0 && admission.image_height > 0) {
-      // An image of more tiles than a request may have is refused by the
-      // pipeline with the count, not here as a deadline it would miss.
-      items = std::min(
-          CountSlideTiles(admission.image_width, admission.image_height,
-                          preprocess),
-          MaxSlideTilesPerRequest(
-              int((*model)->config().dynamic_batching().max_queue_size())));
-    }
+    const int items =
+        admission.count_items ? admission.count_items(**model) : 1;
     const std::optional<absl::Duration> eta =
         (*model)->EstimateCompletion(std::max(1, items));
     const absl::Duration allowed = deadline - received;

@@ -29,10 +29,10 @@ struct Admission {
   std::string version;  // Empty: the latest ready version.
   // Infinite: the model's dynamic_batching.default_timeout_us, if it has one.
   absl::Time deadline = absl::InfiniteFuture();
-  // The image's size, when known before decoding (0: unknown): a SLIDE
-  // model's deadline admission counts the tiles it will become.
-  int image_width = 0;
-  int image_height = 0;
+  // The batch items the request will become on the model found (the caller
+  // knows its formats: an image is one item, or its tiles), for deadline
+  // admission. Called at most once, inside Admit. Null: one item.
+  std::function<int(const ServedModel&)> count_items;
 };
 
 // One admitted request, from admission until its answer. While it lives the
@@ -117,10 +117,9 @@ class InferenceCore {
   // Never blocks. A refusal (unknown model or version, one not ready, a
   // deadline the queue would miss) is counted in the request metrics and
   // returned; the caller answers it. During the drain every request is
-  // refused UNAVAILABLE. `items`: the batch items the request
-  // will submit, when known (1 for a whole image).
-  absl::StatusOr<std::unique_ptr<RequestTicket>> Admit(Admission admission,
-                                                       int items = 1);
+  // refused UNAVAILABLE. One request is one admission, one ticket and one
+  // entry in the metrics and statistics, however many items it has.
+  absl::StatusOr<std::unique_ptr<RequestTicket>> Admit(Admission admission);
 
   // The drain has begun: Admit refuses every new request UNAVAILABLE, and
   // frontends end the calls they hold (streams), so that clients move to

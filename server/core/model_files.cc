@@ -37,9 +37,8 @@ ModelFiles ReadModelFiles(const std::string& root, const std::string& name,
     }
   }
   files.config = config_text.has_value()
-                     ? ParseModelConfig(
-                           *config_text,
-                           "the config parameter of RepositoryModelLoad", name)
+                     ? ParseModelConfig(*config_text,
+                                        "the config of the load request", name)
                      : LoadModelConfig(dir.string());
   if (!files.config.ok()) return files;
   absl::StatusOr<std::vector<int64_t>> on_disk =
@@ -79,9 +78,9 @@ absl::StatusOr<std::vector<std::string>> ListModelNames(
   std::error_code error;
   fs::directory_iterator it(root, error);
   if (error) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot list the model repository '", root, "': ", error.message(),
-        "; pass an existing directory with --model_repository"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot list the model repository '", root,
+                     "': ", error.message(), "; name an existing directory"));
   }
   std::vector<std::string> names;
   for (const auto& entry : it) {

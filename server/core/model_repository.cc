@@ -34,8 +34,8 @@ const char* ModelStateName(ModelState state) {
 namespace {
 
 constexpr char kNotLoadedReason[] =
-    "not loaded: --model_control_mode=explicit loads a model when "
-    "RepositoryModelLoad asks (or --load_model names it)";
+    "not loaded: in the explicit control mode a model loads when a load "
+    "request asks for it, or when it is a startup model";
 
 const char* ModeFlag(ModelControlMode mode) {
   switch (mode) {
@@ -55,17 +55,24 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
     Options options) {
   absl::StatusOr<std::vector<std::string>> names = ListModelNames(options.root);
   if (!names.ok()) return names.status();
+  // A repository of one model needs no default named: requests that name
+  // none go to it (with several, they must name one). Not in the explicit
+  // mode, which loads only what it is asked to.
+  if (options.default_model.empty() && names->size() == 1 &&
+      options.control_mode != ModelControlMode::kExplicit) {
+    options.default_model = names->front();
+  }
   std::vector<std::string> must_exist = options.startup_models;
   if (!options.default_model.empty()) {
     must_exist.push_back(options.default_model);
   }
   for (const std::string& name : must_exist) {
     if (std::find(names->begin(), names->end(), name) == names->end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the model '", name, "' (",
-          name == options.default_model ? "--default_model" : "--load_model",
-          ") has no directory in '", options.root,
-          "'; models there: ", absl::StrJoin(*names, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name == options.default_model ? "the default model '"
+                                                     : "the startup model '",
+                       name, "' has no directory in '", options.root,
+                       "'; models there: ", absl::StrJoin(*names, ", ")));
     }
   }
   const bool explicit_mode =
@@ -398,13 +405,13 @@ absl::Status ModelRepository::CheckExplicitMode(const char* action) const {
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      action, " is not allowed: the server runs with --model_control_mode=",
+      action, " is not allowed: the server's model control mode is ",
       ModeFlag(options_.control_mode),
       options_.control_mode == ModelControlMode::kPoll
           ? ", which follows the files in the repository (change them "
             "instead)"
           : ", which never changes the models it serves",
-      "; --model_control_mode=explicit allows it"));
+      "; the explicit mode allows it"));
 }
 
 absl::Status ModelRepository::Load(
@@ -430,7 +437,7 @@ absl::Status ModelRepository::Unload(const std::string& name) {
   auto it = models_.find(name);
   if (it == models_.end()) return NotFound(name);
   SEGSERVE_LOG(Info) << "model " << name << " is unloading";
-  RetireAll(it->second, "unloaded by RepositoryModelUnload");
+  RetireAll(it->second, "unloaded on request");
   return absl::OkStatus();
 }
 
@@ -472,7 +479,7 @@ absl::Status ModelRepository::NotFound(const std::string& name) const {
   if (name.empty()) {
     return absl::InvalidArgumentError(
         "the request names no model and the server has no default model; "
-        "set SegmentRequest.model (ListModels lists them)");
+        "name one (the model list names them)");
   }
   // A repository of thousands of models lists a few, and how many there are.
   constexpr size_t kListed = 20;

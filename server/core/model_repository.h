@@ -66,7 +66,9 @@ class ModelRepository {
  public:
   struct Options {
     std::string root;
-    std::string default_model;  // Empty: requests must name a model.
+    // Empty: the repository's only model when it holds one (except in the
+    // explicit mode); else requests must name a model.
+    std::string default_model;
     ModelLoader loader;
     int cuda_device_count = 0;
     Clock* clock = nullptr;        // Must outlive the repository.

@@ -13,17 +13,30 @@
 
 namespace segserve {
 
-// One Segment request in the project's own types. The string views point
-// into the RPC's request message, which outlives the job.
-struct SegmentJob {
-  std::string model;
-  std::string version;
+// The largest side of a raw image any frontend accepts (the pixel limit,
+// Options::max_image_pixels, is checked when it is decoded).
+inline constexpr int kMaxImageSide = 1 << 16;
+// The encoded formats the pipeline decodes, for messages.
+inline constexpr char kEncodedFormats[] = "JPEG, PNG, BMP, WebP or TIFF";
+
+// One image of a request: encoded bytes, or raw pixels. The string views
+// point into the frontend's request, which outlives the job.
+struct ImageInput {
   bool raw = false;
   absl::string_view encoded;  // When !raw.
   int raw_width = 0;          // When raw.
   int raw_height = 0;
   PixelFormat raw_format = PixelFormat::kRgb8;
   absl::string_view raw_data;
+};
+
+// One request in the project's own types, from any frontend: one or more
+// images for one model, admitted or refused as a whole and answered with
+// one result per image.
+struct SegmentJob {
+  std::string model;    // Empty: the default model.
+  std::string version;  // Empty: the latest ready version.
+  std::vector<ImageInput> images;
   MaskFormat mask_format = MaskFormat::kPng;
   bool with_confidence = false;
   uint32_t priority = 0;
@@ -40,7 +53,8 @@ struct ClassCount {
 struct SegmentResult {
   std::string model;
   std::string version;
-  int width = 0;  // The input image's size.
+  int num_classes = 0;  // The model's.
+  int width = 0;        // The input image's size.
   int height = 0;
   MaskFormat mask_format = MaskFormat::kPng;
   std::string mask;

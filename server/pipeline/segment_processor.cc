@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <utility>
@@ -21,14 +23,24 @@ struct ImagePlan {
   std::shared_ptr<SlideBlender> blender;
 };
 
+// One image of a call: its plan, its items until they are queued, and its
+// share of the gathered results.
+struct SegmentProcessor::Image {
+  ImagePlan plan;
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  size_t first_item = 0;  // Index of its first item in the request's.
+  int width = 0;
+  int height = 0;
+  absl::Status status;  // Of its decoding and planning.
+  absl::Duration preprocess_time;
+};
+
 struct SegmentProcessor::Call {
   SegmentJob job;
   Done done;
   std::unique_ptr<RequestTicket> ticket;
-  ImagePlan plan;
-  int image_width = 0;
-  int image_height = 0;
-  absl::Duration preprocess_time;
+  std::vector<Image> images;
+  std::atomic<size_t> preprocessing{0};  // Images still being decoded.
 };
 
 namespace {
@@ -61,22 +73,55 @@ std::vector<ClassCount> CountClasses(const cv::Mat& labels,
   return stats;
 }
 
+// The batch items an image of `size` becomes on `model` (0x0: unknown, one
+// item). An image of more tiles than a request may have counts as the most
+// it may have: the pipeline refuses it with the count, not admission as a
+// deadline it would miss.
+int CountItems(const ImageSize& size, const ServedModel& model) {
+  const PreprocessOptions& preprocess = model.preprocess();
+  if (preprocess.resize != PreprocessOptions::Resize::kSlide ||
+      size.width <= 0 || size.height <= 0) {
+    return 1;
+  }
+  return std::min(CountSlideTiles(size.width, size.height, preprocess),
+                  MaxSlideTilesPerRequest(
+                      int(model.config().dynamic_batching().max_queue_size())));
+}
+
+int MaxImagesPerRequest(const ServedModel& model) {
+  return std::max(1, int(model.config().max_batch_size()));
+}
+
 }  // namespace
 
 SegmentProcessor::SegmentProcessor(Options options, InferenceCore* core)
     : options_(options), core_(core) {}
 
 void SegmentProcessor::Process(SegmentJob job, Done done) {
-  Admission admission{job.model, job.version, job.deadline};
-  if (job.raw) {
-    admission.image_width = job.raw_width;
-    admission.image_height = job.raw_height;
-  } else if (absl::StatusOr<ImageSize> size = PeekImageSize(job.encoded);
-             size.ok()) {
-    // Errors wait for the decoder, which explains them.
-    admission.image_width = size->width;
-    admission.image_height = size->height;
+  if (job.images.empty()) {
+    done(absl::InvalidArgumentError(
+        "the request holds no image; send at least one"));
+    return;
   }
+  // Sizes known before decoding; errors wait for the decoder, which
+  // explains them.
+  std::vector<ImageSize> sizes;
+  for (const ImageInput& image : job.images) {
+    ImageSize size{0, 0};
+    if (image.raw) {
+      size = {image.raw_width, image.raw_height};
+    } else if (absl::StatusOr<ImageSize> peeked = PeekImageSize(image.encoded);
+               peeked.ok()) {
+      size = *peeked;
+    }
+    sizes.push_back(size);
+  }
+  Admission admission{job.model, job.version, job.deadline};
+  admission.count_items = [&sizes](const ServedModel& model) {
+    int items = 0;
+    for (const ImageSize& size : sizes) items += CountItems(size, model);
+    return items;
+  };
   absl::StatusOr<std::unique_ptr<RequestTicket>> ticket =
       core_->Admit(std::move(admission));
   if (!ticket.ok()) {
@@ -88,69 +133,115 @@ void SegmentProcessor::Process(SegmentJob job, Done done) {
   call->done = std::move(done);
   call->ticket = *std::move(ticket);
   call->job.deadline = call->ticket->deadline();
-  core_->pool()->Schedule(
-      [this, call]() mutable { Preprocess(std::move(call)); });
+  const ServedModel& model = call->ticket->model();
+  const size_t count = call->job.images.size();
+  if (int(count) > MaxImagesPerRequest(model)) {
+    Finish(*call, absl::InvalidArgumentError(absl::StrCat(
+                      "the request holds ", count, " images; model '",
+                      model.config().name(), "' takes at most ",
+                      MaxImagesPerRequest(model),
+                      " per request (its max_batch_size); send fewer")));
+    return;
+  }
+  call->images.resize(count);
+  call->preprocessing.store(count);
+  // Each image decodes on a pool thread of its own; the last one done
+  // queues them all.
+  for (size_t i = 0; i < count; ++i) {
+    core_->pool()->Schedule(
+        [this, call, i]() mutable { Preprocess(std::move(call), i); });
+  }
 }
 
-void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
+void SegmentProcessor::Preprocess(std::shared_ptr<Call> call, size_t index) {
   const SegmentJob& job = call->job;
+  const ImageInput& input = job.images[index];
+  Image& image = call->images[index];
   Clock* clock = core_->clock();
-  if (job.cancelled && job.cancelled->load()) {
-    Finish(*call, absl::CancelledError("the client cancelled the request"));
-    return;
-  }
-  if (clock->Now() >= job.deadline) {
-    Finish(*call,
-           absl::DeadlineExceededError(
-               "the request's deadline passed before preprocessing; allow a "
-               "longer deadline or send less load"));
-    return;
-  }
   const absl::Time start = clock->Now();
-  absl::StatusOr<cv::Mat> rgb =
-      job.raw ? RawToRgb(job.raw_width, job.raw_height, job.raw_format,
-                         job.raw_data, options_.max_image_pixels)
-              : DecodeImage(job.encoded, options_.max_image_pixels);
-  if (!rgb.ok()) {
-    Finish(*call, rgb.status());
-    return;
+  if (job.cancelled && job.cancelled->load()) {
+    image.status = absl::CancelledError("the client cancelled the request");
+  } else if (start >= job.deadline) {
+    image.status = absl::DeadlineExceededError(
+        "the request's deadline passed before preprocessing; allow a "
+        "longer deadline or send less load");
+  } else {
+    absl::StatusOr<cv::Mat> rgb =
+        input.raw
+            ? RawToRgb(input.raw_width, input.raw_height, input.raw_format,
+                       input.raw_data, options_.max_image_pixels)
+            : DecodeImage(input.encoded, options_.max_image_pixels);
+    if (rgb.ok()) {
+      image.width = rgb->cols;
+      image.height = rgb->rows;
+      absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> items =
+          PlanItems(*rgb, call->ticket->model(), image.plan);
+      if (items.ok()) {
+        image.items = *std::move(items);
+      } else {
+        image.status = items.status();
+      }
+    } else {
+      image.status = rgb.status();
+    }
+    image.preprocess_time = clock->Now() - start;
+    if (image.status.ok()) {
+      call->ticket->model().metrics().preprocess_seconds->Observe(
+          absl::ToDoubleSeconds(image.preprocess_time));
+    }
   }
-  call->image_width = rgb->cols;
-  call->image_height = rgb->rows;
-
-  const ServedModel& model = call->ticket->model();
-  absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> items =
-      PlanItems(*rgb, model, call->plan);
-  if (!items.ok()) {
-    Finish(*call, items.status());
-    return;
+  // The decrement publishes this image's fields to the thread that takes
+  // the last one.
+  if (call->preprocessing.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    Submit(std::move(call));
   }
-  call->preprocess_time = clock->Now() - start;
-  model.metrics().preprocess_seconds->Observe(
-      absl::ToDoubleSeconds(call->preprocess_time));
+}
 
-  const bool slide = call->plan.blender != nullptr;
-  for (auto& planned : *items) {
-    // A tile's confidence comes from the blended logits, not its own.
-    planned->outputs.confidence = job.with_confidence && !slide;
-    planned->outputs.logits = slide;
-    planned->priority = job.priority;
-    planned->deadline = job.deadline;
-    planned->cancelled = job.cancelled;
+void SegmentProcessor::Submit(std::shared_ptr<Call> call) {
+  const SegmentJob& job = call->job;
+  std::vector<std::unique_ptr<InferenceRequest>> items;
+  // Which image each item belongs to, for the tiles' blending.
+  std::vector<size_t> owner;
+  for (size_t i = 0; i < call->images.size(); ++i) {
+    Image& image = call->images[i];
+    if (!image.status.ok()) {
+      // The first failing image, in request order, is the request's error.
+      Finish(*call, image.status);
+      return;
+    }
+    image.first_item = items.size();
+    const bool slide = image.plan.blender != nullptr;
+    for (auto& planned : image.items) {
+      // A tile's confidence comes from the blended logits, not its own.
+      planned->outputs.confidence = job.with_confidence && !slide;
+      planned->outputs.logits = slide;
+      planned->priority = job.priority;
+      planned->deadline = job.deadline;
+      planned->cancelled = job.cancelled;
+      items.push_back(std::move(planned));
+      owner.push_back(i);
+    }
+    image.items.clear();
   }
   RequestTicket::ItemDone blend;
-  if (slide) {
+  if (std::any_of(call->images.begin(), call->images.end(),
+                  [](const Image& image) { return image.plan.blender; })) {
     // Each tile's logits are summed in as it arrives and then released: a
     // request holds one image of logits, not one per tile.
-    blend = [plan = &call->plan, call](size_t index, BatchResult& result) {
-      absl::Status added = plan->blender->Add(
-          plan->tiles[index], plan->regions[index], result.output.logits);
+    blend = [call, owner = std::move(owner)](size_t index,
+                                             BatchResult& result) {
+      Image& image = call->images[owner[index]];
+      if (image.plan.blender == nullptr) return absl::OkStatus();
+      const size_t tile = index - image.first_item;
+      absl::Status added = image.plan.blender->Add(image.plan.tiles[tile],
+                                                   image.plan.regions[tile],
+                                                   result.output.logits);
       result.output = InferenceOutput();
       return added;
     };
   }
   absl::Status queued = call->ticket->Submit(
-      *std::move(items),
+      std::move(items),
       [this, call](std::vector<BatchResult> results) mutable {
         // Every failed item carries the request's first failure.
         for (BatchResult& result : results) {
@@ -159,7 +250,39 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call) {
             return;
           }
         }
-        Postprocess(std::move(call), std::move(results));
+        std::vector<SegmentResult> answers;
+        RequestTimes times;
+        absl::Duration first_start = absl::InfiniteDuration();
+        absl::Duration last_end = absl::ZeroDuration();
+        for (size_t i = 0; i < call->images.size(); ++i) {
+          Image& image = call->images[i];
+          const size_t end = i + 1 < call->images.size()
+                                 ? call->images[i + 1].first_item
+                                 : results.size();
+          std::vector<BatchResult> own(
+              std::make_move_iterator(results.begin() + image.first_item),
+              std::make_move_iterator(results.begin() + end));
+          for (const BatchResult& item : own) {
+            first_start = std::min(first_start, item.queue_time);
+            last_end =
+                std::max(last_end, item.queue_time + item.inference_time);
+          }
+          absl::StatusOr<SegmentResult> answer =
+              Postprocess(*call, image, std::move(own));
+          if (!answer.ok()) {
+            Finish(*call, answer.status());
+            return;
+          }
+          times.compute_input += answer->preprocess_time;
+          times.compute_output += answer->postprocess_time;
+          answers.push_back(*std::move(answer));
+        }
+        // The request's items were queued together: its queue time runs
+        // until the first started, its inference time until the last ended.
+        times.queue = first_start;
+        times.compute_infer = last_end - first_start;
+        call->ticket->SetTimes(times);
+        Finish(*call, std::move(answers));
       },
       std::move(blend));
   if (!queued.ok()) Finish(*call, queued);
@@ -203,41 +326,40 @@ SegmentProcessor::PlanItems(const cv::Mat& rgb, const ServedModel& model,
   return items;
 }
 
-void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
-                                   std::vector<BatchResult> items) {
+absl::StatusOr<SegmentResult> SegmentProcessor::Postprocess(
+    Call& call, Image& image, std::vector<BatchResult> items) {
   Clock* clock = core_->clock();
   const absl::Time start = clock->Now();
-  const ServedModel& model = call->ticket->model();
+  const ServedModel& model = call.ticket->model();
   const v1::ModelConfig& config = model.config();
   SegmentResult result;
   result.model = config.name();
   result.version = model.version();
-  result.width = call->image_width;
-  result.height = call->image_height;
-  result.mask_format = call->job.mask_format;
+  result.num_classes = int(config.num_classes());
+  result.width = image.width;
+  result.height = image.height;
+  result.mask_format = call.job.mask_format;
 
-  const bool with_confidence = call->job.with_confidence;
+  const bool with_confidence = call.job.with_confidence;
   cv::Mat labels;
   cv::Mat confidence;
-  if (call->plan.blender != nullptr) {
-    BlendedMasks blended = call->plan.blender->Finish(with_confidence);
+  if (image.plan.blender != nullptr) {
+    BlendedMasks blended = image.plan.blender->Finish(with_confidence);
     labels = std::move(blended.labels);
     confidence = std::move(blended.confidence);
   } else {
     const InferenceOutput& output = items.front().output;
-    const ContentRegion& region = call->plan.regions.front();
-    labels = MapToImageSize(output.labels, region, call->image_width,
-                            call->image_height);
+    const ContentRegion& region = image.plan.regions.front();
+    labels = MapToImageSize(output.labels, region, image.width, image.height);
     if (with_confidence && !output.confidence.empty()) {
-      confidence = MapToImageSize(output.confidence, region, call->image_width,
-                                  call->image_height);
+      confidence =
+          MapToImageSize(output.confidence, region, image.width, image.height);
     }
   }
-  absl::StatusOr<std::string> mask = EncodeMask(labels, call->job.mask_format);
+  absl::StatusOr<std::string> mask = EncodeMask(labels, call.job.mask_format);
   if (!mask.ok()) {
-    Finish(*call, absl::InternalError(absl::StrCat("encoding the mask failed: ",
-                                                   mask.status().message())));
-    return;
+    return absl::InternalError(
+        absl::StrCat("encoding the mask failed: ", mask.status().message()));
   }
   result.mask = *std::move(mask);
   if (!confidence.empty()) {
@@ -245,8 +367,8 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
                              confidence.total());
   }
   result.class_stats = CountClasses(labels, config);
-  // The items were queued together: the queue time runs until the first
-  // started, the inference time from then until the last finished.
+  // The image's items were queued together: the queue time runs until the
+  // first started, the inference time from then until the last finished.
   absl::Duration first_start = absl::InfiniteDuration();
   absl::Duration last_end = absl::ZeroDuration();
   for (const BatchResult& item : items) {
@@ -255,19 +377,17 @@ void SegmentProcessor::Postprocess(std::shared_ptr<Call> call,
     result.batch_size = std::max(result.batch_size, item.batch_size);
   }
   result.queue_time = first_start;
-  result.preprocess_time = call->preprocess_time;
+  result.preprocess_time = image.preprocess_time;
   result.inference_time = last_end - first_start;
   result.tiles = int(items.size());
   result.postprocess_time = clock->Now() - start;
-  call->ticket->SetTimes({result.queue_time, result.preprocess_time,
-                          result.inference_time, result.postprocess_time});
   model.metrics().postprocess_seconds->Observe(
       absl::ToDoubleSeconds(result.postprocess_time));
-  Finish(*call, std::move(result));
+  return result;
 }
 
-void SegmentProcessor::Finish(Call& call,
-                              absl::StatusOr<SegmentResult> result) {
+void SegmentProcessor::Finish(
+    Call& call, absl::StatusOr<std::vector<SegmentResult>> result) {
   call.ticket->Finish(result.status().code());
   call.done(std::move(result));
   // Leaves the in-flight count now, and on a pool thread: the last

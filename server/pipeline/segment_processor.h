@@ -15,15 +15,21 @@ namespace segserve {
 
 struct ImagePlan;
 
-// The image pipeline of a Segment request, on the inference core: decode
-// and preprocess on the pool, the core's queue and batches, then resize and
-// encode the mask on the pool. Thread-safe.
+// The image pipeline of a request, on the inference core: one admission
+// for all of its images, decode and preprocess on the pool (an image each),
+// every image's batch items queued together and gathered once, then each
+// mask resized and encoded on the pool. The image limits live here: pixels,
+// images per request (the model's max_batch_size) and tiles per image.
+// Thread-safe.
 class SegmentProcessor {
  public:
   struct Options {
     int64_t max_image_pixels = 0;  // 0: no limit.
   };
-  using Done = absl::AnyInvocable<void(absl::StatusOr<SegmentResult>)>;
+  // One result per image of the job, in its order; or the request's error
+  // (its first failure).
+  using Done =
+      absl::AnyInvocable<void(absl::StatusOr<std::vector<SegmentResult>>)>;
 
   // `core` must outlive the processor.
   SegmentProcessor(Options options, InferenceCore* core);
@@ -34,12 +40,16 @@ class SegmentProcessor {
 
  private:
   struct Call;
-  void Preprocess(std::shared_ptr<Call> call);
+  struct Image;
+  void Preprocess(std::shared_ptr<Call> call, size_t index);
+  // Queues every image's items as one unit, once the last is preprocessed.
+  void Submit(std::shared_ptr<Call> call);
   // The batch items of a decoded image: itself, or its tiles.
   absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> PlanItems(
       const cv::Mat& rgb, const ServedModel& model, ImagePlan& plan) const;
-  void Postprocess(std::shared_ptr<Call> call, std::vector<BatchResult> items);
-  void Finish(Call& call, absl::StatusOr<SegmentResult> result);
+  absl::StatusOr<SegmentResult> Postprocess(Call& call, Image& image,
+                                            std::vector<BatchResult> items);
+  void Finish(Call& call, absl::StatusOr<std::vector<SegmentResult>> result);
 
   const Options options_;
   InferenceCore* const core_;

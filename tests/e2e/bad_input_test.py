@@ -164,7 +164,7 @@ def main():
     make_repository(args.model_repository, repo, outside)
     server, port, _ = start_segserve(args.segserve, [
         f"--model_repository={repo}", f"--default_model={MODEL}",
-        "--host=127.0.0.1", "--grpc_port=0", "--metrics_port=-1",
+        "--host=127.0.0.1", "--grpc_port=0", "--http_port=-1", "--metrics_port=-1",
         "--cpu_cores=1", f"--max_image_pixels={MAX_PIXELS}",
         f"--max_message_bytes={MAX_MESSAGE}"],
         os.path.join(tmp, "server.log"))

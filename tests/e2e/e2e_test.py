@@ -69,7 +69,8 @@ def main():
     log_path = os.path.join(tmp, "server.log")
     try:
         server, grpc_port, metrics_port = start_segserve(args.segserve, [
-            f"--model_repository={args.model_repository}", "--grpc_port=0",
+            f"--model_repository={args.model_repository}",
+            "--default_model=scenes-sgcpnet", "--grpc_port=0", "--http_port=-1",
             "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2"],
             log_path, timeout_s=180)
     except SegserveNotReady as error:

@@ -54,7 +54,7 @@ def poll_mode(args, workdir, grpc, oip, oip_grpc, v1, v1_grpc):
     root = os.path.join(workdir, "poll")
     model_dir = copy_model(args.model_repository, root)
     server = SegserveProcess(args.segserve, [
-        f"--model_repository={root}", "--host=127.0.0.1", "--grpc_port=0",
+        f"--model_repository={root}", "--host=127.0.0.1", "--grpc_port=0", "--http_port=-1",
         "--metrics_port=0", "--model_control_mode=poll",
         "--repository_poll_s=1"], os.path.join(workdir, "poll.log"))
     port, _ = server.wait_ready(timeout_s=120)
@@ -146,7 +146,7 @@ def explicit_mode(args, workdir, grpc, oip, oip_grpc):
     with open(tokens, "w") as f:
         f.write(f"{admin} all\n{reader} inference,metadata\n")
     server = SegserveProcess(args.segserve, [
-        f"--model_repository={root}", "--host=127.0.0.1", "--grpc_port=0",
+        f"--model_repository={root}", "--host=127.0.0.1", "--grpc_port=0", "--http_port=-1",
         "--metrics_port=0", "--model_control_mode=explicit",
         "--default_model=", f"--auth_tokens_file={tokens}"],
         os.path.join(workdir, "explicit.log"))
@@ -170,7 +170,7 @@ def explicit_mode(args, workdir, grpc, oip, oip_grpc):
         index = stub.RepositoryIndex(oip.RepositoryIndexRequest(), metadata=[
             ("authorization", f"Bearer {reader}")])
         check([(m.name, m.state) for m in index.models] ==
-              [(MODEL, "UNAVAILABLE")] and "RepositoryModelLoad" in
+              [(MODEL, "UNAVAILABLE")] and "load request" in
               index.models[0].reason, f"not loaded at start: {index.models}")
         load = oip.RepositoryModelLoadRequest(model_name=MODEL)
         code, _ = call(stub.RepositoryModelLoad, load, token=reader)

@@ -102,7 +102,8 @@ def main():
 
     server = SegserveProcess(args.segserve, [
         f"--model_repository={args.model_repository}", "--host=127.0.0.1",
-        "--grpc_port=0", "--metrics_port=0"],
+        "--default_model=scenes-sgcpnet",
+        "--grpc_port=0", "--http_port=-1", "--metrics_port=0"],
         os.path.join(workdir, "segserve.log"))
     port, _ = server.wait_ready(timeout_s=120)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
@@ -170,7 +171,7 @@ def main():
         code, words = error_of(stub.RepositoryModelLoad,
                                oip.RepositoryModelLoadRequest(model_name=MODEL))
         check(code == grpc.StatusCode.FAILED_PRECONDITION and
-              "--model_control_mode=none" in words,
+              "control mode is none" in words,
               f"RepositoryModelLoad without explicit mode: {code} {words}")
 
         # The reference: Segment's RAW masks.

@@ -200,7 +200,7 @@ def main():
           f"{100 * (tool_labels == ref_labels).mean():.4f}% of pixels")
 
     server = SegserveProcess(args.segserve, [
-        f"--model_repository={repo}", "--host=127.0.0.1", "--grpc_port=0",
+        f"--model_repository={repo}", "--host=127.0.0.1", "--grpc_port=0", "--http_port=-1",
         "--metrics_port=0", "--default_model=slide"],
         os.path.join(workdir, "segserve.log"))
     port, _ = server.wait_ready(timeout_s=120)

@@ -106,7 +106,8 @@ def health(args, port, *tls_flags):
 def start(args, workdir, name, tls_flags):
     server = SegserveProcess(args.segserve, [
         f"--model_repository={args.model_repository}", "--host=127.0.0.1",
-        "--grpc_port=0", "--metrics_port=-1", "--cpu_cores=1",
+        "--default_model=scenes-sgcpnet",
+        "--grpc_port=0", "--http_port=-1", "--metrics_port=-1", "--cpu_cores=1",
         "--preprocess_threads=1", *tls_flags],
         os.path.join(workdir, f"segserve-{name}.log"))
     port, _ = server.wait_ready(timeout_s=120)

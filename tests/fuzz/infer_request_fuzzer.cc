@@ -31,17 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   inference::ModelInferRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
   segserve::InferCall call;
-  if (!segserve::ToInferCall(request, kMaxImages, absl::InfiniteFuture(),
-                             /*cancelled=*/nullptr, &call)
-           .ok()) {
-    return 0;
-  }
-  if (call.jobs.empty() || int(call.jobs.size()) > kMaxImages ||
-      call.outputs.empty()) {
-    std::abort();
-  }
+  if (!segserve::ToInferCall(request, &call).ok()) return 0;
+  if (call.job.images.empty() || call.outputs.empty()) std::abort();
+  // More images than the model takes: the pipeline refuses them.
+  if (int(call.job.images.size()) > kMaxImages) return 0;
+  const segserve::SegmentJob& request_job = call.job;
   std::vector<segserve::SegmentResult> results;
-  for (const segserve::SegmentJob& job : call.jobs) {
+  for (const segserve::ImageInput& job : call.job.images) {
     if (job.raw) {
       const size_t bytes = size_t(job.raw_width) * size_t(job.raw_height) * 3;
       const bool inside = Inside(job.raw_data, call.pixels) ||
@@ -55,16 +51,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     result.width = job.raw ? job.raw_width : 3;
     result.height = job.raw ? job.raw_height : 2;
     if (int64_t(result.width) * result.height > kMaxResultPixels) return 0;
-    result.mask_format = job.mask_format;
+    result.num_classes = kClasses;
+    result.mask_format = request_job.mask_format;
     const size_t pixels = size_t(result.width) * size_t(result.height);
     result.mask.assign(pixels, '\1');
-    if (job.with_confidence) result.confidence.assign(pixels, '\200');
+    if (request_job.with_confidence) result.confidence.assign(pixels, '\200');
     result.class_stats.push_back({1, "one", pixels});
     results.push_back(std::move(result));
   }
   inference::ModelInferResponse response;
-  if (!segserve::FillInferResponse(request, call, kClasses, std::move(results),
-                                   &response)
+  if (!segserve::FillInferResponse(request, call, std::move(results), &response)
            .ok()) {
     return 0;
   }

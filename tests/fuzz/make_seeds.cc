@@ -154,12 +154,25 @@ int main(int argc, char** argv) {
     Write(out / "model_config_fuzzer", entry.path().filename().string(), text);
   }
 
-  Write(out / "metrics_request_fuzzer", "get",
-        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  Write(out / "metrics_request_fuzzer", "query",
-        "GET /metrics?name[]=x HTTP/1.0\r\n\r\n");
-  Write(out / "metrics_request_fuzzer", "post",
-        "POST /metrics HTTP/1.1\r\n\r\n");
-  Write(out / "metrics_request_fuzzer", "other", "GET / HTTP/1.1\r\n\r\n");
+  // REST infer bodies: a first byte, then two bytes of JSON length (used
+  // when the first byte is odd), then the body.
+  const std::string json_pixels =
+      R"({"inputs":[{"name":"IMAGE","datatype":"UINT8","shape":[1,2,3],)"
+      R"("data":[[[1,2,3],[4,5,6]]]}],"outputs":[{"name":"MASK"},)"
+      R"({"name":"CLASS_PIXELS","parameters":{"binary_data":true}}]})";
+  Write(out / "rest_infer_fuzzer", "json_pixels",
+        std::string("\0\0\0", 3) + json_pixels);
+  const std::string header =
+      R"({"id":"a","parameters":{"mask_encoding":"png","binary_data_output")"
+      R"(:true},"inputs":[{"name":"IMAGE","datatype":"BYTES","shape":[1],)"
+      R"("parameters":{"binary_data_size":12}}]})";
+  std::string binary = "\x01";
+  binary.push_back(char(header.size() & 0xff));
+  binary.push_back(char(header.size() >> 8));
+  binary += header;
+  binary += std::string("\x08\0\0\0", 4) + "\x89PNG\r\n\x1a\n";
+  Write(out / "rest_infer_fuzzer", "binary_bytes", binary);
+  Write(out / "rest_infer_fuzzer", "deep",
+        std::string("\0\0\0", 3) + std::string(40, '[') + std::string(40, ']'));
   return 0;
 }

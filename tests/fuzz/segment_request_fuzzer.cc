@@ -21,13 +21,15 @@ constexpr int64_t kMaxPixels = 1 << 20;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   segserve::v1::SegmentRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
-  absl::StatusOr<segserve::SegmentJob> job = segserve::ToSegmentJob(
-      request, absl::InfiniteFuture(), /*cancelled=*/nullptr);
+  absl::StatusOr<segserve::SegmentJob> job = segserve::ToSegmentJob(request);
   if (!job.ok()) return 0;
+  if (job->images.size() != 1) std::abort();  // One image per Segment.
+  const segserve::ImageInput& image = job->images.front();
   absl::StatusOr<cv::Mat> rgb =
-      job->raw ? segserve::RawToRgb(job->raw_width, job->raw_height,
-                                    job->raw_format, job->raw_data, kMaxPixels)
-               : segserve::DecodeImage(job->encoded, kMaxPixels);
+      image.raw
+          ? segserve::RawToRgb(image.raw_width, image.raw_height,
+                               image.raw_format, image.raw_data, kMaxPixels)
+          : segserve::DecodeImage(image.encoded, kMaxPixels);
   if (rgb.ok() &&
       (rgb->type() != CV_8UC3 || int64_t(rgb->cols) * rgb->rows > kMaxPixels)) {
     std::abort();  // Accepted something the contract refuses.

@@ -97,7 +97,7 @@ def generate_stubs(proto_root, out_dir):
 
 def start_server(binary, repo, log_path):
     proc, port, _ = start_segserve(binary, [
-        f"--model_repository={repo}", "--default_model=tiny", "--grpc_port=0",
+        f"--model_repository={repo}", "--default_model=tiny", "--grpc_port=0", "--http_port=-1",
         "--metrics_port=-1", "--host=127.0.0.1", "--intra_op_threads=1",
         "--preprocess_threads=2"], log_path, timeout_s=120)
     return proc, port

@@ -29,7 +29,8 @@ def one_run(args, workdir, run):
     """Returns (failures, ok, unavailable) of one drain under load."""
     server = SegserveProcess(args.segserve, [
         f"--model_repository={args.model_repository}", "--host=127.0.0.1",
-        "--grpc_port=0", "--metrics_port=0", "--drain_timeout_s=20"],
+        "--default_model=scenes-sgcpnet",
+        "--grpc_port=0", "--http_port=-1", "--metrics_port=0", "--drain_timeout_s=20"],
         os.path.join(workdir, f"segserve-{run}.log"))
     port, _ = server.wait_ready(timeout_s=120)
     out = os.path.join(workdir, f"load-{run}.json")

@@ -112,7 +112,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="segserve-http2-")
     server = SegserveProcess(args.segserve, [
         f"--model_repository={args.model_repository}", "--host=127.0.0.1",
-        "--grpc_port=0", "--metrics_port=-1", "--cpu_cores=1",
+        "--default_model=scenes-sgcpnet",
+        "--grpc_port=0", "--http_port=-1", "--metrics_port=-1", "--cpu_cores=1",
         f"--grpc_max_concurrent_streams={MAX_STREAMS}"],
         os.path.join(workdir, "segserve.log"))
     port, _ = server.wait_ready(timeout_s=120)

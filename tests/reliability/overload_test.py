@@ -107,7 +107,8 @@ def main():
 
     server = SegserveProcess(args.segserve, [
         f"--model_repository={args.model_repository}", "--host=127.0.0.1",
-        "--grpc_port=0", "--metrics_port=0", *args.server_flag],
+        "--default_model=scenes-sgcpnet",
+        "--grpc_port=0", "--http_port=-1", "--metrics_port=0", *args.server_flag],
         os.path.join(workdir, "segserve.log"))
     port, metrics_port = server.wait_ready(timeout_s=120)
     failures = []

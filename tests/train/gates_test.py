@@ -66,7 +66,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="segserve-gates-")
     server, port, _ = start_segserve(
         args.segserve,
-        ["--model_repository=" + args.model_repository, "--grpc_port=0",
+        ["--model_repository=" + args.model_repository, "--grpc_port=0", "--http_port=-1",
          "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
          "--default_model=scenes-sgcpnet"],
         os.path.join(tmp, "server.log"))

@@ -50,7 +50,7 @@ def main():
 
     server, port, _ = start_segserve(
         args.segserve,
-        ["--model_repository=" + os.path.join(tmp, "repo"), "--grpc_port=0",
+        ["--model_repository=" + os.path.join(tmp, "repo"), "--grpc_port=0", "--http_port=-1",
          "--metrics_port=0", "--host=127.0.0.1", "--intra_op_threads=2",
          "--default_model=scenes-stretch"],
         os.path.join(tmp, "server.log"))

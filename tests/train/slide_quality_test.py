@@ -69,7 +69,7 @@ def main():
 
     server, port, _ = start_segserve(
         args.segserve,
-        ["--model_repository=" + repo, "--grpc_port=0", "--metrics_port=0",
+        ["--model_repository=" + repo, "--grpc_port=0", "--http_port=-1", "--metrics_port=0",
          "--host=127.0.0.1", "--intra_op_threads=2",
          f"--default_model={MODEL}"],
         os.path.join(tmp, "server.log"))

@@ -403,7 +403,8 @@ def run(args, workdir, procs):
         argv = [args.segserve, f"--model_repository={model_repo}",
                 f"--default_model={args.default_model}",
                 f"--host={host}", f"--grpc_port={grpc_port}",
-                f"--metrics_port={metrics_port}", f"--{args.cores_flag}=1",
+                f"--metrics_port={metrics_port}", "--http_port=-1",
+                f"--{args.cores_flag}=1",
                 "--preprocess_threads=1"]
         proc = procs.start(pod, argv)
         replicas.append((proc, f"{host}:{grpc_port}", f"{host}:{metrics_port}"))

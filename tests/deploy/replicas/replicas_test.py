@@ -67,7 +67,7 @@ class Replica:
         self.server = SegserveProcess(args.segserve, [
             f"--model_repository={args.model_repository}",
             f"--host={host}", f"--grpc_port={grpc_port}",
-            f"--metrics_port={metrics_port}", "--cpu_cores=1",
+            f"--metrics_port={metrics_port}", "--http_port=-1", "--cpu_cores=1",
             "--preprocess_threads=1", "--drain_timeout_s=20",
             f"--grpc_max_connection_age_s={MAX_AGE_S}",
             f"--grpc_max_connection_age_grace_s={AGE_GRACE_S}"],

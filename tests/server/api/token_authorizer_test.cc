@@ -1,4 +1,4 @@
-#include "server/api/token_authorizer.h"
+#include "server/service/token_authorizer.h"
 
 #include <string>
 

@@ -180,7 +180,7 @@ TEST_F(ModelLifecycleTest, NoneModeRefusesLoadAndUnload) {
   EXPECT_THAT(std::string(load.message()),
               HasSubstr("--model_control_mode=none"));
   EXPECT_THAT(std::string(load.message()),
-              HasSubstr("--model_control_mode=explicit allows it"));
+              HasSubstr("the explicit mode allows it"));
   EXPECT_EQ(repository_->Unload("m").code(),
             absl::StatusCode::kFailedPrecondition);
   WriteVersion("m", 2);
@@ -292,7 +292,7 @@ TEST_F(ModelLifecycleTest, ExplicitModeLoadsAndUnloadsOnRequest) {
   ASSERT_TRUE(repository_->Unload("m").ok());
   ModelStatus gone = Status();
   EXPECT_EQ(gone.state, ModelState::kUnavailable);
-  EXPECT_THAT(gone.reason, HasSubstr("unloaded by RepositoryModelUnload"));
+  EXPECT_THAT(gone.reason, HasSubstr("unloaded on request"));
   EXPECT_EQ(repository_->Find("m", "").status().code(),
             absl::StatusCode::kUnavailable);
 }

@@ -16,6 +16,7 @@
 #include "server/core/thread_pool.h"
 #include "server/pipeline/segment_processor.h"
 #include "tests/server/fake_model.h"
+#include "tests/server/pipeline/only_result.h"
 #include "tests/server/test_files.h"
 
 namespace segserve {
@@ -93,11 +94,12 @@ class ServerComponentsTest : public ::testing::Test {
   absl::StatusOr<SegmentResult> Run(SegmentJob job) {
     absl::Notification done;
     absl::StatusOr<SegmentResult> out;
-    processor_->Process(std::move(job),
-                        [&](absl::StatusOr<SegmentResult> result) {
-                          out = std::move(result);
-                          done.Notify();
-                        });
+    processor_->Process(
+        std::move(job),
+        [&](absl::StatusOr<std::vector<SegmentResult>> results) {
+          out = OnlyResult(std::move(results));
+          done.Notify();
+        });
     done.WaitForNotification();
     return out;
   }
@@ -107,11 +109,12 @@ class ServerComponentsTest : public ::testing::Test {
   SegmentJob GrayJob(int width, int height, uint8_t value) {
     pixels_.emplace_back(size_t(width) * height, char(value));
     SegmentJob job;
-    job.raw = true;
-    job.raw_width = width;
-    job.raw_height = height;
-    job.raw_format = PixelFormat::kGray8;
-    job.raw_data = pixels_.back();
+    job.images.resize(1);
+    job.images[0].raw = true;
+    job.images[0].raw_width = width;
+    job.images[0].raw_height = height;
+    job.images[0].raw_format = PixelFormat::kGray8;
+    job.images[0].raw_data = pixels_.back();
     job.mask_format = MaskFormat::kRaw;
     return job;
   }
@@ -235,7 +238,7 @@ TEST_F(ServerComponentsTest, SegmentsAtTheImageSize) {
 TEST_F(ServerComponentsTest, RefusesBadImagesWithReasons) {
   CreateRepository();
   SegmentJob short_data = GrayJob(10, 10, 1);
-  short_data.raw_data = short_data.raw_data.substr(0, 50);
+  short_data.images[0].raw_data = short_data.images[0].raw_data.substr(0, 50);
   EXPECT_EQ(Run(std::move(short_data)).status().code(),
             absl::StatusCode::kInvalidArgument);
 
@@ -243,7 +246,9 @@ TEST_F(ServerComponentsTest, RefusesBadImagesWithReasons) {
   EXPECT_EQ(too_big.status().code(), absl::StatusCode::kInvalidArgument);
 
   SegmentJob garbage;
-  garbage.encoded = "not an image";
+
+  garbage.images.resize(1);
+  garbage.images[0].encoded = "not an image";
   auto undecodable = Run(std::move(garbage));
   EXPECT_EQ(undecodable.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(undecodable.status().message()), HasSubstr("PNG"));
@@ -299,8 +304,9 @@ TEST_F(ServerComponentsTest, EagerDispatchIsNotHeldUpByFailedRequests) {
   EXPECT_EQ(Run(std::move(expired)).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   SegmentJob garbage;
+  garbage.images.resize(1);
   garbage.model = "eager";
-  garbage.encoded = "not an image";
+  garbage.images[0].encoded = "not an image";
   EXPECT_EQ(Run(std::move(garbage)).status().code(),
             absl::StatusCode::kInvalidArgument);
 

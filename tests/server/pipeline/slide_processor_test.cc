@@ -20,6 +20,7 @@
 #include "server/core/thread_pool.h"
 #include "server/pipeline/segment_processor.h"
 #include "tests/server/fake_model.h"
+#include "tests/server/pipeline/only_result.h"
 #include "tests/server/test_files.h"
 
 namespace segserve {
@@ -82,11 +83,12 @@ class SlideProcessorTest : public ::testing::Test {
 
   void Start(SegmentJob job, absl::StatusOr<SegmentResult>* out,
              absl::Notification* done) {
-    processor_->Process(std::move(job),
-                        [out, done](absl::StatusOr<SegmentResult> result) {
-                          *out = std::move(result);
-                          done->Notify();
-                        });
+    processor_->Process(
+        std::move(job),
+        [out, done](absl::StatusOr<std::vector<SegmentResult>> results) {
+          *out = OnlyResult(std::move(results));
+          done->Notify();
+        });
   }
 
   absl::StatusOr<SegmentResult> Run(SegmentJob job) {
@@ -107,11 +109,12 @@ class SlideProcessorTest : public ::testing::Test {
       }
     }
     SegmentJob job;
-    job.raw = true;
-    job.raw_width = width;
-    job.raw_height = height;
-    job.raw_format = PixelFormat::kGray8;
-    job.raw_data = pixels;
+    job.images.resize(1);
+    job.images[0].raw = true;
+    job.images[0].raw_width = width;
+    job.images[0].raw_height = height;
+    job.images[0].raw_format = PixelFormat::kGray8;
+    job.images[0].raw_data = pixels;
     job.mask_format = MaskFormat::kRaw;
     return job;
   }
@@ -192,11 +195,12 @@ TEST_F(SlideProcessorTest, CropLargerThanTheInputIsScaled) {
     }
   }
   SegmentJob job;
-  job.raw = true;
-  job.raw_width = 128;
-  job.raw_height = 96;
-  job.raw_format = PixelFormat::kGray8;
-  job.raw_data = pixels;
+  job.images.resize(1);
+  job.images[0].raw = true;
+  job.images[0].raw_width = 128;
+  job.images[0].raw_height = 96;
+  job.images[0].raw_format = PixelFormat::kGray8;
+  job.images[0].raw_data = pixels;
   job.mask_format = MaskFormat::kRaw;
   absl::StatusOr<SegmentResult> result = Run(std::move(job));
   ASSERT_TRUE(result.ok()) << result.status();

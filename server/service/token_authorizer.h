@@ -1,5 +1,5 @@
-#ifndef SEGSERVE_SERVER_API_TOKEN_AUTHORIZER_H_
-#define SEGSERVE_SERVER_API_TOKEN_AUTHORIZER_H_
+#ifndef SEGSERVE_SERVER_SERVICE_TOKEN_AUTHORIZER_H_
+#define SEGSERVE_SERVER_SERVICE_TOKEN_AUTHORIZER_H_
 
 #include <memory>
 #include <string>
@@ -13,9 +13,9 @@ namespace segserve {
 // What a bearer token may call. Health and reflection need none: probes
 // and tooling reach them without a token.
 enum class Right {
-  kInference,  // Segment, SegmentStream.
-  kMetadata,   // ListModels, GetModel.
-  kAdmin,      // Administrative RPCs (model control), when they exist.
+  kInference,  // Inference: Segment, SegmentStream, ModelInfer, REST infer.
+  kMetadata,   // Models, their metadata, statistics and the index.
+  kAdmin,      // Model control: loading and unloading models.
 };
 
 // The tokens of --auth_tokens_file and their rights. The file has one token
@@ -54,4 +54,4 @@ const char* RightName(Right right);
 
 }  // namespace segserve
 
-#endif  // SEGSERVE_SERVER_API_TOKEN_AUTHORIZER_H_
+#endif  // SEGSERVE_SERVER_SERVICE_TOKEN_AUTHORIZER_H_

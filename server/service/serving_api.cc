@@ -1,0 +1,156 @@
+#include "server/service/serving_api.h"
+
+#include <utility>
+
+#include "server/core/shutting_down.h"
+
+namespace segserve {
+
+ServingApi::ServingApi(SegmentProcessor* processor, InferenceCore* core,
+                       ModelRepository* repository,
+                       const TokenAuthorizer* authorizer)
+    : processor_(processor),
+      core_(core),
+      repository_(repository),
+      authorizer_(authorizer) {}
+
+ServingApi::~ServingApi() = default;
+
+bool ServingApi::Ready() const {
+  return !core_->draining() && repository_->IsReady();
+}
+
+absl::Status ServingApi::Authorize(const CallContext& context,
+                                   Right right) const {
+  if (authorizer_ == nullptr) return absl::OkStatus();
+  return authorizer_->Check(context.authorization, right);
+}
+
+void ServingApi::Infer(const CallContext& context, SegmentJob job,
+                       InferDone done) {
+  if (absl::Status allowed = Authorize(context, Right::kInference);
+      !allowed.ok()) {
+    done(allowed);
+    return;
+  }
+  job.deadline = context.deadline;
+  job.cancelled = context.cancelled;
+  processor_->Process(std::move(job), std::move(done));
+}
+
+absl::StatusOr<std::vector<ModelStatus>> ServingApi::ListModels(
+    const CallContext& context) const {
+  if (absl::Status allowed = Authorize(context, Right::kMetadata);
+      !allowed.ok()) {
+    return allowed;
+  }
+  return repository_->List();
+}
+
+absl::StatusOr<ModelStatus> ServingApi::DescribeModel(
+    const CallContext& context, const std::string& name,
+    const std::string& version) const {
+  if (absl::Status allowed = Authorize(context, Right::kMetadata);
+      !allowed.ok()) {
+    return allowed;
+  }
+  absl::StatusOr<ModelStatus> status = repository_->Describe(name);
+  if (!status.ok() || version.empty()) return status;
+  // A version that exists but is not ready is described; an unknown one
+  // is NOT_FOUND.
+  auto served = repository_->Find(status->name, version);
+  if (!served.ok() &&
+      served.status().code() != absl::StatusCode::kUnavailable) {
+    return served.status();
+  }
+  return status;
+}
+
+absl::StatusOr<bool> ServingApi::ModelReady(const CallContext& context,
+                                            const std::string& name,
+                                            const std::string& version) const {
+  if (absl::Status allowed = Authorize(context, Right::kMetadata);
+      !allowed.ok()) {
+    return allowed;
+  }
+  auto served = repository_->Find(name, version);
+  // Known but not ready is an answer, false; unknown is an error.
+  if (!served.ok() &&
+      served.status().code() != absl::StatusCode::kUnavailable) {
+    return served.status();
+  }
+  return served.ok() && !core_->draining();
+}
+
+absl::StatusOr<std::vector<VersionStatistics>> ServingApi::Statistics(
+    const CallContext& context, const std::string& name,
+    const std::string& version) const {
+  if (absl::Status allowed = Authorize(context, Right::kMetadata);
+      !allowed.ok()) {
+    return allowed;
+  }
+  std::vector<VersionStatistics> out;
+  if (!version.empty()) {
+    auto served = repository_->Find(name, version);
+    if (!served.ok()) return served.status();
+    out.push_back({(*served)->config().name(), (*served)->version(),
+                   (*served)->statistics().Read()});
+    return out;
+  }
+  std::vector<ModelStatus> models;
+  if (name.empty()) {
+    models = repository_->List();
+  } else {
+    absl::StatusOr<ModelStatus> model = repository_->Describe(name);
+    if (!model.ok()) return model.status();
+    models.push_back(*std::move(model));
+  }
+  for (const ModelStatus& model : models) {
+    for (const VersionStatus& each : model.versions) {
+      if (each.state != ModelState::kReady) continue;
+      auto served = repository_->Find(model.name, each.version);
+      if (!served.ok()) continue;  // Retired since it was listed.
+      out.push_back({model.name, each.version, (*served)->statistics().Read()});
+    }
+  }
+  return out;
+}
+
+const std::string& ServingApi::default_model() const {
+  return repository_->default_model();
+}
+
+void ServingApi::ChangeModels(const CallContext& context,
+                              absl::AnyInvocable<absl::Status()> change,
+                              ControlDone done) {
+  absl::Status allowed = Authorize(context, Right::kAdmin);
+  if (allowed.ok() && core_->draining()) allowed = ShuttingDownError();
+  if (!allowed.ok()) {
+    done(allowed);
+    return;
+  }
+  control_thread_->Schedule(
+      [change = std::move(change), done = std::move(done)]() mutable {
+        done(change());
+      });
+}
+
+void ServingApi::LoadModel(const CallContext& context, const std::string& name,
+                           std::optional<std::string> config_text,
+                           ControlDone done) {
+  ChangeModels(
+      context,
+      [this, name, config = std::move(config_text)] {
+        return repository_->Load(name, config);
+      },
+      std::move(done));
+}
+
+void ServingApi::UnloadModel(const CallContext& context,
+                             const std::string& name, ControlDone done) {
+  ChangeModels(
+      context, [this, name] { return repository_->Unload(name); },
+      std::move(done));
+}
+
+}  // namespace segserve
