@@ -57,9 +57,11 @@ class Process:
         deadline = time.time() + 300
         while time.time() < deadline:
             with open(log_path) as f:
-                match = re.search(r"ready grpc_port=(\d+)", f.read())
+                match = re.search(r"ready grpc_port=(\d+)(?: metrics_port=-?\d+ "
+                                  r"http_port=(\d+))?", f.read())
             if match:
                 self.port = int(match.group(1))
+                self.http_port = int(match.group(2) or 0)
                 return
             if self.proc.poll() is not None:
                 break
@@ -170,7 +172,7 @@ def one_repetition(args, rep, repository, torchscript, results):
                               f"--min_seconds={args.min_seconds}"])["codecs"]
 
     server = Process([os.path.join(args.build, "server", "segserve"),
-                      f"--model_repository={repository}", "--grpc_port=0", "--http_port=-1",
+                      f"--model_repository={repository}", "--grpc_port=0", "--http_port=0",
                       "--metrics_port=-1", f"--default_model={MODEL}"],
                      os.path.join(results, f"segserve-{rep}.log"))
     peer = Process(["/usr/bin/python3", os.path.join(ROOT, "bench", "python_peer.py"),
@@ -187,6 +189,14 @@ def one_repetition(args, rep, repository, torchscript, results):
         log(f"repetition {rep}: Open Inference Protocol, concurrency 16")
         out["oip"] = segload(args, server.port, path("oip"), "16", MODEL,
                              RAW + ["--protocol=oip"])[0]
+        log(f"repetition {rep}: KServe v2 REST (binary tensors), concurrency "
+            "16 and 1, beside Segment at concurrency 1")
+        out["rest"] = segload(args, server.http_port, path("rest"), "16", MODEL,
+                              RAW + ["--protocol=http"])[0]
+        out["grpc_c1"] = segload(args, server.port, path("grpc_c1"), "1", MODEL,
+                                 RAW)[0]
+        out["rest_c1"] = segload(args, server.http_port, path("rest_c1"), "1",
+                                 MODEL, RAW + ["--protocol=http"])[0]
         log(f"repetition {rep}: batching off, concurrency 16")
         out["nobatch"] = segload(args, server.port, path("nobatch"), "16",
                                  MODEL + "-nobatch", RAW)[0]
@@ -256,8 +266,8 @@ def summarize(reps):
     concurrencies = [t["concurrency"] for t in reps[0]["sweep"]]
     s["sweep"] = {c: step_stats([r["sweep"][i] for r in reps])
                   for i, c in enumerate(concurrencies)}
-    for key in ("oip", "nobatch", "torchscript_none", "jpeg_c1", "slide",
-                "big_stretch"):
+    for key in ("oip", "rest", "grpc_c1", "rest_c1", "nobatch",
+                "torchscript_none", "jpeg_c1", "slide", "big_stretch"):
         s[key] = step_stats([r[key] for r in reps])
     for key in ("torchscript", "peer"):
         s[key] = {t["concurrency"]: step_stats([r[key][i] for r in reps])
@@ -278,8 +288,9 @@ def check(s):
     server, a batching config that never batched."""
     problems = []
     steps = {f"concurrency {c}": t for c, t in s["sweep"].items()}
-    steps.update({k: s[k] for k in ("oip", "nobatch", "torchscript_none",
-                                    "jpeg_c1", "slide", "big_stretch")})
+    steps.update({k: s[k] for k in ("oip", "rest", "grpc_c1", "rest_c1",
+                                    "nobatch", "torchscript_none", "jpeg_c1",
+                                    "slide", "big_stretch")})
     for key in ("torchscript", "peer"):
         steps.update({f"{key}, concurrency {c}": t for c, t in s[key].items()})
     for name, t in steps.items():
@@ -357,6 +368,12 @@ def report(s, args, elapsed_s):
         f"| ModelInfer (Open Inference Protocol) / Segment throughput, c=16, RAW | "
         f"**{s['oip']['rps'] / on['rps']:.2f}x** (p99 {s['oip']['p99']:.0f} / "
         f"{on['p99']:.0f} ms) | within 5% |",
+        f"| KServe v2 REST (binary tensors) / Segment throughput, c=16, RAW | "
+        f"**{s['rest']['rps'] / on['rps']:.2f}x** (p99 {s['rest']['p99']:.0f} / "
+        f"{on['p99']:.0f} ms) | >= 0.9 |",
+        f"| REST latency added at c=1, RAW (p50 REST - p50 Segment, measured "
+        f"one after the other) | **{s['rest_c1']['p50'] - s['grpc_c1']['p50']:+.2f} ms** "
+        f"({s['rest_c1']['p50']:.2f} / {s['grpc_c1']['p50']:.2f} ms) | < 1 ms |",
         f"| batching gain at concurrency 16 (max_batch_size {args.max_batch} / 1) | "
         f"**{on['rps'] / off['rps']:.2f}x** | >= 1.3x |",
         f"| segserve builtin / Python peer throughput, c={'/'.join(map(str, peer_cs))} | "

@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "model/cpu_allocator.h"
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
@@ -150,21 +151,13 @@ void OnStopSignal(int signal_number) {
   [[maybe_unused]] ssize_t written = write(signal_pipe[1], &byte, 1);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves semantic segmentation models over gRPC and HTTP.\n"
-      "Usage: segserve [--model_repository DIR] [--grpc_port N] ...");
-  absl::ParseCommandLine(argc, argv);
-
-  // SIGTERM and SIGINT start the drain. A handler, not a signal mask: some
-  // libraries start threads before main (OpenBLAS's pool starts when the
-  // library loads), and a signal delivered to one of those with only a mask
-  // in place would kill the process (exit 143) instead of draining it.
+// SIGTERM and SIGINT start the drain. A handler, not a signal mask: some
+// libraries start threads before main (OpenBLAS's pool starts when the
+// library loads), and a signal delivered to one of those with only a mask
+// in place would kill the process (exit 143) instead of draining it.
+absl::Status InstallStopSignals() {
   if (pipe(signal_pipe) != 0) {
-    SEGSERVE_LOG(Error) << "cannot start: pipe: " << strerror(errno);
-    return 1;
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
   struct sigaction action = {};
   action.sa_handler = OnStopSignal;
@@ -172,107 +165,135 @@ int main(int argc, char** argv) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  return absl::OkStatus();
+}
 
-  // gRPC takes connection ages in int milliseconds.
+// Blocks until SIGTERM or SIGINT; returns its number.
+int AwaitStopSignal() {
+  unsigned char signal_number = 0;
+  while (read(signal_pipe[0], &signal_number, 1) != 1 && errno == EINTR) {
+  }
+  return signal_number;
+}
+
+// The flags' values that no type checks: INVALID_ARGUMENT saying which and
+// what is allowed.
+absl::Status CheckFlags() {
   if (const int nice = absl::GetFlag(FLAGS_cpu_inference_nice);
       nice < 0 || nice > 19) {
-    SEGSERVE_LOG(Error) << "cannot start: --cpu_inference_nice is " << nice
-                        << "; allowed: 0 (the server's own priority) to 19 "
-                           "(the lowest)";
-    return 1;
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cpu_inference_nice is ", nice,
+                     "; allowed: 0 (the server's own priority) to 19 (the "
+                     "lowest)"));
   }
   const std::string mode = absl::GetFlag(FLAGS_model_control_mode);
   if (mode != "none" && mode != "poll" && mode != "explicit") {
-    SEGSERVE_LOG(Error) << "cannot start: --model_control_mode is '" << mode
-                        << "'; allowed: none, poll, explicit";
-    return 1;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model_control_mode is '", mode, "'; allowed: none, poll, explicit"));
   }
   if (!absl::GetFlag(FLAGS_load_model).empty() && mode != "explicit") {
-    SEGSERVE_LOG(Error) << "cannot start: --load_model needs "
-                           "--model_control_mode=explicit (the other modes "
-                           "load every model)";
-    return 1;
+    return absl::InvalidArgumentError(
+        "--load_model needs --model_control_mode=explicit (the other modes "
+        "load every model)");
   }
   if (absl::GetFlag(FLAGS_repository_poll_s) < 1) {
-    SEGSERVE_LOG(Error) << "cannot start: --repository_poll_s is "
-                        << absl::GetFlag(FLAGS_repository_poll_s)
-                        << "; allowed: 1 or more seconds";
-    return 1;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--repository_poll_s is ", absl::GetFlag(FLAGS_repository_poll_s),
+        "; allowed: 1 or more seconds"));
   }
+  // gRPC takes connection ages in int milliseconds.
   constexpr int kMaxAgeS = std::numeric_limits<int>::max() / 1000;
-  const int age_s = absl::GetFlag(FLAGS_grpc_max_connection_age_s);
-  const int grace_s = absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s);
-  const int idle_s = absl::GetFlag(FLAGS_grpc_max_connection_idle_s);
-  const int ping_s = absl::GetFlag(FLAGS_grpc_min_ping_interval_s);
   auto in_ms_range = [](int seconds) {
     return seconds >= 0 && seconds <= kMaxAgeS;
   };
   if (absl::GetFlag(FLAGS_cpu_cores) < 0 ||
       absl::GetFlag(FLAGS_intra_op_threads) < 0 ||
       absl::GetFlag(FLAGS_drain_timeout_s) < 0 ||
-      absl::GetFlag(FLAGS_grpc_max_ping_strikes) < 0 || !in_ms_range(age_s) ||
-      !in_ms_range(grace_s) || !in_ms_range(idle_s) || !in_ms_range(ping_s)) {
-    SEGSERVE_LOG(Error) << "cannot start: --cpu_cores, --intra_op_threads, "
-                           "--drain_timeout_s and --grpc_max_ping_strikes "
-                           "must be 0 or more, and "
-                           "--grpc_max_connection_age{,_grace}_s, "
-                           "--grpc_max_connection_idle_s and "
-                           "--grpc_min_ping_interval_s 0.."
-                        << kMaxAgeS;
-    return 1;
+      absl::GetFlag(FLAGS_grpc_max_ping_strikes) < 0 ||
+      !in_ms_range(absl::GetFlag(FLAGS_grpc_max_connection_age_s)) ||
+      !in_ms_range(absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s)) ||
+      !in_ms_range(absl::GetFlag(FLAGS_grpc_max_connection_idle_s)) ||
+      !in_ms_range(absl::GetFlag(FLAGS_grpc_min_ping_interval_s))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cpu_cores, --intra_op_threads, --drain_timeout_s and "
+        "--grpc_max_ping_strikes must be 0 or more, and "
+        "--grpc_max_connection_age{,_grace}_s, --grpc_max_connection_idle_s "
+        "and --grpc_min_ping_interval_s 0..",
+        kMaxAgeS));
   }
   if (absl::GetFlag(FLAGS_http_port) < -1 ||
       absl::GetFlag(FLAGS_http_port) > 65535 ||
       absl::GetFlag(FLAGS_http_max_body_bytes) < 1 ||
       absl::GetFlag(FLAGS_http_max_header_bytes) < 1024 ||
       absl::GetFlag(FLAGS_http_timeout_s) < 1) {
-    SEGSERVE_LOG(Error) << "cannot start: --http_port must be -1 (no HTTP) "
-                           "to 65535, --http_max_body_bytes 1 or more, "
-                           "--http_max_header_bytes 1024 or more and "
-                           "--http_timeout_s 1 or more";
-    return 1;
+    return absl::InvalidArgumentError(
+        "--http_port must be -1 (no HTTP) to 65535, --http_max_body_bytes 1 "
+        "or more, --http_max_header_bytes 1024 or more and --http_timeout_s "
+        "1 or more");
   }
   if (absl::GetFlag(FLAGS_grpc_max_concurrent_streams) < 1 ||
       absl::GetFlag(FLAGS_max_stream_frames_in_flight) < 1 ||
       absl::GetFlag(FLAGS_grpc_max_metadata_bytes) < 1024) {
-    SEGSERVE_LOG(Error) << "cannot start: --grpc_max_concurrent_streams and "
-                           "--max_stream_frames_in_flight must be 1 or more, "
-                           "and --grpc_max_metadata_bytes 1024 or more";
-    return 1;
+    return absl::InvalidArgumentError(
+        "--grpc_max_concurrent_streams and --max_stream_frames_in_flight "
+        "must be 1 or more, and --grpc_max_metadata_bytes 1024 or more");
   }
-  segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads),
-                            absl::GetFlag(FLAGS_cpu_cores));
-  if (const int64_t cache_mb = absl::GetFlag(FLAGS_cpu_allocator_cache_mb);
-      cache_mb > 0) {
-    segserve::InstallCachingCpuAllocator(cache_mb << 20);
-  }
-  SEGSERVE_LOG(Info) << segserve::TorchRuntimeSummary();
+  return absl::OkStatus();
+}
 
+segserve::ModelControlMode ControlMode() {
+  const std::string mode = absl::GetFlag(FLAGS_model_control_mode);
+  return mode == "poll"       ? segserve::ModelControlMode::kPoll
+         : mode == "explicit" ? segserve::ModelControlMode::kExplicit
+                              : segserve::ModelControlMode::kNone;
+}
+
+// "host:port" for a port flag, or "" for -1 (off).
+std::string Address(const std::string& host, int port) {
+  return port < 0 ? "" : absl::StrCat(host, ":", port);
+}
+
+// TLS for both ports and the bearer tokens, from their files.
+absl::Status ApplySecurityFlags(segserve::Server::Options* options) {
+  if (!absl::GetFlag(FLAGS_tls_cert_file).empty() ||
+      !absl::GetFlag(FLAGS_tls_key_file).empty() ||
+      !absl::GetFlag(FLAGS_tls_client_ca_file).empty()) {
+    segserve::TlsFiles tls;
+    tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+    tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+    tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+    tls.refresh = absl::Seconds(absl::GetFlag(FLAGS_tls_refresh_s));
+    SEGSERVE_ASSIGN_OR_RETURN(options->credentials,
+                              segserve::TlsServerCredentials(tls));
+    // The HTTP port serves the same certificate, and rotates it as often.
+    options->http.server.tls_cert_file = tls.cert_file;
+    options->http.server.tls_key_file = tls.key_file;
+    options->http.server.tls_client_ca_file = tls.client_ca_file;
+    options->http.server.tls_refresh = tls.refresh;
+  }
+  if (const std::string tokens = absl::GetFlag(FLAGS_auth_tokens_file);
+      !tokens.empty()) {
+    SEGSERVE_ASSIGN_OR_RETURN(options->authorizer,
+                              segserve::TokenAuthorizer::FromFile(tokens));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<segserve::Server::Options> ServerOptionsFromFlags() {
   segserve::Server::Options options;
+  const std::string host = absl::GetFlag(FLAGS_host);
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.default_model = absl::GetFlag(FLAGS_default_model);
-  options.model_control_mode =
-      mode == "poll"       ? segserve::ModelControlMode::kPoll
-      : mode == "explicit" ? segserve::ModelControlMode::kExplicit
-                           : segserve::ModelControlMode::kNone;
+  options.model_control_mode = ControlMode();
   options.startup_models = absl::GetFlag(FLAGS_load_model);
   options.repository_poll =
       absl::Seconds(absl::GetFlag(FLAGS_repository_poll_s));
-  options.grpc_address = absl::StrCat(absl::GetFlag(FLAGS_host), ":",
-                                      absl::GetFlag(FLAGS_grpc_port));
-  const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  options.metrics_address =
-      metrics_port < 0 ? ""
-                       : absl::StrCat(absl::GetFlag(FLAGS_metrics_host).empty()
-                                          ? absl::GetFlag(FLAGS_host)
-                                          : absl::GetFlag(FLAGS_metrics_host),
-                                      ":", metrics_port);
-  if (const int http_port = absl::GetFlag(FLAGS_http_port); http_port >= 0) {
-    options.http.address =
-        absl::StrCat(absl::GetFlag(FLAGS_host), ":", http_port);
-  } else {
-    options.http.address.clear();
-  }
+  options.grpc_address = Address(host, absl::GetFlag(FLAGS_grpc_port));
+  options.metrics_address = Address(absl::GetFlag(FLAGS_metrics_host).empty()
+                                        ? host
+                                        : absl::GetFlag(FLAGS_metrics_host),
+                                    absl::GetFlag(FLAGS_metrics_port));
+  options.http.address = Address(host, absl::GetFlag(FLAGS_http_port));
   options.http.server.max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
   options.http.server.max_header_bytes =
       absl::GetFlag(FLAGS_http_max_header_bytes);
@@ -288,54 +309,51 @@ int main(int argc, char** argv) {
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s));
   options.max_concurrent_streams =
       absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
-  options.min_ping_interval = absl::Seconds(ping_s);
+  options.min_ping_interval =
+      absl::Seconds(absl::GetFlag(FLAGS_grpc_min_ping_interval_s));
   options.max_ping_strikes = absl::GetFlag(FLAGS_grpc_max_ping_strikes);
   options.permit_pings_without_calls =
       absl::GetFlag(FLAGS_grpc_permit_pings_without_calls);
-  options.max_connection_idle = absl::Seconds(idle_s);
+  options.max_connection_idle =
+      absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_idle_s));
   options.max_metadata_bytes = absl::GetFlag(FLAGS_grpc_max_metadata_bytes);
   options.max_stream_frames_in_flight =
       absl::GetFlag(FLAGS_max_stream_frames_in_flight);
-  if (!absl::GetFlag(FLAGS_tls_cert_file).empty() ||
-      !absl::GetFlag(FLAGS_tls_key_file).empty() ||
-      !absl::GetFlag(FLAGS_tls_client_ca_file).empty()) {
-    segserve::TlsFiles tls;
-    tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
-    tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
-    tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
-    tls.refresh = absl::Seconds(absl::GetFlag(FLAGS_tls_refresh_s));
-    auto credentials = segserve::TlsServerCredentials(tls);
-    if (!credentials.ok()) {
-      SEGSERVE_LOG(Error) << "cannot start: " << credentials.status().message();
-      return 1;
-    }
-    options.credentials = *std::move(credentials);
-    // The HTTP port serves the same certificate, and rotates it as often.
-    options.http.server.tls_cert_file = tls.cert_file;
-    options.http.server.tls_key_file = tls.key_file;
-    options.http.server.tls_client_ca_file = tls.client_ca_file;
-    options.http.server.tls_refresh = tls.refresh;
-  }
-  if (const std::string tokens = absl::GetFlag(FLAGS_auth_tokens_file);
-      !tokens.empty()) {
-    auto authorizer = segserve::TokenAuthorizer::FromFile(tokens);
-    if (!authorizer.ok()) {
-      SEGSERVE_LOG(Error) << "cannot start: " << authorizer.status().message();
-      return 1;
-    }
-    options.authorizer = *std::move(authorizer);
-  }
   options.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
   options.batch_timeout = absl::Seconds(absl::GetFlag(FLAGS_batch_timeout_s));
   options.loader =
       segserve::TorchModelLoader(absl::GetFlag(FLAGS_cpu_inference_nice));
   options.cuda_device_count = segserve::CudaDeviceCount();
+  SEGSERVE_RETURN_IF_ERROR(ApplySecurityFlags(&options));
+  return options;
+}
 
-  auto server = segserve::Server::Create(std::move(options));
-  if (!server.ok()) {
-    SEGSERVE_LOG(Error) << "cannot start: " << server.status().message();
-    return 1;
+int CannotStart(const absl::Status& status) {
+  SEGSERVE_LOG(Error) << "cannot start: " << status.message();
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves semantic segmentation models over gRPC and HTTP.\n"
+      "Usage: segserve [--model_repository DIR] [--grpc_port N] ...");
+  absl::ParseCommandLine(argc, argv);
+  if (absl::Status s = InstallStopSignals(); !s.ok()) return CannotStart(s);
+  if (absl::Status s = CheckFlags(); !s.ok()) return CannotStart(s);
+  segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads),
+                            absl::GetFlag(FLAGS_cpu_cores));
+  if (const int64_t cache_mb = absl::GetFlag(FLAGS_cpu_allocator_cache_mb);
+      cache_mb > 0) {
+    segserve::InstallCachingCpuAllocator(cache_mb << 20);
   }
+  SEGSERVE_LOG(Info) << segserve::TorchRuntimeSummary();
+
+  absl::StatusOr<segserve::Server::Options> options = ServerOptionsFromFlags();
+  if (!options.ok()) return CannotStart(options.status());
+  auto server = segserve::Server::Create(*std::move(options));
+  if (!server.ok()) return CannotStart(server.status());
   // Machine-readable line for scripts and tests that start the binary,
   // once every model has been tried; signals are taken meanwhile.
   std::thread announcer([s = server->get()] {
@@ -345,9 +363,7 @@ int main(int argc, char** argv) {
                        << " http_port=" << s->http_port();
   });
 
-  unsigned char signal_number = 0;
-  while (read(signal_pipe[0], &signal_number, 1) != 1 && errno == EINTR) {
-  }
+  const int signal_number = AwaitStopSignal();
   SEGSERVE_LOG(Info) << "received " << strsignal(signal_number)
                      << ", shutting down";
   const bool drained = (*server)->Drain();

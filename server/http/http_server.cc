@@ -270,7 +270,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
 }
 
 HttpServer::~HttpServer() {
-  if (base_ != nullptr) event_base_loopbreak(base_);
+  // Broken from inside the loop: a break asked before the loop thread has
+  // entered event_base_loop would be cleared by it, and the loop run on.
+  if (base_ != nullptr && loop_.joinable()) {
+    Post([base = base_] { event_base_loopbreak(base); });
+  }
   if (loop_.joinable()) loop_.join();
   if (http_ != nullptr) evhttp_free(http_);  // Closes every connection.
   open_.clear();

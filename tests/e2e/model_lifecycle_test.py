@@ -194,7 +194,7 @@ def explicit_mode(args, workdir, grpc, oip, oip_grpc):
         bad = oip.RepositoryModelLoadRequest(model_name=MODEL)
         bad.parameters["config"].string_param = "max_batch_size: 99999"
         for request, expected, words_in, what in [
-                (bad, grpc.StatusCode.INVALID_ARGUMENT, "config parameter",
+                (bad, grpc.StatusCode.INVALID_ARGUMENT, "the config of the load request",
                  "a bad override"),
                 (oip.RepositoryModelLoadRequest(model_name="../x"),
                  grpc.StatusCode.INVALID_ARGUMENT, "one path component",

@@ -13,6 +13,8 @@ Against segserve serving the shipped model repository on 127.0.0.1:
      new clients then need the second CA, and segload loses no request.
   4. Bearer tokens over TLS (--auth_tokens_file): segload with a token file
      is served, without one it is refused, and health stays open.
+The HTTP port serves the same certificates (curl over HTTPS): TLS, mTLS
+and rotation as above.
 """
 import argparse
 import json
@@ -24,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", ".."))
-from tests.segserve_process import SegserveProcess  # noqa: E402
+from tests.segserve_process import SegserveProcess, ready_http_port  # noqa: E402
 
 failures = []
 
@@ -103,15 +105,26 @@ def health(args, port, *tls_flags):
         capture_output=True, text=True).returncode
 
 
+def https(port, *curl_flags, scheme="https"):
+    """The HTTP code curl gets for readiness on the HTTP port ("000": the
+    connection or the handshake failed)."""
+    return subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+         "--max-time", "10", *curl_flags,
+         f"{scheme}://127.0.0.1:{port}/v2/health/ready"],
+        capture_output=True, text=True).stdout
+
+
 def start(args, workdir, name, tls_flags):
+    """The server, its gRPC port and its HTTP port."""
     server = SegserveProcess(args.segserve, [
         f"--model_repository={args.model_repository}", "--host=127.0.0.1",
         "--default_model=scenes-sgcpnet",
-        "--grpc_port=0", "--http_port=-1", "--metrics_port=-1", "--cpu_cores=1",
+        "--grpc_port=0", "--http_port=0", "--metrics_port=-1", "--cpu_cores=1",
         "--preprocess_threads=1", *tls_flags],
         os.path.join(workdir, f"segserve-{name}.log"))
     port, _ = server.wait_ready(timeout_s=120)
-    return server, port
+    return server, port, ready_http_port(server.log_text())
 
 
 def segload(args, port, workdir, name, seconds, *tls_flags):
@@ -147,7 +160,7 @@ def main():
     trust1 = [f"--tls_ca_file={p('ca1.pem')}"]
 
     # 1. TLS.
-    server, port = start(args, workdir, "tls", [
+    server, port, http = start(args, workdir, "tls", [
         f"--tls_cert_file={p('server.pem')}",
         f"--tls_key_file={p('server.key')}"])
     try:
@@ -158,6 +171,12 @@ def main():
         check(health(args, port, *trust1,
                      "--tls_server_name=segserve.test") == 0,
               "--tls_server_name checks the certificate's DNS name")
+        check(https(http, "--cacert", p("ca1.pem")) == "200",
+              "HTTPS client trusting the CA")
+        check(https(http, scheme="http") == "000",
+              "plaintext HTTP refused on the TLS port")
+        check(https(http, "--cacert", p("ca2.pem")) == "000",
+              "HTTPS client trusting another CA refused")
         step, log = load_result(*segload(args, port, workdir, "tls", 2,
                                          *trust1))
         check(step is not None and step["ok"] > 0 and step["failed"] == 0,
@@ -166,7 +185,7 @@ def main():
     finally:
         server.stop()
 
-    server, port = start(args, workdir, "expired", [
+    server, port, _ = start(args, workdir, "expired", [
         f"--tls_cert_file={p('expired.pem')}",
         f"--tls_key_file={p('expired.key')}"])
     try:
@@ -176,7 +195,7 @@ def main():
         server.stop()
 
     # 2. mTLS.
-    server, port = start(args, workdir, "mtls", [
+    server, port, http = start(args, workdir, "mtls", [
         f"--tls_cert_file={p('server.pem')}",
         f"--tls_key_file={p('server.key')}",
         f"--tls_client_ca_file={p('ca1.pem')}"])
@@ -189,6 +208,11 @@ def main():
         check(health(args, port, *trust1, f"--tls_cert_file={p('server2.pem')}",
                      f"--tls_key_file={p('server2.key')}") == 2,
               "mTLS: a certificate from another CA is refused")
+        check(https(http, "--cacert", p("ca1.pem")) == "000",
+              "mTLS over HTTPS: a client without a certificate is refused")
+        check(https(http, "--cacert", p("ca1.pem"), "--cert", p("client.pem"),
+                    "--key", p("client.key")) == "200",
+              "mTLS over HTTPS: a client with a certificate from the CA")
     finally:
         server.stop()
 
@@ -198,7 +222,7 @@ def main():
     for suffix in ("pem", "key"):
         with open(os.path.join(live, f"tls.{suffix}"), "w") as f:
             f.write(open(p(f"server.{suffix}")).read())
-    server, port = start(args, workdir, "rotation", [
+    server, port, http = start(args, workdir, "rotation", [
         f"--tls_cert_file={os.path.join(live, 'tls.pem')}",
         f"--tls_key_file={os.path.join(live, 'tls.key')}",
         "--tls_refresh_s=1"])
@@ -220,6 +244,13 @@ def main():
               "the rotated certificate is served without a restart")
         check(health(args, port, *trust1) == 2,
               "new clients no longer get the old certificate")
+        deadline = time.time() + 10
+        while (time.time() < deadline and
+               https(http, "--cacert", p("ca2.pem")) != "200"):
+            time.sleep(0.5)
+        check(https(http, "--cacert", p("ca2.pem")) == "200" and
+              https(http, "--cacert", p("ca1.pem")) == "000",
+              "the HTTP port serves the rotated certificate too")
         step, log = load_result(*load)
         check(step is not None and step["ok"] > 0 and step["failed"] == 0,
               f"segload through the rotation: {step and step['ok']} ok, "
@@ -232,7 +263,7 @@ def main():
         f.write("load-token-0123456789abcdef inference\n")
     with open(p("token"), "w") as f:
         f.write("load-token-0123456789abcdef\n")
-    server, port = start(args, workdir, "tokens", [
+    server, port, _ = start(args, workdir, "tokens", [
         f"--tls_cert_file={p('server.pem')}",
         f"--tls_key_file={p('server.key')}",
         f"--auth_tokens_file={p('tokens.txt')}"])

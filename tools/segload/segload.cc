@@ -25,11 +25,14 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "tools/segload/http_sender.h"
 #include "tools/segload/load_inputs.h"
 #include "tools/segload/load_parse.h"
 #include "tools/segload/load_plot.h"
@@ -41,9 +44,12 @@
 
 // Where the load goes.
 ABSL_FLAG(std::string, protocol, "segment",
-          "The API to load: 'segment' (segserve.v1 Segment) or 'oip' (the "
-          "Open Inference Protocol's ModelInfer, same images; its answers "
-          "carry no server timing).");
+          "The API to load: 'segment' (segserve.v1 Segment), 'oip' (the "
+          "Open Inference Protocol's ModelInfer, same images), 'http' "
+          "(KServe v2 REST infer with binary tensors, on the HTTP port) or "
+          "'http-segment' (the HTTP image endpoint). Only 'segment' answers "
+          "carry the server's timing; the HTTP ones need --model and a "
+          "host:port target, and speak plain HTTP.");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "Server address(es): host:port, dns:///name:port, unix:/path; "
           "comma-separated for several servers, which get the requests in "
@@ -304,8 +310,39 @@ absl::StatusOr<Config> ReadFlags() {
 struct Connections {
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<ClientOptions> client_options;
+  std::vector<HttpSenderOptions> http_options;  // HTTP: instead of clients.
   std::vector<int> client_targets;
 };
+
+// HTTP: one sender per channel and target, each with its own connections.
+absl::StatusOr<Connections> HttpConnections(const Config& config) {
+  Connections connections;
+  ClientOptions flags;
+  if (absl::Status tls = ApplyTlsFlags(&flags); !tls.ok()) return tls;
+  if (flags.credentials != nullptr) {
+    return absl::InvalidArgumentError(
+        "segload speaks plain HTTP; drop the TLS flags with --protocol http");
+  }
+  for (int c = 0; c < absl::GetFlag(FLAGS_channels); ++c) {
+    for (size_t t = 0; t < config.targets.size(); ++t) {
+      const std::string& target = config.targets[t];
+      const size_t colon = target.rfind(':');
+      HttpSenderOptions options;
+      if (colon == std::string::npos ||
+          !absl::SimpleAtoi(target.substr(colon + 1), &options.port)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--target '", target, "' is not host:port (HTTP needs one)"));
+      }
+      options.host = target.substr(0, colon);
+      options.image_endpoint = absl::GetFlag(FLAGS_protocol) == "http-segment";
+      options.deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
+      options.bearer_token = flags.bearer_token;
+      connections.http_options.push_back(options);
+      connections.client_targets.push_back(static_cast<int>(t));
+    }
+  }
+  return connections;
+}
 
 absl::StatusOr<Connections> Connect(const Config& config) {
   const int channels = absl::GetFlag(FLAGS_channels);
@@ -488,14 +525,25 @@ int Run() {
       BuildLoadInputs(config->inputs);
   if (!inputs.ok()) return Fail(inputs.status());
   const std::string protocol = absl::GetFlag(FLAGS_protocol);
-  if (protocol != "segment" && protocol != "oip") {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--protocol is '", protocol, "'; allowed: 'segment', 'oip'")));
+  if (protocol != "segment" && protocol != "oip" && protocol != "http" &&
+      protocol != "http-segment") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--protocol is '", protocol,
+                     "'; allowed: 'segment', 'oip', 'http', 'http-segment'")));
   }
-  absl::StatusOr<Connections> connections = Connect(*config);
+  const bool http = absl::StartsWith(protocol, "http");
+  absl::StatusOr<Connections> connections =
+      http ? HttpConnections(*config) : Connect(*config);
   if (!connections.ok()) return Fail(connections.status());
   std::vector<std::unique_ptr<RequestSender>> senders;
-  for (size_t i = 0; i < connections->clients.size(); ++i) {
+  for (size_t i = 0; i < connections->client_targets.size(); ++i) {
+    if (http) {
+      absl::StatusOr<std::unique_ptr<RequestSender>> sender =
+          MakeHttpSender(connections->http_options[i], *inputs);
+      if (!sender.ok()) return Fail(sender.status());
+      senders.push_back(*std::move(sender));
+      continue;
+    }
     Client* client = connections->clients[i].get();
     senders.push_back(
         protocol == "oip"

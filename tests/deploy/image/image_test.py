@@ -235,19 +235,22 @@ def test(a, name, tmp, timings):
     args = pod["args"]
     grpc_port = int(flag(args, "grpc_port") or 50051)
     metrics_port = int(flag(args, "metrics_port") or 8002)
+    http_port = int(flag(args, "http_port") or 8000)
     assert pod["ready_port"] == grpc_port, "the readiness probe must ask the gRPC port"
-    assert grpc_port in pod["ports"].values() and metrics_port in pod["ports"].values(), \
-        f"containerPorts {pod['ports']} must list the gRPC and metrics ports"
+    assert {grpc_port, metrics_port, http_port} <= set(pod["ports"].values()), \
+        f"containerPorts {pod['ports']} must list the gRPC, HTTP and metrics ports"
     health_cmd = []
     # Host networking shares the host's ports: keep the manifest's when free;
-    # otherwise move ONLY the two port flags (and the health check with them).
-    if not (port_free(grpc_port) and port_free(metrics_port)):
-        grpc_port, metrics_port = free_port(), free_port()
-        args = set_flag(set_flag(args, "grpc_port", grpc_port), "metrics_port", metrics_port)
+    # otherwise move ONLY the port flags (and the health check with them).
+    if not (port_free(grpc_port) and port_free(metrics_port) and port_free(http_port)):
+        grpc_port, metrics_port, http_port = free_port(), free_port(), free_port()
+        args = set_flag(set_flag(set_flag(args, "grpc_port", grpc_port),
+                                 "metrics_port", metrics_port), "http_port", http_port)
         health_cmd = ["--health-cmd", f"/usr/local/bin/segclient --health "
                       f"--target=127.0.0.1:{grpc_port} --health_service=liveness "
                       "--deadline_ms=3000 || exit 1"]
-        log(f"manifest ports busy here: using grpc {grpc_port}, metrics {metrics_port}")
+        log(f"manifest ports busy here: using grpc {grpc_port}, metrics {metrics_port}, "
+            f"http {http_port}")
 
     cmd = [DOCKER, "run", "-d", "--name", name, "--network", "host",
            # The image's HEALTHCHECK, probed every second instead of 15 s.
@@ -300,7 +303,18 @@ def test(a, name, tmp, timings):
     log(f"segmented 320x200 -> mask 320x200 in {timings['segment']:.2f} s: "
         f"{out.stdout.strip().splitlines()[0] if out.stdout.strip() else ''}")
 
-    # 3. Metrics count it.
+    # 2b. The same image through the HTTP port, as curl sends it.
+    with open(src, "rb") as f:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/v2/models/scenes-sgcpnet/segment",
+            data=f.read(), headers={"Content-Type": "image/png", "Accept": "image/png"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        body = r.read()
+    assert body[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", body[16:24]) == (320, 200), \
+        "the HTTP image endpoint did not answer the mask PNG"
+    log(f"HTTP image endpoint: mask 320x200 on port {http_port}")
+
+    # 3. Metrics count them.
     ok, _ = requests_total(metrics_port)
     assert ok >= 1, "segserve_requests_total{code=\"OK\"} does not show the request"
     log(f"metrics: segserve_requests_total OK = {ok:g}")

@@ -286,7 +286,11 @@ def check_ports_and_probes(objects):
     c = container_of(one(objects, "Deployment"))
     flags = parse_args(c)
     ports = ports_by_name(c)
-    require(set(ports) >= {"grpc", "metrics"}, f"container ports are {sorted(ports)}, need grpc and metrics")
+    require(set(ports) >= {"grpc", "http", "metrics"},
+            f"container ports are {sorted(ports)}, need grpc, http and metrics")
+    require(int_flag(flags, "http_port") == ports["http"]["containerPort"],
+            f"--http_port={flags.get('http_port')} but the http containerPort is "
+            f"{ports['http']['containerPort']}")
     grpc_port = ports["grpc"]["containerPort"]
     require(int_flag(flags, "grpc_port") == grpc_port,
             f"--grpc_port={flags.get('grpc_port')} but the grpc containerPort is {grpc_port}")
@@ -602,7 +606,8 @@ def check_adapter_query(objects, promtool, tmp):
 
 def check_kserve(repo, accepted):
     """The KServe example (deploy/kserve): a ServingRuntime that speaks
-    grpc-v2 on its one h2c port, with args segserve accepts, and an
+    grpc-v2 on its one h2c port and v2 REST on KServe's 8080, with args
+    segserve accepts, and an
     InferenceService that uses it. No KServe schemas are at hand: the
     structure is checked here."""
     def load(name):
@@ -617,8 +622,10 @@ def check_kserve(repo, accepted):
             ("serving.kserve.io/v1beta1", "InferenceService"),
             f"inferenceservice.yaml is {service['apiVersion']} {service['kind']}")
     spec = runtime["spec"]
-    require(spec.get("protocolVersions") == ["grpc-v2"],
-            f"protocolVersions are {spec.get('protocolVersions')}, need [grpc-v2]")
+    require(spec.get("protocolVersions") == ["grpc-v2", "v2"],
+            f"protocolVersions are {spec.get('protocolVersions')}, need [grpc-v2, v2]")
+    require(int_flag(parse_args(spec["containers"][0]), "http_port") == 8080,
+            "--http_port must be 8080, KServe's HTTP port for v2 REST")
     formats = {f["name"] for f in spec.get("supportedModelFormats", [])}
     require(len(spec.get("containers", [])) == 1, "the runtime needs one container")
     container = spec["containers"][0]

@@ -66,6 +66,7 @@ class Replica:
         self.metrics_port = metrics_port
         self.server = SegserveProcess(args.segserve, [
             f"--model_repository={args.model_repository}",
+            "--default_model=scenes-sgcpnet",
             f"--host={host}", f"--grpc_port={grpc_port}",
             f"--metrics_port={metrics_port}", "--http_port=-1", "--cpu_cores=1",
             "--preprocess_threads=1", "--drain_timeout_s=20",

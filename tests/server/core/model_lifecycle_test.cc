@@ -177,8 +177,7 @@ TEST_F(ModelLifecycleTest, NoneModeRefusesLoadAndUnload) {
   Create(ModelControlMode::kNone);
   const absl::Status load = repository_->Load("m", std::nullopt);
   EXPECT_EQ(load.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(load.message()),
-              HasSubstr("--model_control_mode=none"));
+  EXPECT_THAT(std::string(load.message()), HasSubstr("control mode is none"));
   EXPECT_THAT(std::string(load.message()),
               HasSubstr("the explicit mode allows it"));
   EXPECT_EQ(repository_->Unload("m").code(),
@@ -278,7 +277,7 @@ TEST_F(ModelLifecycleTest, ExplicitModeLoadsAndUnloadsOnRequest) {
   EXPECT_TRUE(repository_->IsReady()) << "every startup model is ready";
   ModelStatus idle = Status();
   EXPECT_EQ(idle.state, ModelState::kUnavailable);
-  EXPECT_THAT(idle.reason, HasSubstr("RepositoryModelLoad"));
+  EXPECT_THAT(idle.reason, HasSubstr("a load request asks"));
   EXPECT_EQ(LatestVersion("other"), "1");
 
   ASSERT_TRUE(repository_->Load("m", std::nullopt).ok());
@@ -323,7 +322,8 @@ TEST_F(ModelLifecycleTest, ExplicitLoadChecksNamesAndConfigOverrides) {
                    "max_batch_size: 5000");
   const absl::Status bad = repository_->Load("m", override);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(bad.message()), HasSubstr("config parameter"));
+  EXPECT_THAT(std::string(bad.message()),
+              HasSubstr("the config of the load request"));
   EXPECT_THAT(std::string(bad.message()), HasSubstr("max_batch_size"));
   EXPECT_EQ((*repository_->Find("m", ""))->config().max_batch_size(), 2u)
       << "a refused override changes nothing";
