@@ -263,7 +263,7 @@ absl::Status ApplySecurityFlags(segserve::Server::Options* options) {
     tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
     tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
     tls.refresh = absl::Seconds(absl::GetFlag(FLAGS_tls_refresh_s));
-    SEGSERVE_ASSIGN_OR_RETURN(options->credentials,
+    SEGSERVE_ASSIGN_OR_RETURN(options->grpc.credentials,
                               segserve::TlsServerCredentials(tls));
     // The HTTP port serves the same certificate, and rotates it as often.
     options->http.server.tls_cert_file = tls.cert_file;
@@ -273,7 +273,7 @@ absl::Status ApplySecurityFlags(segserve::Server::Options* options) {
   }
   if (const std::string tokens = absl::GetFlag(FLAGS_auth_tokens_file);
       !tokens.empty()) {
-    SEGSERVE_ASSIGN_OR_RETURN(options->authorizer,
+    SEGSERVE_ASSIGN_OR_RETURN(options->requests.authorizer,
                               segserve::TokenAuthorizer::FromFile(tokens));
   }
   return absl::OkStatus();
@@ -282,13 +282,12 @@ absl::Status ApplySecurityFlags(segserve::Server::Options* options) {
 absl::StatusOr<segserve::Server::Options> ServerOptionsFromFlags() {
   segserve::Server::Options options;
   const std::string host = absl::GetFlag(FLAGS_host);
-  options.model_repository = absl::GetFlag(FLAGS_model_repository);
-  options.default_model = absl::GetFlag(FLAGS_default_model);
-  options.model_control_mode = ControlMode();
-  options.startup_models = absl::GetFlag(FLAGS_load_model);
-  options.repository_poll =
-      absl::Seconds(absl::GetFlag(FLAGS_repository_poll_s));
-  options.grpc_address = Address(host, absl::GetFlag(FLAGS_grpc_port));
+  options.models.repository = absl::GetFlag(FLAGS_model_repository);
+  options.models.default_model = absl::GetFlag(FLAGS_default_model);
+  options.models.control_mode = ControlMode();
+  options.models.startup_models = absl::GetFlag(FLAGS_load_model);
+  options.models.poll = absl::Seconds(absl::GetFlag(FLAGS_repository_poll_s));
+  options.grpc.address = Address(host, absl::GetFlag(FLAGS_grpc_port));
   options.metrics_address = Address(absl::GetFlag(FLAGS_metrics_host).empty()
                                         ? host
                                         : absl::GetFlag(FLAGS_metrics_host),
@@ -299,31 +298,34 @@ absl::StatusOr<segserve::Server::Options> ServerOptionsFromFlags() {
       absl::GetFlag(FLAGS_http_max_header_bytes);
   options.http.server.io_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_http_timeout_s));
-  options.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
-  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
-  options.drain_timeout = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
-  options.max_connection_age =
+  options.requests.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  options.grpc.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.requests.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
+  options.requests.drain_timeout =
+      absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
+  options.grpc.max_connection_age =
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_s));
-  options.max_connection_age_grace =
+  options.grpc.max_connection_age_grace =
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_grace_s));
-  options.max_concurrent_streams =
+  options.grpc.max_concurrent_streams =
       absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
-  options.min_ping_interval =
+  options.grpc.min_ping_interval =
       absl::Seconds(absl::GetFlag(FLAGS_grpc_min_ping_interval_s));
-  options.max_ping_strikes = absl::GetFlag(FLAGS_grpc_max_ping_strikes);
-  options.permit_pings_without_calls =
+  options.grpc.max_ping_strikes = absl::GetFlag(FLAGS_grpc_max_ping_strikes);
+  options.grpc.permit_pings_without_calls =
       absl::GetFlag(FLAGS_grpc_permit_pings_without_calls);
-  options.max_connection_idle =
+  options.grpc.max_connection_idle =
       absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_idle_s));
-  options.max_metadata_bytes = absl::GetFlag(FLAGS_grpc_max_metadata_bytes);
-  options.max_stream_frames_in_flight =
+  options.grpc.max_metadata_bytes =
+      absl::GetFlag(FLAGS_grpc_max_metadata_bytes);
+  options.grpc.max_stream_frames_in_flight =
       absl::GetFlag(FLAGS_max_stream_frames_in_flight);
-  options.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
-  options.batch_timeout = absl::Seconds(absl::GetFlag(FLAGS_batch_timeout_s));
-  options.loader =
+  options.requests.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
+  options.models.batch_timeout =
+      absl::Seconds(absl::GetFlag(FLAGS_batch_timeout_s));
+  options.models.loader =
       segserve::TorchModelLoader(absl::GetFlag(FLAGS_cpu_inference_nice));
-  options.cuda_device_count = segserve::CudaDeviceCount();
+  options.models.cuda_device_count = segserve::CudaDeviceCount();
   SEGSERVE_RETURN_IF_ERROR(ApplySecurityFlags(&options));
   return options;
 }

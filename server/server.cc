@@ -56,7 +56,7 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(Options options) {
-  if (!options.loader) options.loader = TorchModelLoader();
+  if (!options.models.loader) options.models.loader = TorchModelLoader();
   std::unique_ptr<Server> server(new Server(std::move(options)));
   SEGSERVE_RETURN_IF_ERROR(server->StartMetrics());
   SEGSERVE_RETURN_IF_ERROR(server->StartServing());
@@ -87,86 +87,87 @@ absl::Status Server::StartMetrics() {
 
 absl::Status Server::StartServing() {
   const Options& opts = options_;
-  pool_ = std::make_unique<ThreadPool>(opts.preprocess_threads);
+  pool_ = std::make_unique<ThreadPool>(opts.requests.preprocess_threads);
   ModelRepository::Options repository_options;
-  repository_options.root = opts.model_repository;
-  repository_options.default_model = opts.default_model;
-  repository_options.loader = opts.loader;
-  repository_options.cuda_device_count = opts.cuda_device_count;
+  repository_options.root = opts.models.repository;
+  repository_options.default_model = opts.models.default_model;
+  repository_options.loader = opts.models.loader;
+  repository_options.cuda_device_count = opts.models.cuda_device_count;
   repository_options.clock = RealClock::Get();
   repository_options.metrics = metrics_.get();
-  repository_options.batch_timeout = opts.batch_timeout;
-  repository_options.control_mode = opts.model_control_mode;
-  repository_options.startup_models = opts.startup_models;
+  repository_options.batch_timeout = opts.models.batch_timeout;
+  repository_options.control_mode = opts.models.control_mode;
+  repository_options.startup_models = opts.models.startup_models;
   SEGSERVE_ASSIGN_OR_RETURN(
       repository_, ModelRepository::Create(std::move(repository_options)));
 
   InferenceCore::Options core_options;
-  core_options.deadline_admission = opts.deadline_admission;
+  core_options.deadline_admission = opts.requests.deadline_admission;
   core_ = std::make_unique<InferenceCore>(repository_.get(), pool_.get(),
                                           metrics_.get(), RealClock::Get(),
                                           core_options);
   SegmentProcessor::Options processor_options;
-  processor_options.max_image_pixels = opts.max_image_pixels;
+  processor_options.max_image_pixels = opts.requests.max_image_pixels;
   processor_ =
       std::make_unique<SegmentProcessor>(processor_options, core_.get());
   api_ = std::make_unique<ServingApi>(processor_.get(), core_.get(),
-                                      repository_.get(), opts.authorizer.get());
+                                      repository_.get(),
+                                      opts.requests.authorizer.get());
   return absl::OkStatus();
 }
 
 absl::Status Server::StartGrpc() {
   const Options& opts = options_;
   service_ = std::make_unique<SegmentationService>(
-      api_.get(), std::max(1, opts.max_stream_frames_in_flight));
+      api_.get(), std::max(1, opts.grpc.max_stream_frames_in_flight));
   inference_service_ = std::make_unique<InferenceService>(api_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(opts.grpc_address,
-                           opts.credentials != nullptr
-                               ? opts.credentials
+  builder.AddListeningPort(opts.grpc.address,
+                           opts.grpc.credentials != nullptr
+                               ? opts.grpc.credentials
                                : grpc::InsecureServerCredentials(),
                            &grpc_port_);
-  builder.SetMaxReceiveMessageSize(opts.max_message_bytes);
-  builder.SetMaxSendMessageSize(opts.max_message_bytes);
-  if (opts.max_connection_age > absl::ZeroDuration()) {
-    builder.AddChannelArgument(
-        GRPC_ARG_MAX_CONNECTION_AGE_MS,
-        static_cast<int>(absl::ToInt64Milliseconds(opts.max_connection_age)));
+  builder.SetMaxReceiveMessageSize(opts.grpc.max_message_bytes);
+  builder.SetMaxSendMessageSize(opts.grpc.max_message_bytes);
+  if (opts.grpc.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(
+                                   opts.grpc.max_connection_age)));
   }
-  if (opts.max_connection_age_grace > absl::ZeroDuration()) {
+  if (opts.grpc.max_connection_age_grace > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                                static_cast<int>(absl::ToInt64Milliseconds(
-                                   opts.max_connection_age_grace)));
+                                   opts.grpc.max_connection_age_grace)));
   }
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             std::max(1, opts.max_concurrent_streams));
+                             std::max(1, opts.grpc.max_concurrent_streams));
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(opts.min_ping_interval)));
+      static_cast<int>(absl::ToInt64Milliseconds(opts.grpc.min_ping_interval)));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
-                             opts.max_ping_strikes);
+                             opts.grpc.max_ping_strikes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
-                             opts.permit_pings_without_calls ? 1 : 0);
-  if (opts.max_connection_idle > absl::ZeroDuration()) {
-    builder.AddChannelArgument(
-        GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-        static_cast<int>(absl::ToInt64Milliseconds(opts.max_connection_idle)));
+                             opts.grpc.permit_pings_without_calls ? 1 : 0);
+  if (opts.grpc.max_connection_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(
+                                   opts.grpc.max_connection_idle)));
   }
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
-                             opts.max_metadata_bytes);
+                             opts.grpc.max_metadata_bytes);
   builder.RegisterService(service_.get());
   builder.RegisterService(inference_service_.get());
-  if (!options_.interceptors.empty()) {
+  if (!options_.grpc.interceptors.empty()) {
     builder.experimental().SetInterceptorCreators(
-        std::move(options_.interceptors));
+        std::move(options_.grpc.interceptors));
   }
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot serve gRPC on ", opts.grpc_address,
+        absl::StrCat("cannot serve gRPC on ", opts.grpc.address,
                      "; is the port in use? choose another --grpc_port"));
   }
   health_ =
@@ -219,14 +220,14 @@ void Server::LoadModels() {
   // Readiness follows the models from now on: a version whose instances
   // all hung stops being ready. In poll mode the repository is rescanned
   // here too (the lock is let go meanwhile: a load takes a while).
-  absl::Time next_poll = absl::Now() + options_.repository_poll;
+  absl::Time next_poll = absl::Now() + options_.models.poll;
   while (!mu_.AwaitWithTimeout(absl::Condition(&draining_), absl::Seconds(1))) {
-    if (options_.model_control_mode == ModelControlMode::kPoll &&
+    if (options_.models.control_mode == ModelControlMode::kPoll &&
         absl::Now() >= next_poll) {
       mu_.Unlock();
       repository_->Poll();
       mu_.Lock();
-      next_poll = absl::Now() + options_.repository_poll;
+      next_poll = absl::Now() + options_.models.poll;
       if (draining_) break;
     }
     const bool now_ready = repository_->IsReady();
@@ -253,10 +254,10 @@ bool Server::Drain() {
     health_->SetReady(false);
   }
   repository_->CancelLoading();
-  const absl::Time deadline = absl::Now() + options_.drain_timeout;
+  const absl::Time deadline = absl::Now() + options_.requests.drain_timeout;
   SEGSERVE_LOG(Info) << "draining " << core_->inflight()
                      << " request(s), up to "
-                     << absl::FormatDuration(options_.drain_timeout);
+                     << absl::FormatDuration(options_.requests.drain_timeout);
   core_->StartDraining();
   // Open streams end at their next frame, so that their clients move too;
   // HTTP answers close their connections.

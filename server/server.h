@@ -53,65 +53,74 @@ class Server {
   static constexpr const char* kReadinessService =
       HealthFrontend::kReadinessService;
 
+  // Grouped by concern: the models, the requests, each transport.
   struct Options {
-    std::string model_repository = "model_repository";
-    std::string default_model;
-    // ModelRepository::Options::control_mode and startup_models; kPoll
-    // rescans the repository every repository_poll.
-    ModelControlMode model_control_mode = ModelControlMode::kNone;
-    std::vector<std::string> startup_models;
-    absl::Duration repository_poll = absl::Seconds(15);
-    std::string grpc_address = "0.0.0.0:50051";    // Port 0: pick a free one.
-    std::string metrics_address = "0.0.0.0:8002";  // Empty: no endpoint.
+    struct Models {
+      std::string repository = "model_repository";
+      std::string default_model;  // ModelRepository::Options::default_model.
+      // ModelRepository::Options::control_mode and startup_models; kPoll
+      // rescans the repository every `poll`.
+      ModelControlMode control_mode = ModelControlMode::kNone;
+      std::vector<std::string> startup_models;
+      absl::Duration poll = absl::Seconds(15);
+      ModelLoader loader;  // Empty: TorchModelLoader().
+      int cuda_device_count = 0;
+      // ServedModel::Options::batch_timeout; readiness follows the
+      // instances left (checked every second).
+      absl::Duration batch_timeout = absl::Seconds(60);
+    } models;
+    // What every frontend's requests share.
+    struct Requests {
+      int64_t max_image_pixels = 64LL << 20;
+      int preprocess_threads = 2;
+      // InferenceCore::Options::deadline_admission.
+      bool deadline_admission = true;
+      absl::Duration drain_timeout = absl::Seconds(30);
+      // Bearer tokens and their rights (--auth_tokens_file); null: no token
+      // needed. Health and probes stay open either way.
+      std::shared_ptr<const TokenAuthorizer> authorizer;
+    } requests;
+    struct Grpc {
+      std::string address = "0.0.0.0:50051";  // Port 0: pick a free one.
+      int max_message_bytes = 64 << 20;
+      // gRPC's MAX_CONNECTION_AGE: each connection gets a GOAWAY after this
+      // long (+-10% jitter), so that clients re-resolve and reach replicas
+      // added since they connected. Zero: unbounded. Calls under way then
+      // get the grace to finish before the connection closes (zero:
+      // unbounded).
+      absl::Duration max_connection_age = absl::ZeroDuration();
+      absl::Duration max_connection_age_grace = absl::ZeroDuration();
+      // What one client may hold (Debian's gRPC 1.51 predates the HTTP/2
+      // rapid-reset fixes, so these are set here): streams open at once on
+      // a connection; pings without data closer than min_ping_interval are
+      // strikes, and max_ping_strikes of them close the connection; pings on
+      // a connection with no call count as strikes unless permitted; an
+      // idle connection closes after max_connection_idle (zero: never);
+      // request metadata over max_metadata_bytes is refused; a
+      // SegmentStream reads no further frame while
+      // max_stream_frames_in_flight of its frames are being processed or
+      // waiting for the client to read their answers.
+      int max_concurrent_streams = 256;
+      absl::Duration min_ping_interval = absl::Minutes(1);
+      int max_ping_strikes = 2;
+      bool permit_pings_without_calls = false;
+      absl::Duration max_connection_idle = absl::ZeroDuration();
+      int max_metadata_bytes = 16 << 10;
+      int max_stream_frames_in_flight = 16;
+      // The port's credentials (null: plaintext) and interceptors, for TLS
+      // and per-call checks; the health and reflection services share them.
+      std::shared_ptr<grpc::ServerCredentials> credentials;
+      std::vector<std::unique_ptr<
+          grpc::experimental::ServerInterceptorFactoryInterface>>
+          interceptors;
+    } grpc;
     // The HTTP frontend (KServe v2 REST and the image endpoint).
     struct Http {
       std::string address;  // "host:port" (port 0: any); empty: no HTTP.
       // Its limits and TLS files; host and port come from `address`.
       HttpServer::Options server;
     } http;
-    int64_t max_image_pixels = 64LL << 20;
-    int max_message_bytes = 64 << 20;
-    int preprocess_threads = 2;
-    absl::Duration drain_timeout = absl::Seconds(30);
-    // gRPC's MAX_CONNECTION_AGE: each connection gets a GOAWAY after this
-    // long (+-10% jitter), so that clients re-resolve and reach replicas
-    // added since they connected. Zero: unbounded. Calls under way then get
-    // the grace to finish before the connection closes (zero: unbounded).
-    absl::Duration max_connection_age = absl::ZeroDuration();
-    absl::Duration max_connection_age_grace = absl::ZeroDuration();
-    // What one client may hold (Debian's gRPC 1.51 predates the HTTP/2
-    // rapid-reset fixes, so these are set here): streams open at once on a
-    // connection; pings without data closer than min_ping_interval are
-    // strikes, and max_ping_strikes of them close the connection; pings on
-    // a connection with no call count as strikes unless permitted; an idle
-    // connection closes after max_connection_idle (zero: never); request
-    // metadata over max_metadata_bytes is refused; a SegmentStream reads
-    // no further frame while max_stream_frames_in_flight of its frames are
-    // being processed or waiting for the client to read their answers.
-    int max_concurrent_streams = 256;
-    absl::Duration min_ping_interval = absl::Minutes(1);
-    int max_ping_strikes = 2;
-    bool permit_pings_without_calls = false;
-    absl::Duration max_connection_idle = absl::ZeroDuration();
-    int max_metadata_bytes = 16 << 10;
-    int max_stream_frames_in_flight = 16;
-    // InferenceCore::Options::deadline_admission.
-    bool deadline_admission = true;
-    // ServedModel::Options::batch_timeout; readiness follows the instances
-    // left (checked every second).
-    absl::Duration batch_timeout = absl::Seconds(60);
-    // Bearer tokens and their rights (--auth_tokens_file); null: no token
-    // needed. Health and reflection stay open for probes either way.
-    std::shared_ptr<const TokenAuthorizer> authorizer;
-    ModelLoader loader;  // Empty: TorchModelLoader().
-    // The gRPC port's credentials (null: plaintext) and interceptors, for
-    // TLS and per-call checks; the health and reflection services share
-    // them.
-    std::shared_ptr<grpc::ServerCredentials> credentials;
-    std::vector<
-        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-        interceptors;
-    int cuda_device_count = 0;
+    std::string metrics_address = "0.0.0.0:8002";  // Empty: no endpoint.
   };
 
   // Binds the ports and starts serving, then loads the models on a thread

@@ -184,6 +184,9 @@ absl::Status ReadControlParameters(
 }  // namespace
 
 void RestService::Handle(HttpRequest request, HttpReply reply) {
+  // Every call counts as open until its answer is written, so that the
+  // drain waits for the bytes of the last one.
+  reply.HoldUntilWritten(std::make_shared<OpenCalls::Hold>(api_->calls()));
   auto split = Split(request.segments);
   if (!split) {
     reply.Send(ErrorResponse(absl::NotFoundError(absl::StrCat(
@@ -355,14 +358,12 @@ void RestService::Infer(HttpRequest request, const Route& route,
     return;
   }
   struct State {
-    OpenCalls::Hold hold;
     HttpRequest request;
     inference::ModelInferRequest infer;
     InferCall call;
     RestOutputs outputs;
-    explicit State(OpenCalls* calls) : hold(calls) {}
   };
-  auto state = std::make_shared<State>(api_->calls());
+  auto state = std::make_shared<State>();
   state->request = std::move(request);
   std::optional<size_t> json_length;
   if (const auto header =
@@ -433,15 +434,9 @@ void RestService::Segment(HttpRequest request, const Route& route,
     reply.Send(ErrorResponse(call.status()));
     return;
   }
-  struct State {
-    OpenCalls::Hold hold;
-    HttpRequest request;
-    explicit State(OpenCalls* calls) : hold(calls) {}
-  };
-  auto state = std::make_shared<State>(api_->calls());
-  state->request = std::move(request);
+  auto state = std::make_shared<HttpRequest>(std::move(request));
   absl::StatusOr<RestSegmentCall> segment =
-      ToRestSegmentCall(state->request, route.model, route.version);
+      ToRestSegmentCall(*state, route.model, route.version);
   if (!segment.ok()) {
     reply.Send(ErrorResponse(segment.status()));
     return;
@@ -480,8 +475,7 @@ void RestService::Control(HttpRequest request, const Route& route,
     reply.Send(ErrorResponse(status));
     return;
   }
-  auto hold = std::make_shared<OpenCalls::Hold>(api_->calls());
-  auto done = [hold, reply = std::move(reply)](absl::Status result) mutable {
+  auto done = [reply = std::move(reply)](absl::Status result) mutable {
     reply.Send(result.ok() ? JsonResponse("{}") : ErrorResponse(result));
   };
   if (route.action == "load") {

@@ -33,6 +33,7 @@ struct HttpReply::Exchange {
   evhttp_connection* connection = nullptr;
   CancelFlag cancelled = std::make_shared<std::atomic<bool>>(false);
   std::atomic<bool> replied{false};
+  std::shared_ptr<void> until_written;  // Set before the reply is sent.
 };
 
 namespace {
@@ -190,6 +191,10 @@ HttpReply::~HttpReply() {
     response.body = R"({"error":"the server dropped the request unanswered"})";
     Send(std::move(response));
   }
+}
+
+void HttpReply::HoldUntilWritten(std::shared_ptr<void> until_written) {
+  if (exchange_ != nullptr) exchange_->until_written = std::move(until_written);
 }
 
 void HttpReply::Send(HttpResponse response) {
@@ -351,7 +356,20 @@ void HttpServer::OnConnectionClosed(evhttp_connection* connection, void* arg) {
   // answer not yet sent still goes to evhttp, which frees the request.
   it->second->cancelled->store(true);
   it->second->connection = nullptr;
+  it->second->until_written.reset();
   self->open_.erase(it);
+}
+
+void HttpServer::OnWritten(evhttp_request* request, void* arg) {
+  auto* exchange = static_cast<HttpReply::Exchange*>(arg);
+  exchange->until_written.reset();
+  HttpServer* self = exchange->server;
+  if (exchange->connection == nullptr) return;
+  auto it = self->open_.find(exchange->connection);
+  // Last: the entry may hold the last reference to the exchange.
+  if (it != self->open_.end() && it->second.get() == exchange) {
+    self->open_.erase(it);
+  }
 }
 
 void HttpServer::Answer(HttpReply::Exchange& exchange, HttpResponse response) {
@@ -359,8 +377,12 @@ void HttpServer::Answer(HttpReply::Exchange& exchange, HttpResponse response) {
   exchange.request = nullptr;
   if (request == nullptr) return;
   if (exchange.connection != nullptr) {
-    // The connection may carry more requests: its exchange ends here.
-    open_.erase(exchange.connection);
+    // Written, the exchange ends (OnWritten); the connection may carry more
+    // requests. Until then its entry keeps the exchange alive.
+    evhttp_request_set_on_complete_cb(request, &HttpServer::OnWritten,
+                                      &exchange);
+  } else {
+    exchange.until_written.reset();  // The client has gone: nothing to write.
   }
   evkeyvalq* headers = evhttp_request_get_output_headers(request);
   evhttp_add_header(headers, "Content-Type", response.content_type.c_str());

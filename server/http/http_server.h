@@ -63,6 +63,11 @@ class HttpReply {
 
   void Send(HttpResponse response);
 
+  // Keeps `until_written` alive until the answer has been written to the
+  // connection (or the connection has gone): a frontend's open-call count
+  // held here makes the drain wait for the bytes, not just the answer.
+  void HoldUntilWritten(std::shared_ptr<void> until_written);
+
  private:
   friend class HttpServer;
   struct Exchange;
@@ -117,6 +122,7 @@ class HttpServer {
   HttpServer(Options options, Handler handler);
   static void OnRequest(evhttp_request* request, void* server);
   static void OnConnectionClosed(evhttp_connection* connection, void* server);
+  static void OnWritten(evhttp_request* request, void* exchange);
   // Runs `task` on the event loop thread.
   void Post(absl::AnyInvocable<void()> task);
   void Answer(HttpReply::Exchange& exchange, HttpResponse response);

@@ -135,14 +135,14 @@ class GrpcIntegrationTest : public ::testing::Test {
   // The fixture's server: fake models in root_, ephemeral loopback ports.
   Server::Options Options() {
     Server::Options options;
-    options.model_repository = root_.string();
-    options.default_model = "fake";
-    options.grpc_address = "127.0.0.1:0";
+    options.models.repository = root_.string();
+    options.models.default_model = "fake";
+    options.grpc.address = "127.0.0.1:0";
     options.metrics_address = "127.0.0.1:0";
-    options.max_image_pixels = 1 << 20;
-    options.drain_timeout = absl::Seconds(20);
-    options.loader = [this](const v1::ModelConfig& config, const std::string&,
-                            const std::string&)
+    options.requests.max_image_pixels = 1 << 20;
+    options.requests.drain_timeout = absl::Seconds(20);
+    options.models.loader = [this](const v1::ModelConfig& config,
+                                   const std::string&, const std::string&)
         -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
       return std::make_unique<FakeModel>(state_, 32, 32);
     };
@@ -280,8 +280,9 @@ TEST_F(GrpcIntegrationTest, HealthIsServing) {
 TEST_F(GrpcIntegrationTest, ReadinessWaitsForTheModelsLivenessDoesNot) {
   auto release = std::make_shared<absl::Notification>();
   Server::Options options = Options();
-  options.loader = [this, release](const v1::ModelConfig&, const std::string&,
-                                   const std::string&)
+  options.models.loader = [this, release](const v1::ModelConfig&,
+                                          const std::string&,
+                                          const std::string&)
       -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
     release->WaitForNotification();
     return std::make_unique<FakeModel>(state_, 32, 32);
@@ -318,8 +319,8 @@ TEST_F(GrpcIntegrationTest, ShutdownDuringLoadingStops) {
   auto release = std::make_shared<absl::Notification>();
   std::atomic<int> loads{0};
   Server::Options options = Options();
-  options.loader = [&, release](const v1::ModelConfig&, const std::string&,
-                                const std::string&)
+  options.models.loader = [&, release](const v1::ModelConfig&,
+                                       const std::string&, const std::string&)
       -> absl::StatusOr<std::unique_ptr<SegmentationModel>> {
     ++loads;
     release->WaitForNotification();
@@ -349,8 +350,8 @@ TEST_F(GrpcIntegrationTest, ShutdownDuringLoadingStops) {
 // client's channel drops to IDLE, and the next call reconnects.
 TEST_F(GrpcIntegrationTest, ConnectionsAreClosedAfterTheirMaximumAge) {
   Server::Options options = Options();
-  options.max_connection_age = absl::Milliseconds(500);
-  options.max_connection_age_grace = absl::Milliseconds(500);
+  options.grpc.max_connection_age = absl::Milliseconds(500);
+  options.grpc.max_connection_age_grace = absl::Milliseconds(500);
   auto aging = Server::Create(std::move(options));
   ASSERT_TRUE(aging.ok()) << aging.status();
   ASSERT_TRUE((*aging)->WaitForModels());
@@ -645,7 +646,7 @@ TEST_F(GrpcIntegrationTest, DrainFinishesAcceptedRequests) {
 // max_stream_frames_in_flight of them in the server; none is lost.
 TEST_F(GrpcIntegrationTest, StreamTakesAtMostItsFramesInFlight) {
   Server::Options options = Options();
-  options.max_stream_frames_in_flight = 3;
+  options.grpc.max_stream_frames_in_flight = 3;
   StartServer(std::move(options));
   Block();
   std::unique_ptr<SegmentStreamSession> stream = client_->OpenStream();
@@ -670,7 +671,7 @@ TEST_F(GrpcIntegrationTest, StreamTakesAtMostItsFramesInFlight) {
 // rest wait in the client (HTTP/2 SETTINGS) and are served afterwards.
 TEST_F(GrpcIntegrationTest, ConnectionHoldsAtMostItsStreams) {
   Server::Options options = Options();
-  options.max_concurrent_streams = 2;
+  options.grpc.max_concurrent_streams = 2;
   StartServer(std::move(options));
   Block();
   constexpr int kCalls = 8;
@@ -699,7 +700,7 @@ TEST_F(GrpcIntegrationTest, BearerTokensGuardTheCalls) {
       "infer-0123456789abcdef inference\nmeta-0123456789abcdef metadata\n",
       "tokens");
   ASSERT_TRUE(authorizer.ok()) << authorizer.status();
-  options.authorizer = *std::move(authorizer);
+  options.requests.authorizer = *std::move(authorizer);
   StartServer(std::move(options));
   auto client_with = [&](const std::string& token) {
     ClientOptions client_options;
@@ -739,7 +740,7 @@ TEST_F(GrpcIntegrationTest, BearerTokensGuardTheCalls) {
 // requests and readiness turns NOT_SERVING; liveness stays.
 TEST_F(GrpcIntegrationTest, HungBatchIsExpiredAndReadinessFollows) {
   Server::Options options = Options();
-  options.batch_timeout = absl::Milliseconds(300);
+  options.models.batch_timeout = absl::Milliseconds(300);
   StartServer(std::move(options));
   ASSERT_EQ(HealthStatus(Server::kReadinessService), 1);
   Block();
