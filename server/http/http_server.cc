@@ -9,6 +9,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
@@ -236,7 +237,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
     if (absl::Status loaded = server->LoadTls(); !loaded.ok()) return loaded;
     evhttp_set_bevcb(server->http_, &MakeTlsConnection, &server->tls_);
     // New connections pick up rotated files; open ones keep theirs.
-    event* refresh = event_new(
+    server->tls_refresh_ = event_new(
         server->base_, -1, EV_PERSIST,
         [](evutil_socket_t, short, void* arg) {
           auto* self = static_cast<HttpServer*>(arg);
@@ -250,7 +251,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
     const timeval every = {static_cast<time_t>(std::max<int64_t>(
                                1, absl::ToInt64Seconds(opts.tls_refresh))),
                            0};
-    event_add(refresh, &every);
+    event_add(server->tls_refresh_, &every);
   }
   evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(
       server->http_, opts.host.c_str(), static_cast<uint16_t>(opts.port));
@@ -259,6 +260,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
         "cannot listen on ", opts.host, ":", opts.port,
         "; is the port in use, or the address not this machine's?"));
   }
+  // Answers go out at once, not held for Nagle's algorithm (a delayed ACK
+  // would hold a body behind its headers for tens of milliseconds).
+  // Accepted connections inherit the option.
+  const int one = 1;
+  setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one,
+             sizeof(one));
   sockaddr_storage address{};
   socklen_t length = sizeof(address);
   getsockname(evhttp_bound_socket_get_fd(bound),
@@ -281,6 +288,7 @@ HttpServer::~HttpServer() {
     Post([base = base_] { event_base_loopbreak(base); });
   }
   if (loop_.joinable()) loop_.join();
+  if (tls_refresh_ != nullptr) event_free(tls_refresh_);
   if (http_ != nullptr) evhttp_free(http_);  // Closes every connection.
   open_.clear();
   if (base_ != nullptr) event_base_free(base_);

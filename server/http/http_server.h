@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "server/core/inference_request.h"
 
+struct event;
 struct event_base;
 struct evhttp;
 struct evhttp_connection;
@@ -140,6 +141,7 @@ class HttpServer {
       open_;
   // TLS: the context new connections use (loop thread only).
   ssl_ctx_st* tls_ = nullptr;
+  event* tls_refresh_ = nullptr;  // Re-reads the TLS files.
   std::thread loop_;
 };
 

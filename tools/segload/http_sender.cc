@@ -1,10 +1,14 @@
 #include "tools/segload/http_sender.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <mutex>
@@ -292,6 +296,13 @@ class HttpSender final : public RequestSender {
                            body.data(), body.size(), nullptr, nullptr);
     evhttp_make_request(call->connection, request, EVHTTP_REQ_POST,
                         call->input->path.c_str());
+    // Requests go out at once, not held for Nagle's algorithm.
+    const evutil_socket_t fd =
+        bufferevent_getfd(evhttp_connection_get_bufferevent(call->connection));
+    if (fd >= 0) {
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
   }
 
   static void OnAnswer(evhttp_request* request, void* arg) {
