@@ -209,11 +209,6 @@ absl::Status ReadPixels(const ModelInferRequest& request,
   return absl::OkStatus();
 }
 
-// Appends `value` to `out` as 4 little-endian bytes.
-void AppendLength(uint32_t value, std::string* out) {
-  for (int i = 0; i < 4; ++i) out->push_back(char((value >> (8 * i)) & 0xff));
-}
-
 }  // namespace
 
 absl::Status ToInferCall(const ModelInferRequest& request, InferCall* call) {
@@ -299,6 +294,12 @@ absl::Status ToInferCall(const ModelInferRequest& request, InferCall* call) {
   return absl::OkStatus();
 }
 
+void AppendBytesElement(absl::string_view element, std::string* raw) {
+  const uint32_t length = uint32_t(element.size());
+  for (int i = 0; i < 4; ++i) raw->push_back(char((length >> (8 * i)) & 0xff));
+  raw->append(element.data(), element.size());
+}
+
 absl::Status FillInferResponse(const ModelInferRequest& request,
                                const InferCall& call,
                                std::vector<SegmentResult> results,
@@ -336,8 +337,7 @@ absl::Status FillInferResponse(const ModelInferRequest& request,
       out->add_shape(images);
       for (const SegmentResult& result : results) {
         if (call.raw_outputs) {
-          AppendLength(uint32_t(result.mask.size()), &raw);
-          raw += result.mask;
+          AppendBytesElement(result.mask, &raw);
         } else {
           out->mutable_contents()->add_bytes_contents(result.mask);
         }

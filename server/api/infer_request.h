@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "inference/open_inference.pb.h"
 #include "server/pipeline/segment_job.h"
@@ -40,6 +41,10 @@ struct InferCall {
 // INVALID_ARGUMENT and say what was wrong and what is allowed.
 absl::Status ToInferCall(const inference::ModelInferRequest& request,
                          InferCall* call);
+
+// Appends `element` to `raw` as one BYTES element of the protocol's raw
+// form: its length as 4 little-endian bytes, then its bytes.
+void AppendBytesElement(absl::string_view element, std::string* raw);
 
 // Fills `response` from the results of `call`'s images, in their order.
 // Fails (INVALID_ARGUMENT) when batched images came back of different sizes.

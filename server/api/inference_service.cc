@@ -44,19 +44,19 @@ class InferenceService::InferReactor final : public grpc::ServerUnaryReactor {
   void Start(ServingApi* api, grpc::CallbackServerContext* context,
              const inference::ModelInferRequest* request,
              inference::ModelInferResponse* response) {
-    const CallContext call = ToCallContext(*context, cancelled_);
     // Checked before the request is read: a caller without the right
     // learns nothing of what is wrong with it.
-    if (absl::Status allowed = api->Authorize(call, Right::kInference);
-        !allowed.ok()) {
-      Finish(ToGrpcStatus(allowed));
+    absl::StatusOr<InferenceGrant> grant =
+        api->AuthorizeInference(ToCallContext(*context, cancelled_));
+    if (!grant.ok()) {
+      Finish(ToGrpcStatus(grant.status()));
       return;
     }
     if (absl::Status s = ToInferCall(*request, &call_); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
     }
-    api->Infer(call, std::move(call_.job),
+    api->Infer(*grant, std::move(call_.job),
                [this, request,
                 response](absl::StatusOr<std::vector<SegmentResult>> results) {
                  absl::Status status = results.status();

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/client_text.h"
+#include "server/api/infer_request.h"
 #include "server/api/json_util.h"
 
 namespace segserve {
@@ -112,9 +113,8 @@ absl::Status FlattenData(const std::string& input, const std::string& datatype,
                      "; BYTES elements are strings (send images as binary "
                      "data: the binary tensor data extension)"));
   }
-  const uint32_t length = data.GetStringLength();
-  for (int i = 0; i < 4; ++i) raw->push_back(char((length >> (8 * i)) & 0xff));
-  raw->append(data.GetString(), length);
+  AppendBytesElement(
+      absl::string_view(data.GetString(), data.GetStringLength()), raw);
   return absl::OkStatus();
 }
 

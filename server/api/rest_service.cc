@@ -337,22 +337,18 @@ void RestService::Handle(HttpRequest request, HttpReply reply) {
   }
 }
 
-absl::StatusOr<CallContext> RestService::InferenceCall(
+absl::StatusOr<InferenceGrant> RestService::InferenceCall(
     const HttpRequest& request) const {
   absl::StatusOr<CallContext> call = ToCallContext(request);
-  if (!call.ok()) return call;
+  if (!call.ok()) return call.status();
   // Checked before the request is read: a caller without the right learns
   // nothing of what is wrong with it.
-  if (absl::Status allowed = api_->Authorize(*call, Right::kInference);
-      !allowed.ok()) {
-    return allowed;
-  }
-  return call;
+  return api_->AuthorizeInference(*std::move(call));
 }
 
 void RestService::Infer(HttpRequest request, const Route& route,
                         HttpReply reply) {
-  absl::StatusOr<CallContext> call = InferenceCall(request);
+  absl::StatusOr<InferenceGrant> call = InferenceCall(request);
   if (!call.ok()) {
     reply.Send(ErrorResponse(call.status()));
     return;
@@ -429,7 +425,7 @@ void RestService::Infer(HttpRequest request, const Route& route,
 
 void RestService::Segment(HttpRequest request, const Route& route,
                           HttpReply reply) {
-  absl::StatusOr<CallContext> call = InferenceCall(request);
+  absl::StatusOr<InferenceGrant> call = InferenceCall(request);
   if (!call.ok()) {
     reply.Send(ErrorResponse(call.status()));
     return;

@@ -39,9 +39,10 @@ class RestService {
   };
 
  private:
-  // The call's context once it may infer: its headers read and its token
-  // holding the inference right.
-  absl::StatusOr<CallContext> InferenceCall(const HttpRequest& request) const;
+  // The call's grant to infer: its headers read and its token holding the
+  // inference right.
+  absl::StatusOr<InferenceGrant> InferenceCall(
+      const HttpRequest& request) const;
   void Infer(HttpRequest request, const Route& route, HttpReply reply);
   void Segment(HttpRequest request, const Route& route, HttpReply reply);
   void Control(HttpRequest request, const Route& route, HttpReply reply);

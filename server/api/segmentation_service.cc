@@ -122,12 +122,12 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const v1::SegmentRequest* request,
     v1::SegmentResponse* response) {
   auto* reactor = new SegmentReactor(api_->calls());
-  const CallContext call = ToCallContext(*context, reactor->cancelled());
-  if (absl::Status allowed = api_->Authorize(call, Right::kInference);
-      !allowed.ok()) {
-    // Checked before the request is read: a caller without the right
-    // learns nothing of what is wrong with it.
-    reactor->Finish(ToGrpcStatus(allowed));
+  // Checked before the request is read: a caller without the right learns
+  // nothing of what is wrong with it.
+  absl::StatusOr<InferenceGrant> grant =
+      api_->AuthorizeInference(ToCallContext(*context, reactor->cancelled()));
+  if (!grant.ok()) {
+    reactor->Finish(ToGrpcStatus(grant.status()));
     return reactor;
   }
   absl::StatusOr<SegmentJob> job = ToSegmentJob(*request);
@@ -135,7 +135,7 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
     reactor->Finish(ToGrpcStatus(job.status()));
     return reactor;
   }
-  api_->Infer(call, *std::move(job),
+  api_->Infer(*grant, *std::move(job),
               [reactor, request,
                response](absl::StatusOr<std::vector<SegmentResult>> result) {
                 if (result.ok()) {
@@ -153,12 +153,11 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
 class SegmentationService::StreamReactor final
     : public grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse> {
  public:
-  StreamReactor(SegmentationService* service,
-                grpc::CallbackServerContext* context)
+  // `grant`: the stream's right to infer, checked once when it opened.
+  StreamReactor(SegmentationService* service, InferenceGrant grant)
       : service_(service),
         hold_(service->api_->calls()),
-        call_(ToCallContext(*context,
-                            std::make_shared<std::atomic<bool>>(false))) {
+        grant_(std::move(grant)) {
     StartNextRead();
     service_->AddStream(this);  // After the read: Drain may finish at once.
   }
@@ -193,7 +192,7 @@ class SegmentationService::StreamReactor final
       // The callback may run on this thread: release the lock around it.
       mu_.Unlock();
       service_->api_->Infer(
-          call_, *std::move(job),
+          grant_, *std::move(job),
           [this, frame](absl::StatusOr<std::vector<SegmentResult>> result) {
             absl::MutexLock lock(&mu_);
             CompleteLocked(*frame, std::move(result));
@@ -220,7 +219,7 @@ class SegmentationService::StreamReactor final
     MaybeProgressLocked();
   }
 
-  void OnCancel() override { call_.cancelled->store(true); }
+  void OnCancel() override { grant_.context().cancelled->store(true); }
   void OnDone() override {
     service_->RemoveStream(this);
     delete this;
@@ -284,8 +283,8 @@ class SegmentationService::StreamReactor final
 
   SegmentationService* const service_;
   const OpenCalls::Hold hold_;
-  // The stream's context; its cancellation stops every frame.
-  const CallContext call_;
+  // The stream's right and context; its cancellation stops every frame.
+  const InferenceGrant grant_;
 
   absl::Mutex mu_;
   v1::SegmentRequest incoming_;  // Target of the pending read.
@@ -336,13 +335,11 @@ SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {
    private:
     const OpenCalls::Hold hold_;
   };
-  if (absl::Status allowed =
-          api_->Authorize(ToCallContext(*context), Right::kInference);
-      !allowed.ok()) {
-    return new Refuse(api_->calls(), allowed);
-  }
+  absl::StatusOr<InferenceGrant> grant = api_->AuthorizeInference(
+      ToCallContext(*context, std::make_shared<std::atomic<bool>>(false)));
+  if (!grant.ok()) return new Refuse(api_->calls(), grant.status());
   if (api_->draining()) return new Refuse(api_->calls(), ShuttingDownError());
-  return new StreamReactor(this, context);
+  return new StreamReactor(this, *std::move(grant));
 }
 
 grpc::ServerUnaryReactor* SegmentationService::ListModels(

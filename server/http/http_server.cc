@@ -39,17 +39,18 @@ struct HttpReply::Exchange {
 
 namespace {
 
-std::string Decode(const char* text) {
+// Percent-decodes `text`; `plus_is_space` for a query's parts.
+std::string Decode(const char* text, bool plus_is_space = false) {
   if (text == nullptr) return "";
   size_t size = 0;
-  char* decoded = evhttp_uridecode(text, /*decode_plus=*/0, &size);
+  char* decoded = evhttp_uridecode(text, plus_is_space ? 1 : 0, &size);
   if (decoded == nullptr) return "";
   std::string out(decoded, size);
   std::free(decoded);
   return out;
 }
 
-// Splits "a=1&b=2" into decoded pairs; '+' is a space in a query.
+// Splits "a=1&b=2" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> ParseQuery(const char* query) {
   std::vector<std::pair<std::string, std::string>> out;
   if (query == nullptr) return out;
@@ -58,14 +59,7 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(const char* query) {
     const std::string name(part.substr(0, eq));
     const std::string value(
         eq == absl::string_view::npos ? "" : part.substr(eq + 1));
-    auto decode = [](const std::string& text) {
-      size_t size = 0;
-      char* decoded = evhttp_uridecode(text.c_str(), 1, &size);
-      std::string result = decoded ? std::string(decoded, size) : "";
-      std::free(decoded);
-      return result;
-    };
-    out.emplace_back(decode(name), decode(value));
+    out.emplace_back(Decode(name.c_str(), true), Decode(value.c_str(), true));
   }
   return out;
 }

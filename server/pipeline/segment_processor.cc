@@ -243,49 +243,52 @@ void SegmentProcessor::Submit(std::shared_ptr<Call> call) {
   absl::Status queued = call->ticket->Submit(
       std::move(items),
       [this, call](std::vector<BatchResult> results) mutable {
-        // Every failed item carries the request's first failure.
-        for (BatchResult& result : results) {
-          if (!result.status.ok()) {
-            Finish(*call, std::move(result.status));
-            return;
-          }
-        }
-        std::vector<SegmentResult> answers;
-        RequestTimes times;
-        absl::Duration first_start = absl::InfiniteDuration();
-        absl::Duration last_end = absl::ZeroDuration();
-        for (size_t i = 0; i < call->images.size(); ++i) {
-          Image& image = call->images[i];
-          const size_t end = i + 1 < call->images.size()
-                                 ? call->images[i + 1].first_item
-                                 : results.size();
-          std::vector<BatchResult> own(
-              std::make_move_iterator(results.begin() + image.first_item),
-              std::make_move_iterator(results.begin() + end));
-          for (const BatchResult& item : own) {
-            first_start = std::min(first_start, item.queue_time);
-            last_end =
-                std::max(last_end, item.queue_time + item.inference_time);
-          }
-          absl::StatusOr<SegmentResult> answer =
-              Postprocess(*call, image, std::move(own));
-          if (!answer.ok()) {
-            Finish(*call, answer.status());
-            return;
-          }
-          times.compute_input += answer->preprocess_time;
-          times.compute_output += answer->postprocess_time;
-          answers.push_back(*std::move(answer));
-        }
-        // The request's items were queued together: its queue time runs
-        // until the first started, its inference time until the last ended.
-        times.queue = first_start;
-        times.compute_infer = last_end - first_start;
-        call->ticket->SetTimes(times);
-        Finish(*call, std::move(answers));
+        Gathered(std::move(call), std::move(results));
       },
       std::move(blend));
   if (!queued.ok()) Finish(*call, queued);
+}
+
+void SegmentProcessor::Gathered(std::shared_ptr<Call> call,
+                                std::vector<BatchResult> results) {
+  // Every failed item carries the request's first failure.
+  for (BatchResult& result : results) {
+    if (!result.status.ok()) {
+      Finish(*call, std::move(result.status));
+      return;
+    }
+  }
+  std::vector<SegmentResult> answers;
+  for (size_t i = 0; i < call->images.size(); ++i) {
+    Image& image = call->images[i];
+    const size_t end = i + 1 < call->images.size()
+                           ? call->images[i + 1].first_item
+                           : results.size();
+    absl::StatusOr<SegmentResult> answer = Postprocess(
+        *call, image,
+        std::vector<BatchResult>(
+            std::make_move_iterator(results.begin() + image.first_item),
+            std::make_move_iterator(results.begin() + end)));
+    if (!answer.ok()) {
+      Finish(*call, answer.status());
+      return;
+    }
+    answers.push_back(*std::move(answer));
+  }
+  // The request's items were queued together: its queue time runs until
+  // the first started, its inference time until the last ended.
+  RequestTimes times;
+  times.queue = absl::InfiniteDuration();
+  absl::Duration last_end = absl::ZeroDuration();
+  for (const SegmentResult& answer : answers) {
+    times.queue = std::min(times.queue, answer.queue_time);
+    last_end = std::max(last_end, answer.queue_time + answer.inference_time);
+    times.compute_input += answer.preprocess_time;
+    times.compute_output += answer.postprocess_time;
+  }
+  times.compute_infer = last_end - times.queue;
+  call->ticket->SetTimes(times);
+  Finish(*call, std::move(answers));
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>>

@@ -44,6 +44,8 @@ class SegmentProcessor {
   void Preprocess(std::shared_ptr<Call> call, size_t index);
   // Queues every image's items as one unit, once the last is preprocessed.
   void Submit(std::shared_ptr<Call> call);
+  // Every item is back: each image's answer, or the request's first error.
+  void Gathered(std::shared_ptr<Call> call, std::vector<BatchResult> results);
   // The batch items of a decoded image: itself, or its tiles.
   absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> PlanItems(
       const cv::Mat& rgb, const ServedModel& model, ImagePlan& plan) const;

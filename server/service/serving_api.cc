@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "common/status_macros.h"
 #include "server/core/shutting_down.h"
 
 namespace segserve {
@@ -26,15 +27,16 @@ absl::Status ServingApi::Authorize(const CallContext& context,
   return authorizer_->Check(context.authorization, right);
 }
 
-void ServingApi::Infer(const CallContext& context, SegmentJob job,
+absl::StatusOr<InferenceGrant> ServingApi::AuthorizeInference(
+    CallContext context) const {
+  SEGSERVE_RETURN_IF_ERROR(Authorize(context, Right::kInference));
+  return InferenceGrant(std::move(context));
+}
+
+void ServingApi::Infer(const InferenceGrant& grant, SegmentJob job,
                        InferDone done) {
-  if (absl::Status allowed = Authorize(context, Right::kInference);
-      !allowed.ok()) {
-    done(allowed);
-    return;
-  }
-  job.deadline = context.deadline;
-  job.cancelled = context.cancelled;
+  job.deadline = grant.context().deadline;
+  job.cancelled = grant.context().cancelled;
   processor_->Process(std::move(job), std::move(done));
 }
 

@@ -26,6 +26,19 @@ struct VersionStatistics {
   ModelStatistics::Snapshot snapshot;
 };
 
+// Proof that a call may infer, and its context: only
+// ServingApi::AuthorizeInference makes one, so a frontend checks the right
+// once per call (once per stream), before it reads the request.
+class InferenceGrant {
+ public:
+  const CallContext& context() const { return context_; }
+
+ private:
+  friend class ServingApi;
+  explicit InferenceGrant(CallContext context) : context_(std::move(context)) {}
+  CallContext context_;
+};
+
 // The transport-neutral service layer that every frontend calls (gRPC
 // segserve.v1, gRPC OIP, HTTP): inference, metadata, readiness, statistics
 // and repository control, each checked against the call's rights here, once.
@@ -50,10 +63,14 @@ class ServingApi {
   // UNAUTHENTICATED or PERMISSION_DENIED unless the call may use `right`.
   absl::Status Authorize(const CallContext& context, Right right) const;
 
+  // UNAUTHENTICATED or PERMISSION_DENIED unless the call holds the
+  // inference right; else the grant Infer takes.
+  absl::StatusOr<InferenceGrant> AuthorizeInference(CallContext context) const;
+
   // One request of one or more images, admitted or refused as a whole;
-  // the job's deadline and cancellation are the call's. `done` runs exactly
-  // once (see SegmentProcessor::Process).
-  void Infer(const CallContext& context, SegmentJob job, InferDone done);
+  // the job's deadline and cancellation are the granted call's. `done` runs
+  // exactly once (see SegmentProcessor::Process).
+  void Infer(const InferenceGrant& grant, SegmentJob job, InferDone done);
 
   // Every model of the repository.
   absl::StatusOr<std::vector<ModelStatus>> ListModels(

@@ -42,10 +42,6 @@ const char* EncodingName(v1::MaskEncoding encoding) {
   return encoding == v1::RAW ? "raw" : encoding == v1::RLE ? "rle" : "png";
 }
 
-void AppendLength(uint32_t value, std::string* out) {
-  for (int i = 0; i < 4; ++i) out->push_back(char((value >> (8 * i)) & 0xff));
-}
-
 absl::StatusOr<HttpInput> ToHttp(const LoadInput& input,
                                  const HttpSenderOptions& options) {
   const v1::SegmentRequest& segment = *input.request;
@@ -88,8 +84,7 @@ absl::StatusOr<HttpInput> ToHttp(const LoadInput& input,
     input_json = absl::StrCat(R"({"name":"IMAGE","datatype":"UINT8","shape":[)",
                               raw.height(), ",", raw.width(), ",3]");
   } else {
-    AppendLength(uint32_t(segment.image().encoded().size()), &tail);
-    tail += segment.image().encoded();
+    tail = PackBytesElement(segment.image().encoded());
     input_json = R"({"name":"IMAGE","datatype":"BYTES","shape":[1])";
   }
   const std::string json = absl::StrCat(

@@ -26,10 +26,6 @@ class SegmentSender final : public RequestSender {
   Client* const client_;
 };
 
-void AppendLength(uint32_t value, std::string* out) {
-  for (int i = 0; i < 4; ++i) out->push_back(char((value >> (8 * i)) & 0xff));
-}
-
 const char* EncodingParameter(v1::MaskEncoding encoding) {
   switch (encoding) {
     case v1::RAW:
@@ -72,10 +68,7 @@ OipInput ToOip(const LoadInput& input) {
   } else {
     image->set_datatype("BYTES");
     image->add_shape(1);
-    std::string packed;
-    AppendLength(uint32_t(segment.image().encoded().size()), &packed);
-    packed += segment.image().encoded();
-    request.add_raw_input_contents(std::move(packed));
+    request.add_raw_input_contents(PackBytesElement(segment.image().encoded()));
   }
   return out;
 }
@@ -162,6 +155,14 @@ class OipSender final : public RequestSender {
 };
 
 }  // namespace
+
+std::string PackBytesElement(const std::string& element) {
+  std::string packed;
+  const uint32_t length = uint32_t(element.size());
+  for (int i = 0; i < 4; ++i)
+    packed.push_back(char((length >> (8 * i)) & 0xff));
+  return packed + element;
+}
 
 std::unique_ptr<RequestSender> MakeSegmentSender(Client* client) {
   return std::make_unique<SegmentSender>(client);

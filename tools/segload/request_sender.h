@@ -2,6 +2,7 @@
 #define SEGSERVE_TOOLS_SEGLOAD_REQUEST_SENDER_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -27,6 +28,11 @@ class RequestSender {
   virtual void SendAsync(std::shared_ptr<const v1::SegmentRequest> request,
                          Done done) = 0;
 };
+
+// One encoded image as a BYTES element of the Open Inference Protocol's
+// raw form (its length as 4 little-endian bytes, then the bytes), as the
+// OIP and HTTP senders send it.
+std::string PackBytesElement(const std::string& element);
 
 // Segment calls through `client` (not owned; must outlive the sender).
 std::unique_ptr<RequestSender> MakeSegmentSender(Client* client);

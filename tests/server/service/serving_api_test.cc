@@ -112,11 +112,15 @@ class ServingApiTest : public ::testing::Test {
     return job;
   }
 
+  // Grants the call, then infers: the grant's refusal is the answer.
   absl::StatusOr<std::vector<SegmentResult>> Infer(SegmentJob job,
                                                    CallContext call = {}) {
+    absl::StatusOr<InferenceGrant> grant =
+        api_->AuthorizeInference(std::move(call));
+    if (!grant.ok()) return grant.status();
     absl::Notification done;
     absl::StatusOr<std::vector<SegmentResult>> out;
-    api_->Infer(call, std::move(job),
+    api_->Infer(*grant, std::move(job),
                 [&](absl::StatusOr<std::vector<SegmentResult>> results) {
                   out = std::move(results);
                   done.Notify();
