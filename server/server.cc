@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -21,6 +22,7 @@
 #include "server/core/inference_core.h"
 #include "server/core/metrics.h"
 #include "server/core/model_repository.h"
+#include "server/core/repository_poller.h"
 #include "server/core/thread_pool.h"
 #include "server/core/torch_loader.h"
 #include "server/http/http_server.h"
@@ -196,6 +198,7 @@ absl::Status Server::StartHttp() {
   }
   http_server_ = *std::move(server);
   http_port_ = http_server_->port();
+  api_->OnDrain([http = http_server_.get()] { http->StartDraining(); });
   return absl::OkStatus();
 }
 
@@ -217,19 +220,14 @@ void Server::LoadModels() {
                                                "' is not ready"))
                         << "; readiness stays NOT_SERVING";
   }
+  // In poll mode the repository follows its files until the drain.
+  std::optional<RepositoryPoller> poller;
+  if (options_.models.control_mode == ModelControlMode::kPoll) {
+    poller.emplace(repository_.get(), options_.models.poll);
+  }
   // Readiness follows the models from now on: a version whose instances
-  // all hung stops being ready. In poll mode the repository is rescanned
-  // here too (the lock is let go meanwhile: a load takes a while).
-  absl::Time next_poll = absl::Now() + options_.models.poll;
+  // all hung stops being ready.
   while (!mu_.AwaitWithTimeout(absl::Condition(&draining_), absl::Seconds(1))) {
-    if (options_.models.control_mode == ModelControlMode::kPoll &&
-        absl::Now() >= next_poll) {
-      mu_.Unlock();
-      repository_->Poll();
-      mu_.Lock();
-      next_poll = absl::Now() + options_.models.poll;
-      if (draining_) break;
-    }
     const bool now_ready = repository_->IsReady();
     if (now_ready == ready) continue;
     ready = now_ready;
@@ -258,11 +256,9 @@ bool Server::Drain() {
   SEGSERVE_LOG(Info) << "draining " << core_->inflight()
                      << " request(s), up to "
                      << absl::FormatDuration(options_.requests.drain_timeout);
-  core_->StartDraining();
   // Open streams end at their next frame, so that their clients move too;
   // HTTP answers close their connections.
-  service_->DrainStreams();
-  if (http_server_ != nullptr) http_server_->StartDraining();
+  api_->StartDraining();
   // The models keep taking items until the accepted requests are done: a
   // request still being decoded joins its queue afterwards, and must not be
   // refused there.

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/client_text.h"
+#include "common/status_macros.h"
+#include "server/service/model_version.h"
 
 namespace segserve {
 namespace {
@@ -250,7 +252,8 @@ absl::Status ToInferCall(const ModelInferRequest& request, InferCall* call) {
 
   SegmentJob& job = call->job;
   job.model = request.model_name();
-  job.version = request.model_version();
+  SEGSERVE_ASSIGN_OR_RETURN(job.version,
+                            ParseModelVersion(request.model_version()));
   job.mask_format = mask_format;
   job.priority = priority;
   for (const std::string& name : call->outputs) {
@@ -318,7 +321,7 @@ absl::Status FillInferResponse(const ModelInferRequest& request,
     }
   }
   response->set_model_name(results[0].model);
-  response->set_model_version(results[0].version);
+  response->set_model_version(absl::StrCat(results[0].version));
   response->set_id(request.id());
   const int64_t images = int64_t(results.size());
   const uint64_t pixels = uint64_t(height) * uint64_t(width);

@@ -16,11 +16,11 @@ void ToOipDuration(const DurationTotal& total,
 
 }  // namespace
 
-void ToOipStatistics(const std::string& model, const std::string& version,
+void ToOipStatistics(const std::string& model, int64_t version,
                      const ModelStatistics::Snapshot& snapshot,
                      inference::ModelStatistics* out) {
   out->set_name(model);
-  out->set_version(version);
+  out->set_version(absl::StrCat(version));
   if (snapshot.last_inference > absl::UnixEpoch()) {
     out->set_last_inference(
         uint64_t(absl::ToUnixMillis(snapshot.last_inference)));
@@ -56,7 +56,7 @@ void ToRepositoryIndex(const std::vector<ModelStatus>& models, bool ready_only,
       if (ready_only && version.state != ModelState::kReady) continue;
       auto* entry = out->add_models();
       entry->set_name(model.name);
-      entry->set_version(version.version);
+      entry->set_version(absl::StrCat(version.version));
       entry->set_state(ModelStateName(version.state));
       entry->set_reason(version.reason);
     }

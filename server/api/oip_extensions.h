@@ -1,6 +1,7 @@
 #ifndef SEGSERVE_SERVER_API_OIP_EXTENSIONS_H_
 #define SEGSERVE_SERVER_API_OIP_EXTENSIONS_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,7 @@ namespace segserve {
 // the project's own types and back.
 
 // One version's statistics message.
-void ToOipStatistics(const std::string& model, const std::string& version,
+void ToOipStatistics(const std::string& model, int64_t version,
                      const ModelStatistics::Snapshot& snapshot,
                      inference::ModelStatistics* out);
 

@@ -85,7 +85,7 @@ void ToOipModelMetadata(const ModelStatus& status,
   response->set_name(status.name);
   for (const VersionStatus& version : status.versions) {
     if (version.state == ModelState::kReady) {
-      response->add_versions(version.version);
+      response->add_versions(absl::StrCat(version.version));
     }
   }
   if (!status.has_config) return;

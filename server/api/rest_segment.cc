@@ -9,7 +9,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/client_text.h"
+#include "common/status_macros.h"
 #include "server/api/json_util.h"
+#include "server/service/model_version.h"
 
 namespace segserve {
 namespace {
@@ -87,7 +89,7 @@ absl::StatusOr<RestSegmentCall> ToRestSegmentCall(const HttpRequest& request,
   RestSegmentCall call;
   SegmentJob& job = call.job;
   job.model = model;
-  job.version = version;
+  SEGSERVE_ASSIGN_OR_RETURN(job.version, ParseModelVersion(version));
   const std::string type =
       MediaType(request.Header("Content-Type").value_or(""));
   ImageInput& image = job.images.emplace_back();
@@ -161,7 +163,8 @@ HttpResponse ToRestSegmentResponse(const SegmentResult& result, bool png_body) {
   if (png_body) {
     response.content_type = "image/png";
     response.headers.emplace_back("Segserve-Model", result.model);
-    response.headers.emplace_back("Segserve-Model-Version", result.version);
+    response.headers.emplace_back("Segserve-Model-Version",
+                                  absl::StrCat(result.version));
     response.body = result.mask;
     return response;
   }
@@ -171,7 +174,7 @@ HttpResponse ToRestSegmentResponse(const SegmentResult& result, bool png_body) {
   writer.Key("model");
   writer.String(result.model.c_str());
   writer.Key("model_version");
-  writer.String(result.version.c_str());
+  writer.String(absl::StrCat(result.version).c_str());
   writer.Key("width");
   writer.Int(result.width);
   writer.Key("height");

@@ -3,13 +3,16 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "proto/mask_encoding.h"
+#include "server/service/model_version.h"
 
 namespace segserve {
 absl::StatusOr<SegmentJob> ToSegmentJob(const v1::SegmentRequest& request) {
   SegmentJob job;
   job.model = request.model();
-  job.version = request.model_version();
+  SEGSERVE_ASSIGN_OR_RETURN(job.version,
+                            ParseModelVersion(request.model_version()));
   ImageInput& input = job.images.emplace_back();
   const v1::Image& image = request.image();
   switch (image.source_case()) {

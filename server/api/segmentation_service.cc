@@ -23,7 +23,7 @@ void FillResponse(SegmentResult result, const std::string& request_id,
                   v1::SegmentResponse* response) {
   response->set_request_id(request_id);
   response->set_model(std::move(result.model));
-  response->set_model_version(std::move(result.version));
+  response->set_model_version(absl::StrCat(result.version));
   v1::Mask* mask = response->mutable_mask();
   mask->set_width(uint32_t(result.width));
   mask->set_height(uint32_t(result.height));
@@ -70,7 +70,7 @@ void FillModelInfo(const ModelStatus& status, const std::string& version,
   info->set_is_default(status.name == default_model);
   for (const VersionStatus& v : status.versions) {
     v1::ModelVersionStatus* out = info->add_versions();
-    out->set_version(v.version);
+    out->set_version(absl::StrCat(v.version));
     out->set_state(ToProto(v.state));
     out->set_reason(v.reason);
   }
@@ -92,8 +92,9 @@ void FillModelInfo(const ModelStatus& status, const std::string& version,
   info->set_max_batch_size(config.max_batch_size());
   info->set_precision(v1::ModelConfig::Precision_Name(config.precision()));
   info->set_description(config.description());
-  if (!status.latest_version.empty()) {
-    info->set_version(version.empty() ? status.latest_version : version);
+  if (status.latest_version != 0) {
+    info->set_version(version.empty() ? absl::StrCat(status.latest_version)
+                                      : version);
     for (const std::string& device : status.devices) {
       info->add_devices(device);
     }
@@ -320,7 +321,9 @@ void SegmentationService::RemoveStream(StreamReactor* stream) {
 SegmentationService::SegmentationService(ServingApi* api,
                                          int max_frames_in_flight)
     : api_(api),
-      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))) {}
+      max_frames_in_flight_(size_t(std::max(1, max_frames_in_flight))) {
+  api_->OnDrain([this] { DrainStreams(); });
+}
 
 grpc::ServerBidiReactor<v1::SegmentRequest, v1::SegmentResponse>*
 SegmentationService::SegmentStream(grpc::CallbackServerContext* context) {

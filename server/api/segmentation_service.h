@@ -21,15 +21,13 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
   // SegmentStream need the inference right, ListModels and GetModel the
   // metadata right. Every call counts in the layer's open calls until gRPC
   // has taken its last answer (OnDone).
+  // When the layer's drain starts, frames that arrive on open streams end
+  // their stream with UNAVAILABLE (the frames before them are answered),
+  // so that the client reconnects to another replica; new unary calls are
+  // refused UNAVAILABLE by the core. Streams with nothing in flight end at
+  // once with UNAVAILABLE (an idle stream would otherwise hold the drain
+  // until its timeout).
   SegmentationService(ServingApi* api, int max_frames_in_flight);
-
-  // Call after InferenceCore::StartDraining. From then on frames that
-  // arrive on open streams end their stream with UNAVAILABLE (the frames
-  // before them are answered), so that the client reconnects to another
-  // replica; new unary calls are refused UNAVAILABLE by the core. Streams
-  // with nothing in flight end at once with UNAVAILABLE (an idle stream
-  // would otherwise hold the drain until its timeout).
-  void DrainStreams();
 
   grpc::ServerUnaryReactor* Segment(grpc::CallbackServerContext* context,
                                     const v1::SegmentRequest* request,
@@ -47,6 +45,9 @@ class SegmentationService final : public v1::Segmentation::CallbackService {
  private:
   class SegmentReactor;
   class StreamReactor;
+
+  // Ends the open streams (see the constructor); runs when the drain starts.
+  void DrainStreams();
 
   ServingApi* const api_;
   const size_t max_frames_in_flight_;

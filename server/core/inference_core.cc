@@ -153,7 +153,7 @@ absl::StatusOr<std::unique_ptr<RequestTicket>> InferenceCore::Admit(
   if (!model.ok()) {
     CountRequest(admission.model.empty() ? repository_->default_model()
                                          : admission.model,
-                 "", model.status().code(), received);
+                 /*version=*/0, model.status().code(), received);
     return model.status();
   }
   const uint64_t default_timeout_us =
@@ -225,10 +225,10 @@ void InferenceCore::RemoveInflight() {
   --inflight_;
 }
 
-void InferenceCore::CountRequest(const std::string& model,
-                                 const std::string& version,
+void InferenceCore::CountRequest(const std::string& model, int64_t version,
                                  absl::StatusCode code, absl::Time received) {
-  metrics_->CountRequest(model, version, absl::StatusCodeToString(code),
+  metrics_->CountRequest(model, version == 0 ? "" : absl::StrCat(version),
+                         absl::StatusCodeToString(code),
                          clock_->Now() - received);
 }
 

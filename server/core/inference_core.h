@@ -26,7 +26,7 @@ class InferenceCore;
 // What a frontend asks the core to admit, in the project's own types.
 struct Admission {
   std::string model;    // Empty: the default model.
-  std::string version;  // Empty: the latest ready version.
+  int64_t version = 0;  // 0: the latest ready version.
   // Infinite: the model's dynamic_batching.default_timeout_us, if it has one.
   absl::Time deadline = absl::InfiniteFuture();
   // The batch items the request will become on the model found (the caller
@@ -144,7 +144,8 @@ class InferenceCore {
   // WaitForIdle waits on, so no admission slips past the drain).
   bool TryAddInflight();
   void RemoveInflight();
-  void CountRequest(const std::string& model, const std::string& version,
+  // `version` 0: none was found.
+  void CountRequest(const std::string& model, int64_t version,
                     absl::StatusCode code, absl::Time received);
 
   const Options options_;

@@ -13,48 +13,25 @@
 #include "common/clock.h"
 #include "segserve/v1/model_config.pb.h"
 #include "server/core/metrics.h"
+#include "server/core/model_source.h"
+#include "server/core/model_status.h"
+#include "server/core/model_versions.h"
 #include "server/core/retirer.h"
 #include "server/core/served_model.h"
 
 namespace segserve {
-
-// A version's life: LOADING -> READY -> UNLOADING (draining its queue before
-// it goes) -> UNAVAILABLE; a failed load goes from LOADING to UNAVAILABLE.
-enum class ModelState { kLoading, kReady, kUnloading, kUnavailable };
-
-struct VersionStatus {
-  std::string version;
-  ModelState state = ModelState::kLoading;
-  std::string reason;  // Why the version is unavailable.
-};
 
 // How the set of served models changes after start (Triton's
 // --model-control-mode): kNone, never; kPoll, Poll() rescans the directory;
 // kExplicit, only what Options::startup_models names and Load/Unload ask.
 enum class ModelControlMode { kNone, kPoll, kExplicit };
 
-// What GetModel/ListModels report about one model: a record, holding no
-// live objects, so a caller may keep it while versions come and go.
-struct ModelStatus {
-  std::string name;
-  ModelState state = ModelState::kUnavailable;  // Of the latest ready version.
-  std::string reason;
-  std::vector<VersionStatus> versions;  // Ascending.
-  bool has_config = false;
-  v1::ModelConfig config;  // Valid when has_config.
-  // The latest ready version and where it runs; empty when none is ready.
-  std::string latest_version;
-  std::vector<std::string> devices;
-  int64_t parameter_count = 0;
-};
-
-// The models of a Triton-style repository directory:
-//   <root>/<name>/config.pbtxt, <root>/<name>/<integer version>/model.pt
-// Every model and version loads independently: one that fails is reported
-// UNAVAILABLE with its reason and the others serve. Models are LOADING from
-// Create until LoadAll reaches them, so a server can answer (health,
-// ListModels) while they load. Each config's version_policy picks the
-// versions served.
+// The models of a Triton-style repository directory (ModelDirectory
+// scans it; ModelVersions holds each model's lifecycle). Every model and
+// version loads independently: one that fails is reported UNAVAILABLE with its
+// reason and the others serve. Models are LOADING from Create until LoadAll
+// reaches them, so a server can answer (health, ListModels) while they load.
+// Each config's version_policy picks the versions served.
 //
 // Changes drop no traffic: a new or changed version loads and warms while
 // the old copies serve; it replaces them in one step, so that requests
@@ -118,10 +95,10 @@ class ModelRepository {
 
   // The ready version to serve: NOT_FOUND for an unknown model or version,
   // UNAVAILABLE (with the load error) for one that failed to load or has
-  // been shut down. Empty name: the default model; empty version: latest
-  // ready.
-  absl::StatusOr<std::shared_ptr<ServedModel>> Find(
-      const std::string& name, const std::string& version) const;
+  // been shut down. Empty name: the default model; version 0: the latest
+  // ready one.
+  absl::StatusOr<std::shared_ptr<ServedModel>> Find(const std::string& name,
+                                                    int64_t version) const;
 
   absl::StatusOr<ModelStatus> Describe(const std::string& name) const;
   std::vector<ModelStatus> List() const;
@@ -132,72 +109,41 @@ class ModelRepository {
   void Shutdown();
 
  private:
-  struct Entry {
-    // Versions in `status` are the selected ones; Describe adds those still
-    // retiring.
-    ModelStatus status;
-    std::map<int64_t, std::shared_ptr<ServedModel>> ready;  // By version.
-    // Copies taken out of service and not yet destroyed: UNLOADING while
-    // some request holds them.
-    std::multimap<int64_t, std::weak_ptr<ServedModel>> retiring;
-    // What the last load tried (serialized config, weights stamps): a poll
-    // loads again only what changed since, so a broken version is not
-    // retried, and its error not logged, at every poll.
-    std::string tried_config;
-    std::map<int64_t, std::string> tried_stamps;
-    std::string last_error;  // Of the model's files, logged once.
-  };
-
-  explicit ModelRepository(Options options) : options_(std::move(options)) {}
+  explicit ModelRepository(Options options)
+      : options_(std::move(options)), source_(options_.root) {}
   // Brings `name` to what its files (or `config_text`) say; the caller
   // holds lifecycle_mu_. Returns the model's error when no version is
-  // ready afterwards.
-  // `force`: load every selected version again, changed or not (Load).
+  // ready afterwards. `force`: load every selected version again, changed
+  // or not (Load).
   absl::Status Reconcile(const std::string& name,
                          const std::optional<std::string>& config_text,
                          bool force)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lifecycle_mu_);
-  // Keeps serving what `name` serves when its files cannot be read; the
-  // model is UNAVAILABLE with `error` when nothing is ready.
-  absl::Status KeepAfterError(const std::string& name,
-                              const absl::Status& error)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Puts `copy` of `version` out of service (see Entry::retiring).
-  void Retire(Entry& entry, int64_t version,
-              const std::shared_ptr<ServedModel>& copy, bool replaced)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::unique_ptr<ServedModel>> LoadVersion(
-      const std::string& name, const v1::ModelConfig& config,
-      int64_t version) const;
-  // Takes every version of `entry` out of service.
-  void RetireAll(Entry& entry, const std::string& reason)
+      const ModelFiles& files, int64_t version) const;
+  // The model `name`, listed now if it was not.
+  ModelVersions& Model(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sets the model's state, reason and latest version from its versions.
-  static void Summarize(Entry& entry);
-  absl::Status CheckExplicitMode(const char* action) const;
-  static bool HasHealthyVersion(const Entry& entry);
-  // entry.status with the retiring copies' states added.
-  static ModelStatus CurrentStatus(const Entry& entry);
-  const Entry* FindEntry(const std::string& name) const
+  const ModelVersions* FindModel(const std::string& name) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status NotFound(const std::string& name) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status CheckExplicitMode(const char* action) const;
 
   const Options options_;
+  const ModelDirectory source_;
   // Tears down the versions this repository drops (declared before the
-  // entries: it outlives them).
+  // models: it outlives them).
   const std::shared_ptr<Retirer> retirer_ = std::make_shared<Retirer>();
   // Held by LoadAll, Load, Unload and Poll: one change at a time. Taken
   // before mu_, which guards the state and is never held during a load.
   absl::Mutex lifecycle_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
-  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, ModelVersions> models_ ABSL_GUARDED_BY(mu_);
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_loading_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-const char* ModelStateName(ModelState state);
 
 }  // namespace segserve
 

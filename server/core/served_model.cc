@@ -75,8 +75,8 @@ absl::StatusOr<std::vector<std::string>> InstanceDevices(
 ServedModel::ServedModel(Options options)
     : options_(std::move(options)),
       preprocess_(PreprocessOptionsFromConfig(options_.config)),
-      metrics_(
-          options_.metrics->ForModel(options_.config.name(), options_.version)),
+      metrics_(options_.metrics->ForModel(options_.config.name(),
+                                          absl::StrCat(options_.version))),
       batcher_(ToBatcherOptions(options_.config, metrics_.queue_depth),
                options_.clock) {}
 

@@ -37,7 +37,7 @@ class ServedModel {
  public:
   struct Options {
     v1::ModelConfig config;  // Validated, defaults applied.
-    std::string version;
+    int64_t version = 0;
     std::string weights_path;
     std::vector<std::string> devices;  // One instance each; InstanceDevices.
     ModelLoader loader;
@@ -57,7 +57,7 @@ class ServedModel {
   ~ServedModel();
 
   const v1::ModelConfig& config() const { return options_.config; }
-  const std::string& version() const { return options_.version; }
+  int64_t version() const { return options_.version; }
   const PreprocessOptions& preprocess() const { return preprocess_; }
   const Metrics::ModelMetrics& metrics() const { return metrics_; }
   // Counts and times since this copy loaded (the OIP's ModelStatistics).

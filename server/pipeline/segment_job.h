@@ -35,7 +35,7 @@ struct ImageInput {
 // one result per image.
 struct SegmentJob {
   std::string model;    // Empty: the default model.
-  std::string version;  // Empty: the latest ready version.
+  int64_t version = 0;  // 0: the latest ready version.
   std::vector<ImageInput> images;
   MaskFormat mask_format = MaskFormat::kPng;
   bool with_confidence = false;
@@ -52,7 +52,7 @@ struct ClassCount {
 
 struct SegmentResult {
   std::string model;
-  std::string version;
+  int64_t version = 0;
   int num_classes = 0;  // The model's.
   int width = 0;        // The input image's size.
   int height = 0;

@@ -4,6 +4,7 @@
 
 #include "common/status_macros.h"
 #include "server/core/shutting_down.h"
+#include "server/service/model_version.h"
 
 namespace segserve {
 
@@ -19,6 +20,15 @@ ServingApi::~ServingApi() = default;
 
 bool ServingApi::Ready() const {
   return !core_->draining() && repository_->IsReady();
+}
+
+void ServingApi::OnDrain(absl::AnyInvocable<void()> start_draining) {
+  on_drain_.push_back(std::move(start_draining));
+}
+
+void ServingApi::StartDraining() {
+  core_->StartDraining();
+  for (auto& start_draining : on_drain_) start_draining();
 }
 
 absl::Status ServingApi::Authorize(const CallContext& context,
@@ -42,25 +52,20 @@ void ServingApi::Infer(const InferenceGrant& grant, SegmentJob job,
 
 absl::StatusOr<std::vector<ModelStatus>> ServingApi::ListModels(
     const CallContext& context) const {
-  if (absl::Status allowed = Authorize(context, Right::kMetadata);
-      !allowed.ok()) {
-    return allowed;
-  }
+  SEGSERVE_RETURN_IF_ERROR(Authorize(context, Right::kMetadata));
   return repository_->List();
 }
 
 absl::StatusOr<ModelStatus> ServingApi::DescribeModel(
     const CallContext& context, const std::string& name,
     const std::string& version) const {
-  if (absl::Status allowed = Authorize(context, Right::kMetadata);
-      !allowed.ok()) {
-    return allowed;
-  }
+  SEGSERVE_RETURN_IF_ERROR(Authorize(context, Right::kMetadata));
+  SEGSERVE_ASSIGN_OR_RETURN(const int64_t number, ParseModelVersion(version));
   absl::StatusOr<ModelStatus> status = repository_->Describe(name);
-  if (!status.ok() || version.empty()) return status;
+  if (!status.ok() || number == 0) return status;
   // A version that exists but is not ready is described; an unknown one
   // is NOT_FOUND.
-  auto served = repository_->Find(status->name, version);
+  auto served = repository_->Find(status->name, number);
   if (!served.ok() &&
       served.status().code() != absl::StatusCode::kUnavailable) {
     return served.status();
@@ -71,11 +76,9 @@ absl::StatusOr<ModelStatus> ServingApi::DescribeModel(
 absl::StatusOr<bool> ServingApi::ModelReady(const CallContext& context,
                                             const std::string& name,
                                             const std::string& version) const {
-  if (absl::Status allowed = Authorize(context, Right::kMetadata);
-      !allowed.ok()) {
-    return allowed;
-  }
-  auto served = repository_->Find(name, version);
+  SEGSERVE_RETURN_IF_ERROR(Authorize(context, Right::kMetadata));
+  SEGSERVE_ASSIGN_OR_RETURN(const int64_t number, ParseModelVersion(version));
+  auto served = repository_->Find(name, number);
   // Known but not ready is an answer, false; unknown is an error.
   if (!served.ok() &&
       served.status().code() != absl::StatusCode::kUnavailable) {
@@ -87,25 +90,22 @@ absl::StatusOr<bool> ServingApi::ModelReady(const CallContext& context,
 absl::StatusOr<std::vector<VersionStatistics>> ServingApi::Statistics(
     const CallContext& context, const std::string& name,
     const std::string& version) const {
-  if (absl::Status allowed = Authorize(context, Right::kMetadata);
-      !allowed.ok()) {
-    return allowed;
-  }
+  SEGSERVE_RETURN_IF_ERROR(Authorize(context, Right::kMetadata));
+  SEGSERVE_ASSIGN_OR_RETURN(const int64_t number, ParseModelVersion(version));
   std::vector<VersionStatistics> out;
-  if (!version.empty()) {
-    auto served = repository_->Find(name, version);
-    if (!served.ok()) return served.status();
-    out.push_back({(*served)->config().name(), (*served)->version(),
-                   (*served)->statistics().Read()});
+  if (number != 0) {
+    SEGSERVE_ASSIGN_OR_RETURN(const std::shared_ptr<ServedModel> served,
+                              repository_->Find(name, number));
+    out.push_back({served->config().name(), served->version(),
+                   served->statistics().Read()});
     return out;
   }
   std::vector<ModelStatus> models;
   if (name.empty()) {
     models = repository_->List();
   } else {
-    absl::StatusOr<ModelStatus> model = repository_->Describe(name);
-    if (!model.ok()) return model.status();
-    models.push_back(*std::move(model));
+    SEGSERVE_ASSIGN_OR_RETURN(ModelStatus model, repository_->Describe(name));
+    models.push_back(std::move(model));
   }
   for (const ModelStatus& model : models) {
     for (const VersionStatus& each : model.versions) {

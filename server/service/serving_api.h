@@ -22,7 +22,7 @@ namespace segserve {
 // One version's statistics, as every frontend reports them.
 struct VersionStatistics {
   std::string model;
-  std::string version;
+  int64_t version = 0;
   ModelStatistics::Snapshot snapshot;
 };
 
@@ -60,6 +60,13 @@ class ServingApi {
   bool Ready() const;
   bool draining() const { return core_->draining(); }
 
+  // What a frontend or transport does when the drain starts (end its open
+  // streams, close connections once answered); call before the drain.
+  void OnDrain(absl::AnyInvocable<void()> start_draining);
+  // Admission refuses new requests (the accepted ones finish), then every
+  // OnDrain action runs. Call once.
+  void StartDraining();
+
   // UNAUTHENTICATED or PERMISSION_DENIED unless the call may use `right`.
   absl::Status Authorize(const CallContext& context, Right right) const;
 
@@ -75,6 +82,8 @@ class ServingApi {
   // Every model of the repository.
   absl::StatusOr<std::vector<ModelStatus>> ListModels(
       const CallContext& context) const;
+  // Versions are the APIs' strings, empty for none (ParseModelVersion).
+  //
   // The model `name` (empty: the default). With a `version`, NOT_FOUND
   // unless it exists (one that exists but is not ready is described).
   absl::StatusOr<ModelStatus> DescribeModel(const CallContext& context,
@@ -122,6 +131,7 @@ class ServingApi {
   ModelRepository* const repository_;
   const TokenAuthorizer* const authorizer_;
   OpenCalls calls_;
+  std::vector<absl::AnyInvocable<void()>> on_drain_;
   // Loads take as long as a model's weights and warm-up: one at a time, on
   // a thread of their own.
   std::unique_ptr<ThreadPool> control_thread_ = std::make_unique<ThreadPool>(1);

@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const segserve::ImageInput& image : call.job.images) {
     segserve::SegmentResult result;
     result.model = "m";
-    result.version = "1";
+    result.version = 1;
     result.num_classes = 3;
     result.width = image.raw ? image.raw_width : 3;
     result.height = image.raw ? image.raw_height : 2;

@@ -1,6 +1,7 @@
 // The frontends' conversions, without a server: KServe v2 REST JSON and
 // binary tensors to the OIP request and back, the image endpoint's
-// request, the segserve.v1 request, and the status code mappings.
+// request, the gRPC OIP and segserve.v1 requests, and the status code
+// mappings.
 #include <string>
 #include <vector>
 
@@ -199,7 +200,7 @@ TEST(RestSegmentTest, TakesEncodedImagesAndRawPixels) {
   auto call = ToRestSegmentCall(png, "m", "2");
   ASSERT_TRUE(call.ok()) << call.status();
   EXPECT_EQ(call->job.model, "m");
-  EXPECT_EQ(call->job.version, "2");
+  EXPECT_EQ(call->job.version, 2);
   EXPECT_EQ(call->job.images[0].encoded, "bytes");
   EXPECT_EQ(call->job.mask_format, MaskFormat::kRle);
   EXPECT_TRUE(call->job.with_confidence);
@@ -271,7 +272,7 @@ TEST(RestSegmentTest, RefusesWhatItCannotTakeOrAnswer) {
 TEST(RestSegmentTest, AnswersJsonOrThePng) {
   SegmentResult result;
   result.model = "m";
-  result.version = "3";
+  result.version = 3;
   result.width = 2;
   result.height = 2;
   result.mask = "PNGDATA";
@@ -308,6 +309,58 @@ TEST(SegmentRequestTest, ConvertsOneImage) {
   request.clear_image();
   EXPECT_THAT(ToSegmentJob(request).status().message(),
               HasSubstr("the request has no image"));
+}
+
+TEST(InferRequestTest, ConvertsABatchOfEncodedImagesAndTheVersion) {
+  inference::ModelInferRequest request;
+  request.set_model_name("m");
+  request.set_model_version("3");
+  auto* input = request.add_inputs();
+  input->set_name(kImageTensor);
+  input->set_datatype("BYTES");
+  input->add_shape(2);
+  std::string raw;
+  AppendBytesElement("first", &raw);
+  AppendBytesElement("second", &raw);
+  request.add_raw_input_contents(raw);
+  InferCall call;
+  ASSERT_TRUE(ToInferCall(request, &call).ok());
+  EXPECT_TRUE(call.batched);
+  EXPECT_TRUE(call.raw_outputs);
+  EXPECT_EQ(call.job.model, "m");
+  EXPECT_EQ(call.job.version, 3);
+  ASSERT_EQ(call.job.images.size(), 2u);
+  EXPECT_EQ(call.job.images[1].encoded, "second");
+
+  request.set_model_version("three");
+  InferCall refused;
+  EXPECT_THAT(ToInferCall(request, &refused).message(),
+              HasSubstr("'three' is not a version number"));
+}
+
+TEST(InferRequestTest, UintPixelsAreCheckedAgainstTheirShape) {
+  inference::ModelInferRequest request;
+  auto* input = request.add_inputs();
+  input->set_name(kImageTensor);
+  input->set_datatype("UINT8");
+  for (int64_t side : {1, 2, 3}) input->add_shape(side);
+  for (int i = 0; i < 6; ++i) input->mutable_contents()->add_uint_contents(7);
+  InferCall call;
+  ASSERT_TRUE(ToInferCall(request, &call).ok());
+  EXPECT_FALSE(call.batched);
+  EXPECT_FALSE(call.raw_outputs) << "contents in, contents out";
+  ASSERT_EQ(call.job.images.size(), 1u);
+  EXPECT_EQ(call.job.images[0].raw_width, 2);
+  EXPECT_EQ(call.job.images[0].raw_data, std::string(6, char(7)));
+
+  input->mutable_contents()->set_uint_contents(5, 256);
+  InferCall too_big;
+  EXPECT_THAT(ToInferCall(request, &too_big).message(),
+              HasSubstr("element 5 is 256; UINT8 elements are 0..255"));
+  input->mutable_contents()->add_uint_contents(1);
+  InferCall lying;
+  EXPECT_THAT(ToInferCall(request, &lying).message(),
+              HasSubstr("hold 7 uint_contents element(s)"));
 }
 
 TEST(StatusMappingTest, HttpCodesAreTritons) {

@@ -71,7 +71,7 @@ class InferenceCoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<RequestTicket> Admit(const std::string& model = "") {
-    auto ticket = core_->Admit({model, "", absl::InfiniteFuture()});
+    auto ticket = core_->Admit({model, 0, absl::InfiniteFuture()});
     EXPECT_TRUE(ticket.ok()) << ticket.status();
     return ticket.ok() ? *std::move(ticket) : nullptr;
   }
@@ -97,7 +97,7 @@ class InferenceCoreTest : public ::testing::Test {
 
 TEST_F(InferenceCoreTest, UnknownModelIsRefusedAndCounted) {
   CreateCore();
-  auto ticket = core_->Admit({"nope", "", absl::InfiniteFuture()});
+  auto ticket = core_->Admit({"nope", 0, absl::InfiniteFuture()});
   EXPECT_EQ(ticket.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(core_->inflight(), 0);
   EXPECT_THAT(MetricsText(), HasSubstr("segserve_requests_total{code="
@@ -113,7 +113,7 @@ TEST_F(InferenceCoreTest, TicketIsInFlightUntilItGoes) {
   EXPECT_EQ(ticket->model().inflight(), 1);
   EXPECT_EQ(ticket->deadline(), absl::InfiniteFuture());
   EXPECT_FALSE(core_->WaitForIdle(absl::Now() + absl::Milliseconds(10)));
-  const std::shared_ptr<ServedModel> model = *repository_->Find("m", "1");
+  const std::shared_ptr<ServedModel> model = *repository_->Find("m", 1);
   ticket->Finish(absl::StatusCode::kOk);
   ticket.reset();
   EXPECT_EQ(core_->inflight(), 0);
@@ -129,7 +129,7 @@ TEST_F(InferenceCoreTest, DrainRefusesNewRequestsAndWaitsForAdmittedOnes) {
   std::unique_ptr<RequestTicket> admitted = Admit();
   ASSERT_NE(admitted, nullptr);
   core_->StartDraining();
-  auto late = core_->Admit({"", "", absl::InfiniteFuture()});
+  auto late = core_->Admit({"", 0, absl::InfiniteFuture()});
   EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(late.status().message()), HasSubstr("shutting down"));
   EXPECT_EQ(core_->inflight(), 1);
@@ -149,7 +149,7 @@ TEST_F(InferenceCoreTest, ModelDefaultTimeoutBecomesTheDeadline) {
   EXPECT_EQ(ticket->deadline() - ticket->received(), absl::Seconds(5));
 
   const absl::Time mine = absl::Now() + absl::Seconds(1);
-  auto own = core_->Admit({"m", "", mine});
+  auto own = core_->Admit({"m", 0, mine});
   ASSERT_TRUE(own.ok());
   EXPECT_EQ((*own)->deadline(), mine) << "a client's deadline is kept";
 }
@@ -201,7 +201,7 @@ TEST_F(InferenceCoreTest, StatisticsCountBatchesAndOutcomes) {
   failing.reset();
 
   const ModelStatistics::Snapshot stats =
-      (*repository_->Find("m", "1"))->statistics().Read();
+      (*repository_->Find("m", 1))->statistics().Read();
   EXPECT_EQ(stats.inference_count, 2u);
   EXPECT_EQ(stats.execution_count, 1u);
   ASSERT_EQ(stats.batch_infer.size(), 1u);
@@ -269,7 +269,7 @@ void RunSlowBatch(InferenceCore& core, FakeModelState& state,
     absl::MutexLock lock(&state.mu);
     state.release = release;
   }
-  auto ticket = core.Admit({"m", "", absl::InfiniteFuture()});
+  auto ticket = core.Admit({"m", 0, absl::InfiniteFuture()});
   ASSERT_TRUE(ticket.ok());
   absl::Notification done;
   std::vector<std::unique_ptr<InferenceRequest>> items;
@@ -314,16 +314,16 @@ TEST_F(InferenceCoreTest, RequestThatWouldMissItsDeadlineIsRefusedAtOnce) {
   }
   state_->AwaitBatchesStarted(2);
 
-  auto late = core_->Admit({"m", "", absl::Now() + absl::Milliseconds(50)});
+  auto late = core_->Admit({"m", 0, absl::Now() + absl::Milliseconds(50)});
   EXPECT_EQ(late.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(late.status().message()),
               HasSubstr("would miss its deadline by about"));
   EXPECT_THAT(MetricsText(), HasSubstr("segserve_requests_total{code="
                                        "\"RESOURCE_EXHAUSTED\",model=\"m\","
                                        "version=\"1\"} 1"));
-  auto patient = core_->Admit({"m", "", absl::Now() + absl::Seconds(30)});
+  auto patient = core_->Admit({"m", 0, absl::Now() + absl::Seconds(30)});
   EXPECT_TRUE(patient.ok()) << patient.status();
-  auto unbounded = core_->Admit({"m", "", absl::InfiniteFuture()});
+  auto unbounded = core_->Admit({"m", 0, absl::InfiniteFuture()});
   EXPECT_TRUE(unbounded.ok()) << unbounded.status();
 
   {
@@ -337,7 +337,7 @@ TEST_F(InferenceCoreTest, RequestThatWouldMissItsDeadlineIsRefusedAtOnce) {
 TEST_F(InferenceCoreTest, DeadlineAdmissionCanBeTurnedOff) {
   CreateCore("", {.deadline_admission = false});
   RunSlowBatch(*core_, *state_, absl::Milliseconds(100));
-  auto late = core_->Admit({"m", "", absl::Now() + absl::Milliseconds(1)});
+  auto late = core_->Admit({"m", 0, absl::Now() + absl::Milliseconds(1)});
   EXPECT_TRUE(late.ok()) << late.status();
 }
 

@@ -9,12 +9,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "server/core/inference_core.h"
 #include "server/core/model_repository.h"
+#include "server/core/repository_poller.h"
 #include "tests/server/fake_model.h"
 #include "tests/server/test_files.h"
 
@@ -43,7 +45,7 @@ std::string States(const ModelStatus& status) {
   std::string out;
   for (const VersionStatus& version : status.versions) {
     if (!out.empty()) out += " ";
-    out += version.version + ":" + ModelStateName(version.state);
+    out += absl::StrCat(version.version, ":", ModelStateName(version.state));
   }
   return out;
 }
@@ -106,8 +108,9 @@ class ModelLifecycleTest : public ::testing::Test {
   }
 
   std::string LatestVersion(const std::string& name = "m") {
-    auto served = repository_->Find(name, "");
-    return served.ok() ? (*served)->version() : served.status().ToString();
+    auto served = repository_->Find(name, 0);
+    return served.ok() ? absl::StrCat((*served)->version())
+                       : served.status().ToString();
   }
 
   // Runs one image through an admitted ticket; returns its status.
@@ -143,7 +146,7 @@ TEST_F(ModelLifecycleTest, LatestVersionIsServedByDefault) {
   Create(ModelControlMode::kNone);
   EXPECT_EQ(States(Status()), "10:READY");
   EXPECT_EQ(LatestVersion(), "10");
-  auto old = repository_->Find("m", "2");
+  auto old = repository_->Find("m", 2);
   EXPECT_EQ(old.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(old.status().message()), HasSubstr("versions: 10"));
 }
@@ -192,15 +195,15 @@ TEST_F(ModelLifecycleTest, NoneModeRefusesLoadAndUnload) {
 // answered by it, which stays UNLOADING until then.
 TEST_F(ModelLifecycleTest, PollSwitchesToANewVersionWithoutDroppingRequests) {
   Create(ModelControlMode::kPoll);
-  auto held = core_->Admit({"m", "", absl::InfiniteFuture()});
+  auto held = core_->Admit({"m", 0, absl::InfiniteFuture()});
   ASSERT_TRUE(held.ok());
-  EXPECT_EQ((*held)->model().version(), "1");
+  EXPECT_EQ((*held)->model().version(), 1);
 
   WriteVersion("m", 2);
   repository_->Poll();
   EXPECT_EQ(LatestVersion(), "2");
   EXPECT_EQ(States(Status()), "1:UNLOADING 2:READY");
-  EXPECT_EQ(repository_->Find("m", "1").status().code(),
+  EXPECT_EQ(repository_->Find("m", 1).status().code(),
             absl::StatusCode::kUnavailable)
       << "an unloading version takes no new requests";
 
@@ -221,7 +224,7 @@ TEST_F(ModelLifecycleTest, PollReloadsWhatChangedOnly) {
             std::string(kConfig) + "dynamic_batching { max_queue_size: 7 }");
   repository_->Poll();
   EXPECT_EQ(loads_.load(), 2);
-  EXPECT_EQ((*repository_->Find("m", ""))
+  EXPECT_EQ((*repository_->Find("m", 0))
                 ->config()
                 .dynamic_batching()
                 .max_queue_size(),
@@ -235,10 +238,10 @@ TEST_F(ModelLifecycleTest, PollReloadsWhatChangedOnly) {
 
 TEST_F(ModelLifecycleTest, FailedReloadKeepsTheLoadedCopyServing) {
   Create(ModelControlMode::kPoll);
-  const std::shared_ptr<ServedModel> before = *repository_->Find("m", "");
+  const std::shared_ptr<ServedModel> before = *repository_->Find("m", 0);
   WriteVersion("m", 1, "corrupt");
   repository_->Poll();
-  EXPECT_EQ(*repository_->Find("m", ""), before);
+  EXPECT_EQ(*repository_->Find("m", 0), before);
   ModelStatus status = Status();
   EXPECT_EQ(States(status), "1:READY");
   EXPECT_THAT(status.versions[0].reason, HasSubstr("keeps serving"));
@@ -246,7 +249,7 @@ TEST_F(ModelLifecycleTest, FailedReloadKeepsTheLoadedCopyServing) {
 
   WriteFile(root_ / "m" / "config.pbtxt", "platform: NOPE");
   repository_->Poll();
-  EXPECT_EQ(*repository_->Find("m", ""), before)
+  EXPECT_EQ(*repository_->Find("m", 0), before)
       << "a broken config keeps the loaded versions serving";
 }
 
@@ -292,7 +295,7 @@ TEST_F(ModelLifecycleTest, ExplicitModeLoadsAndUnloadsOnRequest) {
   ModelStatus gone = Status();
   EXPECT_EQ(gone.state, ModelState::kUnavailable);
   EXPECT_THAT(gone.reason, HasSubstr("unloaded on request"));
-  EXPECT_EQ(repository_->Find("m", "").status().code(),
+  EXPECT_EQ(repository_->Find("m", 0).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
@@ -317,7 +320,7 @@ TEST_F(ModelLifecycleTest, ExplicitLoadChecksNamesAndConfigOverrides) {
   std::string override(kConfig);
   override.replace(override.find("max_batch_size: 4"), 17, "max_batch_size: 2");
   ASSERT_TRUE(repository_->Load("m", override).ok());
-  EXPECT_EQ((*repository_->Find("m", ""))->config().max_batch_size(), 2u);
+  EXPECT_EQ((*repository_->Find("m", 0))->config().max_batch_size(), 2u);
   override.replace(override.find("max_batch_size: 2"), 17,
                    "max_batch_size: 5000");
   const absl::Status bad = repository_->Load("m", override);
@@ -325,7 +328,7 @@ TEST_F(ModelLifecycleTest, ExplicitLoadChecksNamesAndConfigOverrides) {
   EXPECT_THAT(std::string(bad.message()),
               HasSubstr("the config of the load request"));
   EXPECT_THAT(std::string(bad.message()), HasSubstr("max_batch_size"));
-  EXPECT_EQ((*repository_->Find("m", ""))->config().max_batch_size(), 2u)
+  EXPECT_EQ((*repository_->Find("m", 0))->config().max_batch_size(), 2u)
       << "a refused override changes nothing";
 }
 
@@ -340,7 +343,7 @@ TEST_F(ModelLifecycleTest, NoRequestFailsWhileVersionsChange) {
   for (int c = 0; c < 4; ++c) {
     clients.emplace_back([&] {
       while (!stop.load()) {
-        auto ticket = core_->Admit({"m", "", absl::InfiniteFuture()});
+        auto ticket = core_->Admit({"m", 0, absl::InfiniteFuture()});
         absl::Status status = ticket.ok() ? RunOne(**ticket) : ticket.status();
         if (ticket.ok()) (*ticket)->Finish(status.code());
         if (status.ok()) {
@@ -369,6 +372,26 @@ TEST_F(ModelLifecycleTest, NoRequestFailsWhileVersionsChange) {
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(answered.load(), 50);
   EXPECT_EQ(LatestVersion(), "11");
+}
+
+// The poller rescans on its own until it goes, and a poll under way ends
+// before it does.
+TEST_F(ModelLifecycleTest, ThePollerFollowsTheFilesUntilItStops) {
+  Create(ModelControlMode::kPoll);
+  auto poller = std::make_unique<RepositoryPoller>(repository_.get(),
+                                                   absl::Milliseconds(5));
+  WriteVersion("m", 2);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (LatestVersion() != "2" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(LatestVersion(), "2");
+  poller.reset();
+  const int loads = loads_.load();
+  WriteVersion("m", 3);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(loads_.load(), loads) << "a stopped poller loads nothing";
+  EXPECT_EQ(LatestVersion(), "2");
 }
 
 }  // namespace

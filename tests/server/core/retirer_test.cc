@@ -41,7 +41,7 @@ class RetirerTest : public ::testing::Test {
       options.config.mutable_input()->add_mean(0);
       options.config.mutable_input()->add_std(1);
     }
-    options.version = "1";
+    options.version = 1;
     options.devices = {"cpu"};
     options.clock = RealClock::Get();
     options.metrics = &metrics_;

@@ -137,7 +137,7 @@ TEST_F(ServerComponentsTest, ReportsEachModelsState) {
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->state, ModelState::kReady);
   ASSERT_EQ(good->versions.size(), 2u);
-  EXPECT_EQ(good->latest_version, "2");
+  EXPECT_EQ(good->latest_version, 2);
   EXPECT_THAT(good->devices, ::testing::ElementsAre("cpu"));
   EXPECT_EQ(good->parameter_count, 42);
 
@@ -149,7 +149,7 @@ TEST_F(ServerComponentsTest, ReportsEachModelsState) {
   auto none = repository_->Describe("noversion");
   EXPECT_THAT(none->reason, HasSubstr("no version directory"));
 
-  auto broken = repository_->Find("brokenweights", "");
+  auto broken = repository_->Find("brokenweights", 0);
   EXPECT_EQ(broken.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(broken.status().message()),
               HasSubstr("not a state dict"));
@@ -158,13 +158,11 @@ TEST_F(ServerComponentsTest, ReportsEachModelsState) {
 
 TEST_F(ServerComponentsTest, FindsVersions) {
   CreateRepository();
-  EXPECT_EQ((*repository_->Find("", ""))->version(), "2");
-  EXPECT_EQ((*repository_->Find("good", "1"))->version(), "1");
-  EXPECT_EQ(repository_->Find("good", "3").status().code(),
+  EXPECT_EQ((*repository_->Find("", 0))->version(), 2);
+  EXPECT_EQ((*repository_->Find("good", 1))->version(), 1);
+  EXPECT_EQ(repository_->Find("good", 3).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(repository_->Find("good", "x").status().code(),
-            absl::StatusCode::kInvalidArgument);
-  auto unknown = repository_->Find("nope", "");
+  auto unknown = repository_->Find("nope", 0);
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("good"));
 }
@@ -176,7 +174,7 @@ TEST_F(ServerComponentsTest, HostileNamesAreUnknownModels) {
                                           std::string("go\0od", 5), "good/1",
                                           std::string(5000, '.')};
   for (const std::string& name : names) {
-    auto found = repository_->Find(name, "");
+    auto found = repository_->Find(name, 0);
     EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound) << name;
     EXPECT_LT(found.status().message().size(), 400u);
   }
@@ -201,8 +199,8 @@ TEST_F(ServerComponentsTest, SymlinksOutOfTheRepositoryAreRefused) {
 
   auto partly = repository_->Describe("partly");
   ASSERT_TRUE(partly.ok());
-  EXPECT_EQ(partly->latest_version, "1") << "version 2 leaves the repository";
-  auto second = repository_->Find("partly", "2");
+  EXPECT_EQ(partly->latest_version, 1) << "version 2 leaves the repository";
+  auto second = repository_->Find("partly", 2);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()),
               HasSubstr("outside the model repository"));
@@ -223,7 +221,7 @@ TEST_F(ServerComponentsTest, SegmentsAtTheImageSize) {
   auto result = Run(std::move(job));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->model, "good");
-  EXPECT_EQ(result->version, "2");
+  EXPECT_EQ(result->version, 2);
   EXPECT_EQ(result->width, 50);
   EXPECT_EQ(result->height, 20);
   ASSERT_EQ(result->mask.size(), 1000u);

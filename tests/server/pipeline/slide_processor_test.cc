@@ -153,7 +153,7 @@ TEST_F(SlideProcessorTest, BlendedMaskReproducesTheImageAtFullSize) {
   }
   // Columns at 0, 20, 40, 60 and 69 (moved back to end at 101), rows at 0,
   // 20 and 35.
-  PreprocessOptions plan = repository_->Find("", "").value()->preprocess();
+  PreprocessOptions plan = repository_->Find("", 0).value()->preprocess();
   EXPECT_EQ(CountSlideTiles(101, 67, plan), 15);
   EXPECT_EQ(result->tiles, 15);
   EXPECT_EQ(TilesRun(), 15);
@@ -231,7 +231,7 @@ TEST_F(SlideProcessorTest, TilesOfSeveralRequestsShareBatches) {
   state_->AwaitBatchesStarted(1);
   Start(PatternJob(52, 32), &second, &second_done);  // 2 tiles.
   Start(PatternJob(52, 32), &third, &third_done);    // 2 tiles.
-  while (repository_->Find("", "").value()->queue_depth() < 4) {
+  while (repository_->Find("", 0).value()->queue_depth() < 4) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   release->Notify();

@@ -266,12 +266,26 @@ TEST_F(ServingApiTest, DescribesVersionsOnce) {
   EXPECT_TRUE(*ready);
   EXPECT_EQ(api_->ModelReady({}, "only", "9").status().code(),
             absl::StatusCode::kNotFound);
+  // The API's version strings are checked here, once, for every frontend.
+  for (const char* bad : {"x", "0", "-1", "1.5", "99999999999999999999"}) {
+    const absl::Status refused = api_->ModelReady({}, "only", bad).status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(refused.message()),
+                HasSubstr("is not a version number; give a positive integer"));
+  }
+  auto statistics = api_->Statistics({}, "only", "1");
+  ASSERT_TRUE(statistics.ok()) << statistics.status();
+  ASSERT_EQ(statistics->size(), 1u);
+  EXPECT_EQ((*statistics)[0].version, 1);
 }
 
 TEST_F(ServingApiTest, TheDrainRefusesInferenceAndControl) {
   Start("", ModelControlMode::kExplicit);
   ASSERT_TRUE(Load({}, "only").ok());
-  core_->StartDraining();
+  int drained = 0;
+  api_->OnDrain([&] { ++drained; });
+  api_->StartDraining();
+  EXPECT_EQ(drained, 1) << "the frontends' drain actions run";
   EXPECT_FALSE(api_->Ready());
   SegmentJob job = GrayJob(1);
   job.model = "only";

@@ -1,4 +1,4 @@
-#include "server/core/model_files.h"
+#include "server/core/model_source.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -26,12 +26,14 @@ std::string WeightsStamp(const std::string& path) {
 
 }  // namespace
 
-ModelFiles ReadModelFiles(const std::string& root, const std::string& name,
-                          const std::optional<std::string>& config_text) {
+ModelFiles ModelDirectory::Read(
+    const std::string& name,
+    const std::optional<std::string>& config_text) const {
   ModelFiles files;
-  const fs::path dir = fs::path(root) / name;
+  const fs::path dir = fs::path(root_) / name;
   for (const fs::path& path : {dir, dir / kModelConfigFile}) {
-    if (absl::Status inside = CheckInsideRepository(root, path); !inside.ok()) {
+    if (absl::Status inside = CheckInsideRepository(root_, path);
+        !inside.ok()) {
       files.config = inside;
       return files;
     }
@@ -49,37 +51,47 @@ ModelFiles ReadModelFiles(const std::string& root, const std::string& name,
   }
   files.versions = SelectVersions(*files.config, *on_disk);
   for (int64_t version : *files.versions) {
-    files.weights_stamps[version] =
-        WeightsStamp(ModelWeightsPath(dir.string(), version));
+    const std::string weights = ModelWeightsPath(dir.string(), version);
+    files.weights_stamps[version] = WeightsStamp(weights);
+    std::error_code error;
+    if (!fs::is_directory(dir / absl::StrCat(version), error)) {
+      files.weights_paths[version] = absl::NotFoundError(absl::StrCat(
+          "the version policy (", DescribeVersionPolicy(*files.config),
+          ") selects version ", version, ", and ", dir.string(),
+          " has no directory ", version));
+      continue;
+    }
+    absl::Status inside = CheckInsideRepository(root_, weights);
+    files.weights_paths[version] =
+        inside.ok() ? absl::StatusOr<std::string>(weights) : inside;
   }
   return files;
 }
 
-absl::Status CheckModelName(const std::string& root, const std::string& name) {
+absl::Status ModelDirectory::CheckModelName(const std::string& name) const {
   if (name.empty() || name == "." || name == ".." ||
       name.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model name ", QuoteClientText(name),
         " is not a model directory's name: one path component, not '.' or "
-        "'..', without '/' (RepositoryIndex lists the models)"));
+        "'..', without '/' (the repository index lists them)"));
   }
   std::error_code error;
-  if (!fs::is_directory(fs::path(root) / name, error)) {
+  if (!fs::is_directory(fs::path(root_) / name, error)) {
     return absl::NotFoundError(absl::StrCat(
         "unknown model ", QuoteClientText(name),
-        ": the repository has no such directory (RepositoryIndex lists the "
-        "models)"));
+        ": the repository has no such directory (the repository index lists "
+        "the models)"));
   }
-  return CheckInsideRepository(root, (fs::path(root) / name).string());
+  return CheckInsideRepository(root_, (fs::path(root_) / name).string());
 }
 
-absl::StatusOr<std::vector<std::string>> ListModelNames(
-    const std::string& root) {
+absl::StatusOr<std::vector<std::string>> ModelDirectory::ListModels() const {
   std::error_code error;
-  fs::directory_iterator it(root, error);
+  fs::directory_iterator it(root_, error);
   if (error) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cannot list the model repository '", root,
+        absl::StrCat("cannot list the model repository '", root_,
                      "': ", error.message(), "; name an existing directory"));
   }
   std::vector<std::string> names;
