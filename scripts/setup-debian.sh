@@ -17,6 +17,8 @@ TEST_PACKAGES=(
   git libgtest-dev libgmock-dev
   python3-torch python3-grpcio python3-numpy python3-protobuf python3-yaml
   python3-h2
+  # The Python SDK (client/python) is built with setuptools at test time.
+  python3-setuptools python3-wheel
   prometheus curl
   # Deployment: container engine, offline base image, manifests, replicas.
   # kubernetes-client (Debian's kubectl 1.20) is handled below.
