@@ -56,6 +56,10 @@ ABSL_FLAG(int64_t, http_max_body_bytes, 64LL << 20,
           "Largest HTTP request body accepted, in bytes (larger: 413).");
 ABSL_FLAG(int, http_max_header_bytes, 16 << 10,
           "Largest HTTP request line and headers accepted, in bytes.");
+ABSL_FLAG(bool, http_playground, true,
+          "Serve the playground, a page that sends an image to a model and "
+          "shows its mask, at / on the HTTP port (it uses the REST endpoints "
+          "and the same tokens).");
 ABSL_FLAG(int, http_timeout_s, 30,
           "Seconds an HTTP connection may stay idle or take to send a "
           "request before it is closed (bounds slow clients and idle "
@@ -298,6 +302,7 @@ absl::StatusOr<segserve::Server::Options> ServerOptionsFromFlags() {
       absl::GetFlag(FLAGS_http_max_header_bytes);
   options.http.server.io_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_http_timeout_s));
+  options.http.playground = absl::GetFlag(FLAGS_http_playground);
   options.requests.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   options.grpc.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.requests.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);

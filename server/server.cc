@@ -184,7 +184,8 @@ absl::Status Server::StartHttp() {
   HttpServer::Options http = options_.http.server;
   http.host = address.first;
   http.port = address.second;
-  rest_service_ = std::make_unique<RestService>(api_.get());
+  rest_service_ =
+      std::make_unique<RestService>(api_.get(), options_.http.playground);
   absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(
       std::move(http),
       [rest = rest_service_.get()](HttpRequest request, HttpReply reply) {

@@ -119,6 +119,7 @@ class Server {
       std::string address;  // "host:port" (port 0: any); empty: no HTTP.
       // Its limits and TLS files; host and port come from `address`.
       HttpServer::Options server;
+      bool playground = true;  // The playground's page at /.
     } http;
     std::string metrics_address = "0.0.0.0:8002";  // Empty: no endpoint.
   };

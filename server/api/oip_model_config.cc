@@ -106,6 +106,8 @@ void ToOipModelMetadata(const ModelStatus& status,
   properties["max_batch_size"] = absl::StrCat(config.max_batch_size());
   properties["input_size"] =
       absl::StrCat(config.input().width(), "x", config.input().height());
+  properties["input_resize"] =
+      v1::ModelConfig::Input::Resize_Name(config.input().resize());
 }
 
 }  // namespace segserve

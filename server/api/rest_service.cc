@@ -14,6 +14,7 @@
 #include "server/api/json_util.h"
 #include "server/api/oip_extensions.h"
 #include "server/api/oip_model_config.h"
+#include "server/api/playground.h"
 #include "server/api/rest_infer.h"
 #include "server/api/rest_segment.h"
 #include "server/api/status_mapping.h"
@@ -187,6 +188,12 @@ void RestService::Handle(HttpRequest request, HttpReply reply) {
   // Every call counts as open until its answer is written, so that the
   // drain waits for the bytes of the last one.
   reply.HoldUntilWritten(std::make_shared<OpenCalls::Hold>(api_->calls()));
+  if (playground_) {
+    if (std::optional<HttpResponse> page = PlaygroundResponse(request)) {
+      reply.Send(*std::move(page));
+      return;
+    }
+  }
   auto split = Split(request.segments);
   if (!split) {
     reply.Send(ErrorResponse(absl::NotFoundError(absl::StrCat(

@@ -20,13 +20,16 @@ namespace segserve {
 //   POST /v2/models/{m}[/versions/{v}]/infer          JSON or binary tensors
 //   POST /v2/models/{m}[/versions/{v}]/segment        see rest_segment.h
 //   POST /v2/repository/index, /v2/repository/models/{m}/load|unload
+//   GET  /, /playground/...                           the playground's page
 // Headers: "Authorization: Bearer <token>", "Request-Timeout-Ms: <ms>" (the
 // deadline). Errors are {"error": "..."} with ToHttpCode's code.
 // Thread-safe.
 class RestService {
  public:
-  // `api` must outlive the service.
-  explicit RestService(ServingApi* api) : api_(api) {}
+  // `api` must outlive the service. `playground`: serve the playground's
+  // page (playground.h) at /.
+  RestService(ServingApi* api, bool playground)
+      : api_(api), playground_(playground) {}
 
   // HttpServer's handler: answers `request` through `reply`, never blocking.
   void Handle(HttpRequest request, HttpReply reply);
@@ -48,6 +51,7 @@ class RestService {
   void Control(HttpRequest request, const Route& route, HttpReply reply);
 
   ServingApi* const api_;
+  const bool playground_;
 };
 
 }  // namespace segserve

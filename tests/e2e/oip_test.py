@@ -16,13 +16,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", ".."))
 from tests.segserve_process import SegserveProcess, repository_models  # noqa: E402
+from tests.test_images import png_bytes  # noqa: E402
 
 MODEL = "scenes-sgcpnet"
 failures = []
@@ -53,18 +53,6 @@ def scene(seed, height=200, width=240):
     image[(y - 80) ** 2 + (x - 70 - 10 * seed) ** 2 < 40 ** 2] = (220, 40, 40)
     image[100:170, 140:220] = (40, 200, 60)
     return image
-
-
-def png_bytes(rgb):
-    """An 8-bit RGB PNG of `rgb`, unfiltered."""
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data +
-                struct.pack(">I", zlib.crc32(kind + data)))
-    height, width = rgb.shape[:2]
-    rows = b"".join(b"\x00" + rgb[r].tobytes() for r in range(height))
-    return (b"\x89PNG\r\n\x1a\n" +
-            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def rle_decode(data, pixels):

@@ -27,12 +27,10 @@ Prints 'python sdk test: ok' when everything passed.
 import argparse
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from concurrent import futures
 
 import numpy as np
@@ -40,6 +38,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", ".."))
 from tests.segserve_process import SegserveProcess  # noqa: E402
+from tests.test_images import png_bytes, scene  # noqa: E402
 
 MODEL = "scenes-sgcpnet"
 GOOD_TOKEN = "sdk-token-0123456789abcdef"
@@ -90,33 +89,6 @@ def build_sdk(sdk_dir, tmp):
                   os.listdir(os.path.join(sdk_dir, "segserve", "_proto"))),
           "no stubs were generated into the source tree")
     return lib
-
-
-def scene(seed, height, width):
-    """An RGB image with a flat disk and rectangle on a noisy background,
-    like the scenes the model was trained on."""
-    rng = np.random.default_rng(seed)
-    image = rng.integers(90, 140, (height, width, 3), dtype=np.uint8)
-    y, x = np.mgrid[:height, :width]
-    radius = min(height, width) // 4
-    image[(y - height // 3) ** 2 + (x - width // 3) ** 2 < radius ** 2] = (
-        220, 40, 40)
-    image[height // 2:height * 7 // 8, width // 2:width * 7 // 8] = (
-        40, 200, 60)
-    return image
-
-
-def png_bytes(rgb):
-    """An 8-bit RGB PNG of `rgb`, unfiltered."""
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data +
-                struct.pack(">I", zlib.crc32(kind + data)))
-    height, width = rgb.shape[:2]
-    rows = b"".join(b"\x00" + rgb[r].tobytes() for r in range(height))
-    return (b"\x89PNG\r\n\x1a\n" +
-            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0,
-                                       0)) +
-            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def openssl(*args, cwd):

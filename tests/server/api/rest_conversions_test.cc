@@ -1,7 +1,7 @@
 // The frontends' conversions, without a server: KServe v2 REST JSON and
 // binary tensors to the OIP request and back, the image endpoint's
-// request, the gRPC OIP and segserve.v1 requests, and the status code
-// mappings.
+// request, the gRPC OIP and segserve.v1 requests, the playground's files,
+// and the status code mappings.
 #include <string>
 #include <vector>
 
@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "server/api/infer_request.h"
 #include "server/api/json_util.h"
+#include "server/api/playground.h"
 #include "server/api/rest_infer.h"
 #include "server/api/rest_segment.h"
 #include "server/api/segment_request.h"
@@ -361,6 +362,27 @@ TEST(InferRequestTest, UintPixelsAreCheckedAgainstTheirShape) {
   InferCall lying;
   EXPECT_THAT(ToInferCall(request, &lying).message(),
               HasSubstr("hold 7 uint_contents element(s)"));
+}
+
+TEST(PlaygroundTest, ServesItsOwnFilesOnly) {
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/";
+  std::optional<HttpResponse> page = PlaygroundResponse(request);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->code, 200);
+  EXPECT_EQ(page->content_type, "text/html; charset=utf-8");
+  EXPECT_THAT(page->body, HasSubstr("/playground/app.js"));
+  request.path = "/playground/app.js";
+  page = PlaygroundResponse(request);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_THAT(page->body, HasSubstr("/v2/repository/index"));
+  request.path = "/playground/../v2";
+  EXPECT_EQ(PlaygroundResponse(request)->code, 404);
+  request.method = "POST";
+  EXPECT_EQ(PlaygroundResponse(request)->code, 405);
+  request.path = "/v2/health/live";
+  EXPECT_FALSE(PlaygroundResponse(request).has_value());
 }
 
 TEST(StatusMappingTest, HttpCodesAreTritons) {
