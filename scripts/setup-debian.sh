@@ -19,6 +19,8 @@ TEST_PACKAGES=(
   python3-h2
   # The Python SDK (client/python) is built with setuptools at test time.
   python3-setuptools python3-wheel
+  # The playground's browser test: headless Chromium driven by Selenium.
+  chromium chromium-driver python3-selenium
   prometheus curl
   # Deployment: container engine, offline base image, manifests, replicas.
   # kubernetes-client (Debian's kubectl 1.20) is handled below.
