@@ -42,6 +42,7 @@
 #include "absl/time/time.h"
 #include "common/image_codec.h"
 #include "common/mask_codec.h"
+#include "common/status_macros.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
 #include "datasets/scene.h"
@@ -127,8 +128,7 @@ absl::StatusOr<std::vector<int>> BatchSizes(const std::string& text,
 }
 
 absl::Status RunModel(const std::string& model_dir) {
-  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(model_dir);
-  if (!config.ok()) return config.status();
+  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(model_dir));
   int64_t version = 0;
   if (const std::string flag = absl::GetFlag(FLAGS_version); !flag.empty()) {
     if (!absl::SimpleAtoi(flag, &version) || version <= 0) {
@@ -136,25 +136,23 @@ absl::Status RunModel(const std::string& model_dir) {
           absl::StrCat("--version=", flag, " is not a positive integer"));
     }
   } else {
-    absl::StatusOr<std::vector<int64_t>> versions =
-        ListModelVersions(model_dir);
-    if (!versions.ok()) return versions.status();
-    version = versions->back();
+    SEGSERVE_ASSIGN_OR_RETURN(std::vector<int64_t> versions,
+                              ListModelVersions(model_dir));
+    version = versions.back();
   }
   const std::string weights = ModelWeightsPath(model_dir, version);
-  absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
-      TorchModelLoader()(*config, weights, "cpu");
-  if (!model.ok()) return model.status();
-  const int max_batch = std::max<int>(1, int(config->max_batch_size()));
-  absl::StatusOr<std::vector<int>> batches =
-      BatchSizes(absl::GetFlag(FLAGS_batches), max_batch);
-  if (!batches.ok()) return batches.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<SegmentationModel> model,
+                            TorchModelLoader()(config, weights, "cpu"));
+  const int max_batch = std::max<int>(1, int(config.max_batch_size()));
+  SEGSERVE_ASSIGN_OR_RETURN(
+      std::vector<int> batches,
+      BatchSizes(absl::GetFlag(FLAGS_batches), max_batch));
 
   // Distinct scenes, preprocessed once: the timed part starts where a model
   // instance thread starts, with normalized inputs ready.
-  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(*config);
+  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
   const size_t input_floats = 3 * size_t(preprocess.height) * preprocess.width;
-  const int largest = *std::max_element(batches->begin(), batches->end());
+  const int largest = *std::max_element(batches.begin(), batches.end());
   std::vector<std::vector<float>> inputs(largest);
   for (int i = 0; i < largest; ++i) {
     inputs[i].resize(input_floats);
@@ -164,18 +162,18 @@ absl::Status RunModel(const std::string& model_dir) {
   }
 
   std::vector<std::string> rows;
-  for (int batch : *batches) {
+  for (int batch : batches) {
     std::vector<const float*> pointers;
     for (int i = 0; i < batch; ++i) pointers.push_back(inputs[i].data());
     absl::Status failed;
     const Timing timing = TimeRuns(
         [&] {
-          auto outputs = (*model)->Infer(pointers, {});
+          auto outputs = model->Infer(pointers, {});
           if (!outputs.ok()) failed = outputs.status();
         },
         absl::GetFlag(FLAGS_min_seconds), /*warmups=*/2,
         absl::Milliseconds(absl::GetFlag(FLAGS_idle_ms)));
-    if (!failed.ok()) return failed;
+    SEGSERVE_RETURN_IF_ERROR(failed);
     const double seconds = timing.median_s;
     // The server reports mean times per request; the mean is kept for
     // comparisons with them.
@@ -189,15 +187,14 @@ absl::Status RunModel(const std::string& model_dir) {
   absl::PrintF(
       "{\"model\": \"%s\", \"version\": \"%d\", \"input\": \"%dx%d\", "
       "\"runtime\": \"%s\", \"batches\": [%s]}\n",
-      config->name(), version, preprocess.width, preprocess.height,
+      config.name(), version, preprocess.width, preprocess.height,
       TorchRuntimeSummary(), absl::StrJoin(rows, ", "));
   return absl::OkStatus();
 }
 
 absl::Status RunCodecs(const std::string& model_dir) {
-  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(model_dir);
-  if (!config.ok()) return config.status();
-  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(*config);
+  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(model_dir));
+  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
   const double min_seconds = absl::GetFlag(FLAGS_min_seconds) / 4;
   std::vector<std::string> rows;
   for (absl::string_view size : absl::StrSplit(absl::GetFlag(FLAGS_codec_sizes),
@@ -255,17 +252,15 @@ absl::Status RunCodecs(const std::string& model_dir) {
       std::fprintf(stderr, "%s %dx%d: %.3f ms (%.3f ms/MP)\n", name.c_str(),
                    width, height, seconds * 1e3, seconds * 1e3 / megapixels);
     }
-    const absl::StatusOr<std::string> mask_png =
-        EncodeMask(scene.labels, MaskFormat::kPng);
-    const absl::StatusOr<std::string> mask_rle =
-        EncodeMask(scene.labels, MaskFormat::kRle);
-    if (!mask_png.ok()) return mask_png.status();
-    if (!mask_rle.ok()) return mask_rle.status();
+    SEGSERVE_ASSIGN_OR_RETURN(const std::string mask_png,
+                              EncodeMask(scene.labels, MaskFormat::kPng));
+    SEGSERVE_ASSIGN_OR_RETURN(const std::string mask_rle,
+                              EncodeMask(scene.labels, MaskFormat::kRle));
     rows.push_back(absl::StrFormat(
         R"({"step": "bytes", "size": "%dx%d", "jpeg": %d, "png": %d, )"
         R"("mask_png": %d, "mask_rle": %d})",
-        width, height, jpeg.size(), png.size(), mask_png->size(),
-        mask_rle->size()));
+        width, height, jpeg.size(), png.size(), mask_png.size(),
+        mask_rle.size()));
   }
   absl::PrintF("{\"codecs\": [%s]}\n", absl::StrJoin(rows, ", "));
   return absl::OkStatus();

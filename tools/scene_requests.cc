@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/request_util.h"
+#include "common/status_macros.h"
 
 namespace segserve {
 
@@ -24,15 +25,14 @@ absl::StatusOr<SegmentedScene> SegmentScene(Client& client,
         response.status().code(),
         absl::StrCat("scene ", seed, ": ", response.status().message()));
   }
-  absl::StatusOr<cv::Mat> mask = DecodeMaskToMat(response->mask());
-  if (!mask.ok()) return mask.status();
-  if (mask->size() != result.scene.labels.size()) {
+  SEGSERVE_ASSIGN_OR_RETURN(cv::Mat mask, DecodeMaskToMat(response->mask()));
+  if (mask.size() != result.scene.labels.size()) {
     return absl::InternalError(
-        absl::StrCat("scene ", seed, ": the mask is ", mask->cols, "x",
-                     mask->rows, " but the image is ", result.scene.labels.cols,
+        absl::StrCat("scene ", seed, ": the mask is ", mask.cols, "x",
+                     mask.rows, " but the image is ", result.scene.labels.cols,
                      "x", result.scene.labels.rows));
   }
-  result.mask = *std::move(mask);
+  result.mask = std::move(mask);
   return result;
 }
 

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "client/client.h"
 #include "client/overlay.h"
+#include "common/status_macros.h"
 #include "datasets/confusion.h"
 #include "datasets/scene.h"
 #include "opencv2/imgcodecs.hpp"
@@ -44,29 +45,30 @@ namespace fs = std::filesystem;
 
 absl::Status Demo(Client& client) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
-  absl::StatusOr<SegmentedScene> segmented = SegmentScene(
-      client, absl::GetFlag(FLAGS_model), seed,
-      {.width = absl::GetFlag(FLAGS_width),
-       .height = absl::GetFlag(FLAGS_height),
-       .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects),
-       .mosaic = absl::GetFlag(FLAGS_mosaic)});
-  if (!segmented.ok()) return segmented.status();
+  SEGSERVE_ASSIGN_OR_RETURN(
+      SegmentedScene segmented,
+      SegmentScene(
+          client, absl::GetFlag(FLAGS_model), seed,
+          {.width = absl::GetFlag(FLAGS_width),
+           .height = absl::GetFlag(FLAGS_height),
+           .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects),
+           .mosaic = absl::GetFlag(FLAGS_mosaic)}));
   const fs::path dir(absl::GetFlag(FLAGS_out_dir));
   fs::create_directories(dir);
   const fs::path input =
-      dir / (segmented->scene.jpeg_quality > 0 ? "scene.jpg" : "scene.png");
-  std::ofstream(input, std::ios::binary) << segmented->encoded;
+      dir / (segmented.scene.jpeg_quality > 0 ? "scene.jpg" : "scene.png");
+  std::ofstream(input, std::ios::binary) << segmented.encoded;
   cv::Mat bgr;
-  cv::cvtColor(segmented->scene.rgb, bgr, cv::COLOR_RGB2BGR);
-  cv::imwrite((dir / "mask.png").string(), segmented->mask);
+  cv::cvtColor(segmented.scene.rgb, bgr, cv::COLOR_RGB2BGR);
+  cv::imwrite((dir / "mask.png").string(), segmented.mask);
   cv::imwrite((dir / "overlay.png").string(),
-              RenderOverlay(bgr, segmented->mask, 0.5f));
+              RenderOverlay(bgr, segmented.mask, 0.5f));
   ConfusionMatrix confusion(kNumSceneClasses);
-  absl::Status added = confusion.Add(segmented->mask, segmented->scene.labels);
-  if (!added.ok()) return added;
-  std::cout << "scene " << seed << " (" << segmented->scene.rgb.cols << "x"
-            << segmented->scene.rgb.rows << ", "
-            << segmented->scene.objects.size() << " objects) -> "
+  SEGSERVE_RETURN_IF_ERROR(
+      confusion.Add(segmented.mask, segmented.scene.labels));
+  std::cout << "scene " << seed << " (" << segmented.scene.rgb.cols << "x"
+            << segmented.scene.rgb.rows << ", "
+            << segmented.scene.objects.size() << " objects) -> "
             << input.string() << ", " << (dir / "mask.png").string() << ", "
             << (dir / "overlay.png").string() << "\n"
             << "IoU against the scene's exact labels (nan: class absent):\n"
@@ -82,9 +84,9 @@ absl::Status Run() {
   ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
   options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
-  if (!client.ok()) return client.status();
-  return Demo(**client);
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<Client> client,
+                            Client::Create(options));
+  return Demo(*client);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
+#include "common/status_macros.h"
 #include "datasets/confusion.h"
 #include "datasets/scene.h"
 #include "tools/scene_requests.h"
@@ -78,7 +79,7 @@ absl::Status Score(Client& client) {
     });
   }
   for (std::thread& worker : workers) worker.join();
-  if (!failure.ok()) return failure;
+  SEGSERVE_RETURN_IF_ERROR(failure);
   std::cout << "scenes " << first << ".." << first + count - 1 << " through "
             << absl::GetFlag(FLAGS_target) << " model '"
             << absl::GetFlag(FLAGS_model) << "':\n"
@@ -112,8 +113,8 @@ absl::Status Run() {
   ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
   options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
-  if (!client.ok()) return client.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<Client> client,
+                            Client::Create(options));
   if (absl::GetFlag(FLAGS_count) < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--count is ", absl::GetFlag(FLAGS_count), "; score at least 1 scene"));
@@ -123,7 +124,7 @@ absl::Status Run() {
         absl::StrCat("--mosaic is ", absl::GetFlag(FLAGS_mosaic),
                      "; allowed 1 (single scenes)..8"));
   }
-  return Score(**client);
+  return Score(*client);
 }
 
 }  // namespace

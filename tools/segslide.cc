@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/image_codec.h"
+#include "common/status_macros.h"
 #include "config/model_config.h"
 #include "model/slide_window.h"
 #include "model/torch_runtime.h"
@@ -90,29 +91,25 @@ absl::Status Run() {
     return absl::InvalidArgumentError(
         "--model_dir, --image and --logits are required");
   }
-  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(model_dir);
-  if (!config.ok()) return config.status();
-  if (config->input().resize() != v1::ModelConfig::Input::SLIDE) {
+  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(model_dir));
+  if (config.input().resize() != v1::ModelConfig::Input::SLIDE) {
     return absl::InvalidArgumentError(
         absl::StrCat(model_dir, ": input.resize is not SLIDE"));
   }
-  absl::StatusOr<std::string> weights = WeightsPath(model_dir);
-  if (!weights.ok()) return weights.status();
-  absl::StatusOr<std::string> encoded = ReadWhole(absl::GetFlag(FLAGS_image));
-  if (!encoded.ok()) return encoded.status();
-  absl::StatusOr<cv::Mat> rgb = DecodeImage(*encoded, 0);
-  if (!rgb.ok()) return rgb.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::string weights, WeightsPath(model_dir));
+  SEGSERVE_ASSIGN_OR_RETURN(std::string encoded,
+                            ReadWhole(absl::GetFlag(FLAGS_image)));
+  SEGSERVE_ASSIGN_OR_RETURN(cv::Mat rgb, DecodeImage(encoded, 0));
 
   SetTorchThreads(std::max(1, absl::GetFlag(FLAGS_threads)));
-  absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
-      TorchModelLoader(0)(*config, *weights, "cpu");
-  if (!model.ok()) return model.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<SegmentationModel> model,
+                            TorchModelLoader(0)(config, weights, "cpu"));
 
-  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(*config);
+  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
   const std::vector<SlideTile> tiles =
-      PlanSlideTiles(rgb->cols, rgb->rows, preprocess);
-  SlideBlender blender(rgb->cols, rgb->rows, int(config->num_classes()));
-  const int batch = std::max(1, int(config->max_batch_size()));
+      PlanSlideTiles(rgb.cols, rgb.rows, preprocess);
+  SlideBlender blender(rgb.cols, rgb.rows, int(config.num_classes()));
+  const int batch = std::max(1, int(config.max_batch_size()));
   const size_t input_floats = 3 * size_t(preprocess.height) * preprocess.width;
   const absl::Time start = absl::Now();
   for (size_t first = 0; first < tiles.size(); first += batch) {
@@ -123,29 +120,26 @@ absl::Status Run() {
     std::vector<const float*> pointers;
     for (size_t i = 0; i < count; ++i) {
       regions.push_back(
-          PreprocessTile(*rgb, tiles[first + i], preprocess, inputs[i].data()));
+          PreprocessTile(rgb, tiles[first + i], preprocess, inputs[i].data()));
       pointers.push_back(inputs[i].data());
     }
-    absl::StatusOr<std::vector<InferenceOutput>> outputs =
-        (*model)->Infer(pointers, {.logits = true});
-    if (!outputs.ok()) return outputs.status();
+    SEGSERVE_ASSIGN_OR_RETURN(std::vector<InferenceOutput> outputs,
+                              model->Infer(pointers, {.logits = true}));
     for (size_t i = 0; i < count; ++i) {
-      absl::Status added =
-          blender.Add(tiles[first + i], regions[i], (*outputs)[i].logits);
-      if (!added.ok()) return added;
+      SEGSERVE_RETURN_IF_ERROR(
+          blender.Add(tiles[first + i], regions[i], outputs[i].logits));
     }
   }
   const cv::Mat logits = blender.AveragedLogits();
-  absl::Status written = WriteWhole(absl::GetFlag(FLAGS_logits), logits.data,
-                                    logits.total() * logits.elemSize());
-  if (!written.ok()) return written;
+  SEGSERVE_RETURN_IF_ERROR(WriteWhole(absl::GetFlag(FLAGS_logits), logits.data,
+                                      logits.total() * logits.elemSize()));
   if (!absl::GetFlag(FLAGS_labels).empty()) {
     const cv::Mat labels = blender.Finish(false).labels;
-    written = WriteWhole(absl::GetFlag(FLAGS_labels), labels.data,
-                         labels.total() * labels.elemSize());
-    if (!written.ok()) return written;
+    SEGSERVE_RETURN_IF_ERROR(WriteWhole(absl::GetFlag(FLAGS_labels),
+                                        labels.data,
+                                        labels.total() * labels.elemSize()));
   }
-  std::cout << rgb->cols << "x" << rgb->rows << " image, " << tiles.size()
+  std::cout << rgb.cols << "x" << rgb.rows << " image, " << tiles.size()
             << " tiles of " << preprocess.crop_width << "x"
             << preprocess.crop_height << " (stride " << preprocess.stride_width
             << "x" << preprocess.stride_height << "), "

@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "client/tls.h"
+#include "common/status_macros.h"
 
 ABSL_FLAG(bool, tls, false,
           "Connect with TLS, verifying the server with the system's CAs "
@@ -45,10 +46,7 @@ absl::Status ApplyTlsFlags(ClientOptions* options) {
       server_name.empty()) {
     return absl::OkStatus();
   }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      TlsChannelCredentials(files);
-  if (!credentials.ok()) return credentials.status();
-  options->credentials = *std::move(credentials);
+  SEGSERVE_ASSIGN_OR_RETURN(options->credentials, TlsChannelCredentials(files));
   options->tls_server_name = server_name;
   return absl::OkStatus();
 }

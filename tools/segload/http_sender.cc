@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/status_macros.h"
 #include "rapidjson/document.h"
 
 namespace segserve {
@@ -331,9 +332,8 @@ absl::StatusOr<std::unique_ptr<RequestSender>> MakeHttpSender(
     const HttpSenderOptions& options, const std::vector<LoadInput>& inputs) {
   std::vector<HttpInput> prepared;
   for (const LoadInput& input : inputs) {
-    absl::StatusOr<HttpInput> http = ToHttp(input, options);
-    if (!http.ok()) return http.status();
-    prepared.push_back(*std::move(http));
+    SEGSERVE_ASSIGN_OR_RETURN(HttpInput http, ToHttp(input, options));
+    prepared.push_back(std::move(http));
   }
   return std::unique_ptr<RequestSender>(
       new HttpSender(options, std::move(prepared), inputs));

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/request_util.h"
 #include "common/image_codec.h"
+#include "common/status_macros.h"
 #include "datasets/scene.h"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
@@ -67,18 +68,17 @@ absl::StatusOr<v1::SegmentRequest> RequestFromPixels(const cv::Mat& rgb,
                                                      SendAs send,
                                                      int jpeg_quality) {
   if (send == SendAs::kRaw) return MakeRawRequest(rgb, v1::RGB8);
-  absl::StatusOr<std::string> encoded = Encode(rgb, send, jpeg_quality);
-  if (!encoded.ok()) return encoded.status();
-  return MakeEncodedRequest(std::move(*encoded));
+  SEGSERVE_ASSIGN_OR_RETURN(std::string encoded,
+                            Encode(rgb, send, jpeg_quality));
+  return MakeEncodedRequest(std::move(encoded));
 }
 
 // The input for the file at `path`; its request goes to `request`.
 absl::StatusOr<LoadInput> FileInput(const std::string& path,
                                     const LoadInputOptions& options,
                                     v1::SegmentRequest* request) {
-  absl::StatusOr<std::string> bytes = ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<ImageSize> size = PeekImageSize(*bytes);
+  SEGSERVE_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  absl::StatusOr<ImageSize> size = PeekImageSize(bytes);
   if (!size.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path,
@@ -91,17 +91,15 @@ absl::StatusOr<LoadInput> FileInput(const std::string& path,
   input.width = size->width;
   input.height = size->height;
   if (options.send == SendAs::kFile) {
-    *request = MakeEncodedRequest(std::move(*bytes));
+    *request = MakeEncodedRequest(std::move(bytes));
   } else {
-    absl::StatusOr<cv::Mat> rgb = DecodeImage(*bytes, 0);
+    absl::StatusOr<cv::Mat> rgb = DecodeImage(bytes, 0);
     if (!rgb.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot decode ", path, ": ", rgb.status().message()));
     }
-    absl::StatusOr<v1::SegmentRequest> made =
-        RequestFromPixels(*rgb, options.send, options.jpeg_quality);
-    if (!made.ok()) return made.status();
-    *request = std::move(*made);
+    SEGSERVE_ASSIGN_OR_RETURN(
+        *request, RequestFromPixels(*rgb, options.send, options.jpeg_quality));
   }
   return input;
 }
@@ -113,10 +111,8 @@ absl::StatusOr<LoadInput> SyntheticInput(const ImageDims& dims, uint64_t seed,
   // server does the work of real images: objects to find, not noise.
   const Scene scene =
       DrawScene(seed, {.width = dims.width, .height = dims.height});
-  absl::StatusOr<v1::SegmentRequest> made =
-      RequestFromPixels(scene.rgb, options.send, options.jpeg_quality);
-  if (!made.ok()) return made.status();
-  *request = std::move(*made);
+  SEGSERVE_ASSIGN_OR_RETURN(*request, RequestFromPixels(scene.rgb, options.send,
+                                                        options.jpeg_quality));
   LoadInput input;
   input.name = absl::StrCat(dims.width, "x", dims.height);
   input.width = dims.width;
@@ -196,17 +192,12 @@ absl::StatusOr<std::vector<LoadInput>> BuildLoadInputs(
   if (!options.image.empty() || !options.image_dir.empty()) {
     std::vector<std::string> paths = {options.image};
     if (!options.image_dir.empty()) {
-      absl::StatusOr<std::vector<std::string>> listed =
-          ListImageFiles(options.image_dir);
-      if (!listed.ok()) return listed.status();
-      paths = std::move(*listed);
+      SEGSERVE_ASSIGN_OR_RETURN(paths, ListImageFiles(options.image_dir));
     }
     for (const std::string& path : paths) {
       v1::SegmentRequest request;
       absl::StatusOr<LoadInput> input = FileInput(path, options, &request);
-      if (absl::Status s = add(std::move(input), std::move(request)); !s.ok()) {
-        return s;
-      }
+      SEGSERVE_RETURN_IF_ERROR(add(std::move(input), std::move(request)));
       if (total > kMaxTotalBytes) break;
     }
   } else {
@@ -214,9 +205,7 @@ absl::StatusOr<std::vector<LoadInput>> BuildLoadInputs(
       v1::SegmentRequest request;
       absl::StatusOr<LoadInput> input =
           SyntheticInput(options.sizes[i], options.seed + i, options, &request);
-      if (absl::Status s = add(std::move(input), std::move(request)); !s.ok()) {
-        return s;
-      }
+      SEGSERVE_RETURN_IF_ERROR(add(std::move(input), std::move(request)));
       if (total > kMaxTotalBytes) break;
     }
   }

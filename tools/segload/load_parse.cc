@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace segserve {
 namespace {
@@ -77,7 +78,7 @@ class LevelParser {
       double value = multiply ? start * std::pow(step, i) : start + i * step;
       if (value > end + tolerance) break;
       if (std::abs(value - end) <= tolerance) value = end;
-      if (absl::Status s = Add(item, value); !s.ok()) return s;
+      SEGSERVE_RETURN_IF_ERROR(Add(item, value));
     }
     return absl::OkStatus();
   }
@@ -127,17 +128,17 @@ absl::StatusOr<std::vector<double>> ParseLoadLevels(absl::string_view text,
     return absl::InvalidArgumentError(absl::StrCat(flag, " lists no level"));
   }
   for (absl::string_view item : items) {
-    if (absl::Status s = parser.ParseItem(item); !s.ok()) return s;
+    SEGSERVE_RETURN_IF_ERROR(parser.ParseItem(item));
   }
   return parser.TakeLevels();
 }
 
 absl::StatusOr<std::vector<int>> ParseConcurrencyLevels(
     absl::string_view text) {
-  absl::StatusOr<std::vector<double>> levels =
-      ParseLoadLevels(text, "--concurrency", 1, 1024, /*integer=*/true);
-  if (!levels.ok()) return levels.status();
-  return std::vector<int>(levels->begin(), levels->end());
+  SEGSERVE_ASSIGN_OR_RETURN(
+      std::vector<double> levels,
+      ParseLoadLevels(text, "--concurrency", 1, 1024, /*integer=*/true));
+  return std::vector<int>(levels.begin(), levels.end());
 }
 
 absl::StatusOr<std::vector<double>> ParseRates(absl::string_view text) {

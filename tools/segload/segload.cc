@@ -32,6 +32,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "common/status_macros.h"
 #include "tools/segload/http_sender.h"
 #include "tools/segload/load_inputs.h"
 #include "tools/segload/load_parse.h"
@@ -235,7 +236,7 @@ absl::Status CheckNumbers() {
       CheckRange("jpeg_quality", absl::GetFlag(FLAGS_jpeg_quality), 1, 100),
   };
   for (const absl::Status& status : checks) {
-    if (!status.ok()) return status;
+    SEGSERVE_RETURN_IF_ERROR(status);
   }
   if (absl::GetFlag(FLAGS_duration_s) > 0 &&
       absl::GetFlag(FLAGS_requests) > 0) {
@@ -246,12 +247,10 @@ absl::Status CheckNumbers() {
 }
 
 absl::StatusOr<Config> ReadFlags() {
-  if (absl::Status s = CheckNumbers(); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(CheckNumbers());
   Config config;
-  absl::StatusOr<std::vector<std::string>> targets =
-      ParseTargets(absl::GetFlag(FLAGS_target));
-  if (!targets.ok()) return targets.status();
-  config.targets = std::move(*targets);
+  SEGSERVE_ASSIGN_OR_RETURN(config.targets,
+                            ParseTargets(absl::GetFlag(FLAGS_target)));
 
   const std::string concurrency = absl::GetFlag(FLAGS_concurrency);
   const std::string rate = absl::GetFlag(FLAGS_rate);
@@ -260,19 +259,14 @@ absl::StatusOr<Config> ReadFlags() {
         "give --concurrency (closed loop) or --rate (open loop), not both");
   }
   if (!rate.empty()) {
-    absl::StatusOr<std::vector<double>> rates = ParseRates(rate);
-    if (!rates.ok()) return rates.status();
-    config.rates = std::move(*rates);
+    SEGSERVE_ASSIGN_OR_RETURN(config.rates, ParseRates(rate));
   } else {
-    absl::StatusOr<std::vector<int>> levels =
-        ParseConcurrencyLevels(concurrency.empty() ? "1,4,16" : concurrency);
-    if (!levels.ok()) return levels.status();
-    config.concurrency = std::move(*levels);
+    SEGSERVE_ASSIGN_OR_RETURN(
+        config.concurrency,
+        ParseConcurrencyLevels(concurrency.empty() ? "1,4,16" : concurrency));
   }
-  absl::StatusOr<Arrivals> arrivals =
-      ParseArrivals(absl::GetFlag(FLAGS_arrivals));
-  if (!arrivals.ok()) return arrivals.status();
-  config.arrivals = *arrivals;
+  SEGSERVE_ASSIGN_OR_RETURN(config.arrivals,
+                            ParseArrivals(absl::GetFlag(FLAGS_arrivals)));
 
   StepPlan& plan = config.plan;
   plan.warmup_requests = absl::GetFlag(FLAGS_warmup_requests);
@@ -287,21 +281,15 @@ absl::StatusOr<Config> ReadFlags() {
   LoadInputOptions& inputs = config.inputs;
   inputs.image = absl::GetFlag(FLAGS_image);
   inputs.image_dir = absl::GetFlag(FLAGS_image_dir);
-  absl::StatusOr<std::vector<ImageDims>> sizes =
-      ParseSizes(absl::GetFlag(FLAGS_sizes));
-  if (!sizes.ok()) return sizes.status();
-  inputs.sizes = std::move(*sizes);
-  absl::StatusOr<SendAs> send =
-      ParseSend(absl::GetFlag(FLAGS_send), absl::GetFlag(FLAGS_raw));
-  if (!send.ok()) return send.status();
-  inputs.send = *send;
+  SEGSERVE_ASSIGN_OR_RETURN(inputs.sizes,
+                            ParseSizes(absl::GetFlag(FLAGS_sizes)));
+  SEGSERVE_ASSIGN_OR_RETURN(inputs.send, ParseSend(absl::GetFlag(FLAGS_send),
+                                                   absl::GetFlag(FLAGS_raw)));
   inputs.jpeg_quality = absl::GetFlag(FLAGS_jpeg_quality);
   inputs.seed = absl::GetFlag(FLAGS_seed);
   inputs.model = absl::GetFlag(FLAGS_model);
-  absl::StatusOr<v1::MaskEncoding> encoding =
-      ParseEncoding(absl::GetFlag(FLAGS_mask_encoding));
-  if (!encoding.ok()) return encoding.status();
-  inputs.mask_encoding = *encoding;
+  SEGSERVE_ASSIGN_OR_RETURN(inputs.mask_encoding,
+                            ParseEncoding(absl::GetFlag(FLAGS_mask_encoding)));
   return config;
 }
 
@@ -318,7 +306,7 @@ struct Connections {
 absl::StatusOr<Connections> HttpConnections(const Config& config) {
   Connections connections;
   ClientOptions flags;
-  if (absl::Status tls = ApplyTlsFlags(&flags); !tls.ok()) return tls;
+  SEGSERVE_RETURN_IF_ERROR(ApplyTlsFlags(&flags));
   if (flags.credentials != nullptr) {
     return absl::InvalidArgumentError(
         "segload speaks plain HTTP; drop the TLS flags with --protocol http");
@@ -354,15 +342,12 @@ absl::StatusOr<Connections> Connect(const Config& config) {
       options.default_deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
       options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
       options.dedicated_connection = channels > 1;
-      if (absl::Status tls = ApplyTlsFlags(&options); !tls.ok()) return tls;
-      absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
-      if (!client.ok()) return client.status();
-      if (absl::Status s = (*client)->WaitForConnected(
-              absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s)));
-          !s.ok()) {
-        return s;
-      }
-      connections.clients.push_back(std::move(*client));
+      SEGSERVE_RETURN_IF_ERROR(ApplyTlsFlags(&options));
+      SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<Client> client,
+                                Client::Create(options));
+      SEGSERVE_RETURN_IF_ERROR(client->WaitForConnected(
+          absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s))));
+      connections.clients.push_back(std::move(client));
       connections.client_options.push_back(options);
       connections.client_targets.push_back(static_cast<int>(t));
     }
@@ -424,16 +409,10 @@ absl::Status WriteFile(const std::string& path, const std::string& content,
 
 absl::Status WriteOutputs(const LoadReport& report, const Config& config) {
   if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
-    if (absl::Status s = WriteFile(path, LoadReportJson(report), "json");
-        !s.ok()) {
-      return s;
-    }
+    SEGSERVE_RETURN_IF_ERROR(WriteFile(path, LoadReportJson(report), "json"));
   }
   if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
-    if (absl::Status s = WriteFile(path, LoadReportCsv(report), "csv");
-        !s.ok()) {
-      return s;
-    }
+    SEGSERVE_RETURN_IF_ERROR(WriteFile(path, LoadReportCsv(report), "csv"));
   }
   if (const std::string path = absl::GetFlag(FLAGS_plot); !path.empty()) {
     const std::string title = absl::StrCat(
@@ -442,11 +421,8 @@ absl::Status WriteOutputs(const LoadReport& report, const Config& config) {
             ? absl::StrCat("open loop, ", ArrivalsName(config.arrivals))
             : std::string("closed loop"),
         ", ", absl::StrJoin(config.targets, ", "), ")");
-    if (absl::Status s =
-            WriteFile(path, LatencyThroughputSvg(report.steps, title), "plot");
-        !s.ok()) {
-      return s;
-    }
+    SEGSERVE_RETURN_IF_ERROR(
+        WriteFile(path, LatencyThroughputSvg(report.steps, title), "plot"));
   }
   return absl::OkStatus();
 }
