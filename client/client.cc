@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
@@ -212,7 +213,7 @@ struct Client::AsyncCall {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(
     const ClientOptions& options) {
-  if (absl::Status s = Validate(options); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(Validate(options));
   const std::string service_config = MakeServiceConfigJson(options);
   if (std::string error =
           grpc::experimental::ValidateServiceConfigJSON(service_config);
@@ -383,7 +384,7 @@ absl::StatusOr<std::vector<v1::SegmentResponse>> Client::SegmentStream(
   // Read() returning false means the server closed the call, so the writer's
   // blocked Write() (if any) fails and the thread ends.
   writer.join();
-  if (absl::Status status = session.Finish(); !status.ok()) return status;
+  SEGSERVE_RETURN_IF_ERROR(session.Finish());
   if (responses.size() != requests.size()) {
     return absl::InternalError(absl::StrCat(
         "SegmentStream: the server sent ", responses.size(), " responses for ",

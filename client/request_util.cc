@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "opencv2/core.hpp"
 
 namespace segserve {
@@ -72,15 +73,14 @@ absl::Status CheckMaskSize(const v1::Mask& mask) {
 }  // namespace
 
 absl::StatusOr<cv::Mat> DecodeMaskToMat(const v1::Mask& mask) {
-  if (absl::Status s = CheckMaskSize(mask); !s.ok()) return s;
-  absl::StatusOr<MaskFormat> format = ToMaskFormat(mask.encoding());
-  if (!format.ok()) return format.status();
-  return DecodeMask(mask.data(), *format, static_cast<int>(mask.width()),
+  SEGSERVE_RETURN_IF_ERROR(CheckMaskSize(mask));
+  SEGSERVE_ASSIGN_OR_RETURN(MaskFormat format, ToMaskFormat(mask.encoding()));
+  return DecodeMask(mask.data(), format, static_cast<int>(mask.width()),
                     static_cast<int>(mask.height()));
 }
 
 absl::StatusOr<cv::Mat> DecodeConfidenceToMat(const v1::Mask& mask) {
-  if (absl::Status s = CheckMaskSize(mask); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(CheckMaskSize(mask));
   if (mask.confidence().empty()) {
     return absl::NotFoundError(
         "the response has no confidence; set include_confidence in the "

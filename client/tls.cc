@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace segserve {
 namespace {
@@ -30,17 +31,14 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
   }
   grpc::SslCredentialsOptions options;
   if (!files.ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem(files.ca_file, "CA");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *std::move(ca);
+    SEGSERVE_ASSIGN_OR_RETURN(options.pem_root_certs,
+                              ReadPem(files.ca_file, "CA"));
   }
   if (!files.cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadPem(files.cert_file, "certificate");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPem(files.key_file, "key");
-    if (!key.ok()) return key.status();
-    options.pem_cert_chain = *std::move(cert);
-    options.pem_private_key = *std::move(key);
+    SEGSERVE_ASSIGN_OR_RETURN(options.pem_cert_chain,
+                              ReadPem(files.cert_file, "certificate"));
+    SEGSERVE_ASSIGN_OR_RETURN(options.pem_private_key,
+                              ReadPem(files.key_file, "key"));
   }
   return grpc::SslCredentials(options);
 }

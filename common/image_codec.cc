@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
@@ -273,10 +274,7 @@ absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
         kSupportedFormats));
   }
   if (!size.ok()) return size.status();
-  if (absl::Status s = CheckPixels(size->width, size->height, max_pixels);
-      !s.ok()) {
-    return s;
-  }
+  SEGSERVE_RETURN_IF_ERROR(CheckPixels(size->width, size->height, max_pixels));
   cv::Mat bgr;
   try {
     const cv::Mat buffer(1, static_cast<int>(encoded.size()), CV_8UC1,
@@ -295,9 +293,7 @@ absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
         kSupportedFormats));
   }
   // EXIF orientation may swap the sides; the count stays, but check anyway.
-  if (absl::Status s = CheckPixels(bgr.cols, bgr.rows, max_pixels); !s.ok()) {
-    return s;
-  }
+  SEGSERVE_RETURN_IF_ERROR(CheckPixels(bgr.cols, bgr.rows, max_pixels));
   if (bgr.type() != CV_8UC3) {
     return absl::InternalError(absl::StrCat("OpenCV decoded the image as ",
                                             cv::typeToString(bgr.type()),
@@ -335,9 +331,7 @@ absl::StatusOr<cv::Mat> RawToRgb(int width, int height, PixelFormat format,
         absl::StrCat("raw image size ", width, "x", height,
                      " is invalid: width and height must be positive"));
   }
-  if (absl::Status s = CheckPixels(width, height, max_pixels); !s.ok()) {
-    return s;
-  }
+  SEGSERVE_RETURN_IF_ERROR(CheckPixels(width, height, max_pixels));
   const uint64_t expected = static_cast<uint64_t>(width) * height * channels;
   if (data.size() != expected) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "opencv2/core.hpp"
 #include "opencv2/imgcodecs.hpp"
 #include "zlib.h"
@@ -285,12 +286,8 @@ absl::StatusOr<cv::Mat> DecodeRle(absl::string_view data, int width,
     const size_t pair_start = pos;
     uint64_t id = 0;
     uint64_t run = 0;
-    if (absl::Status s = ReadVarint(data, &pos, "class id", &id); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = ReadVarint(data, &pos, "run length", &run); !s.ok()) {
-      return s;
-    }
+    SEGSERVE_RETURN_IF_ERROR(ReadVarint(data, &pos, "class id", &id));
+    SEGSERVE_RETURN_IF_ERROR(ReadVarint(data, &pos, "run length", &run));
     if (id > 0xffff) {
       return absl::InvalidArgumentError(
           absl::StrCat("RLE mask has class id ", id, " at byte ", pair_start,
@@ -339,7 +336,7 @@ absl::StatusOr<cv::Mat> DecodeRle(absl::string_view data, int width,
 
 absl::StatusOr<std::string> EncodeMask(const cv::Mat& labels,
                                        MaskFormat format) {
-  if (absl::Status s = CheckLabels(labels); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(CheckLabels(labels));
   switch (format) {
     case MaskFormat::kPng:
       return EncodePng(labels);
@@ -356,7 +353,7 @@ absl::StatusOr<std::string> EncodeMask(const cv::Mat& labels,
 
 absl::StatusOr<cv::Mat> DecodeMask(absl::string_view data, MaskFormat format,
                                    int width, int height) {
-  if (absl::Status s = CheckSize(width, height); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(CheckSize(width, height));
   switch (format) {
     case MaskFormat::kPng:
       return DecodePng(data, width, height);

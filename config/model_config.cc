@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/limits.h"
+#include "common/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -189,8 +190,7 @@ absl::Status CheckInput(const FieldChecker& check, v1::ModelConfig& config) {
                                     "architectures (their output stride)"));
     }
   }
-  absl::Status slide = CheckSlide(check, *input);
-  if (!slide.ok()) return slide;
+  SEGSERVE_RETURN_IF_ERROR(CheckSlide(check, *input));
   if (input->mean_size() == 0) {
     for (float m : kImageNetMean) input->add_mean(m);
   }
@@ -317,13 +317,12 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
         errors.Joined()));
   }
   const FieldChecker check(path);
-  absl::Status status = CheckModel(check, dir_name, config);
-  if (status.ok()) status = CheckClasses(check, config);
-  if (status.ok()) status = CheckInput(check, config);
-  if (status.ok()) status = CheckBatching(check, config);
-  if (status.ok()) status = CheckInstances(check, config);
-  if (status.ok()) status = CheckVersionPolicy(check, config);
-  if (!status.ok()) return status;
+  SEGSERVE_RETURN_IF_ERROR(CheckModel(check, dir_name, config));
+  SEGSERVE_RETURN_IF_ERROR(CheckClasses(check, config));
+  SEGSERVE_RETURN_IF_ERROR(CheckInput(check, config));
+  SEGSERVE_RETURN_IF_ERROR(CheckBatching(check, config));
+  SEGSERVE_RETURN_IF_ERROR(CheckInstances(check, config));
+  SEGSERVE_RETURN_IF_ERROR(CheckVersionPolicy(check, config));
   return config;
 }
 
