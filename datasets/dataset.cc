@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/image_codec.h"
+#include "common/status_macros.h"
 #include "datasets/scene.h"
 #include "opencv2/imgcodecs.hpp"
 
@@ -37,9 +38,7 @@ class SceneSource : public LabeledImageSource {
     image.name = absl::StrCat("scene ", scene.seed,
                               options.noise_over_objects ? " (noisy)" : "");
     if (scene.jpeg_quality > 0) {
-      absl::StatusOr<cv::Mat> decoded = DecodeImage(EncodeScene(scene), 0);
-      if (!decoded.ok()) return decoded.status();
-      image.rgb = *std::move(decoded);
+      SEGSERVE_ASSIGN_OR_RETURN(image.rgb, DecodeImage(EncodeScene(scene), 0));
     } else {
       image.rgb = std::move(scene.rgb);
     }
@@ -74,9 +73,8 @@ absl::StatusOr<std::string> ReadFile(const fs::path& path) {
 }
 
 absl::StatusOr<cv::Mat> ReadMask(const fs::path& path) {
-  absl::StatusOr<std::string> bytes = ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
-  const cv::Mat raw(1, static_cast<int>(bytes->size()), CV_8U, bytes->data());
+  SEGSERVE_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, bytes.data());
   cv::Mat mask = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
   if (mask.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -103,25 +101,23 @@ class FolderDataset : public LabeledImageSource {
 
   absl::StatusOr<LabeledImage> Get(int64_t index) const override {
     const Pair& pair = pairs_[static_cast<size_t>(index % size())];
-    absl::StatusOr<std::string> bytes = ReadFile(pair.image);
-    if (!bytes.ok()) return bytes.status();
-    absl::StatusOr<cv::Mat> rgb = DecodeImage(*bytes, 0);
+    SEGSERVE_ASSIGN_OR_RETURN(std::string bytes, ReadFile(pair.image));
+    absl::StatusOr<cv::Mat> rgb = DecodeImage(bytes, 0);
     if (!rgb.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(pair.image.string(), ": ", rgb.status().message()));
     }
-    absl::StatusOr<cv::Mat> mask = ReadMask(pair.mask);
-    if (!mask.ok()) return mask.status();
-    if (mask->size() != rgb->size()) {
+    SEGSERVE_ASSIGN_OR_RETURN(cv::Mat mask, ReadMask(pair.mask));
+    if (mask.size() != rgb->size()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          pair.mask.string(), ": mask is ", mask->cols, "x", mask->rows,
+          pair.mask.string(), ": mask is ", mask.cols, "x", mask.rows,
           " but its image ", pair.image.filename().string(), " is ", rgb->cols,
           "x", rgb->rows, "; a mask must have its image's size"));
     }
     double max_value = 0;
-    cv::Mat valid = *mask != 255;
-    if (mask->depth() == CV_16U) valid = *mask != 65535;
-    cv::minMaxLoc(*mask, nullptr, &max_value, nullptr, nullptr, valid);
+    cv::Mat valid = mask != 255;
+    if (mask.depth() == CV_16U) valid = mask != 65535;
+    cv::minMaxLoc(mask, nullptr, &max_value, nullptr, nullptr, valid);
     if (cv::countNonZero(valid) > 0 &&
         max_value >= static_cast<double>(class_names_.size())) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -133,13 +129,13 @@ class FolderDataset : public LabeledImageSource {
     LabeledImage image;
     image.name = pair.stem;
     image.rgb = *std::move(rgb);
-    if (mask->depth() == CV_16U) {
+    if (mask.depth() == CV_16U) {
       cv::Mat ids;
-      mask->convertTo(ids, CV_8U);  // Ids < classes <= 255 here.
+      mask.convertTo(ids, CV_8U);  // Ids < classes <= 255 here.
       ids.setTo(255, ~valid);
       image.labels = ids;
     } else {
-      image.labels = *std::move(mask);
+      image.labels = std::move(mask);
     }
     return image;
   }
@@ -245,8 +241,7 @@ absl::StatusOr<std::unique_ptr<LabeledImageSource>> OpenFolderDataset(
       std::make_unique<FolderDataset>(std::move(class_names), std::move(pairs));
   // Check every pair now, so a bad file fails the run before training.
   for (int64_t i = 0; i < dataset->size(); ++i) {
-    absl::StatusOr<LabeledImage> image = dataset->Get(i);
-    if (!image.ok()) return image.status();
+    SEGSERVE_RETURN_IF_ERROR(dataset->Get(i).status());
   }
   return dataset;
 }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "model/pickle_reader.h"
 
 namespace segserve {
@@ -186,11 +187,10 @@ std::string DescribeTensor(absl::string_view name,
 }
 
 absl::StatusOr<ModelFileFormat> DetectModelFileFormat(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<PyTorchStreamReader>> archive =
-      OpenArchive(path);
-  if (!archive.ok()) return archive.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<PyTorchStreamReader> archive,
+                            OpenArchive(path));
   try {
-    return FormatOf(path, **archive);
+    return FormatOf(path, *archive);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", ExceptionMessage(e)));
@@ -198,20 +198,18 @@ absl::StatusOr<ModelFileFormat> DetectModelFileFormat(const std::string& path) {
 }
 
 absl::StatusOr<StateDict> ReadStateDict(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<PyTorchStreamReader>> archive =
-      OpenArchive(path);
-  if (!archive.ok()) return archive.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<PyTorchStreamReader> archive,
+                            OpenArchive(path));
   try {
-    absl::StatusOr<ModelFileFormat> format = FormatOf(path, **archive);
-    if (!format.ok()) return format.status();
-    if (*format == ModelFileFormat::kTorchScript) {
+    SEGSERVE_ASSIGN_OR_RETURN(ModelFileFormat format, FormatOf(path, *archive));
+    if (format == ModelFileFormat::kTorchScript) {
       return absl::InvalidArgumentError(absl::StrCat(
           path,
           ": is a TorchScript archive (torch.jit.save), not a state "
           "dict (torch.save)"));
     }
-    if ((*archive)->hasRecord("byteorder")) {
-      auto [data, size] = (*archive)->getRecord("byteorder");
+    if (archive->hasRecord("byteorder")) {
+      auto [data, size] = archive->getRecord("byteorder");
       const absl::string_view order(static_cast<const char*>(data.get()), size);
       if (order != "little") {
         return absl::InvalidArgumentError(
@@ -219,10 +217,10 @@ absl::StatusOr<StateDict> ReadStateDict(const std::string& path) {
                          "' is not supported, only little-endian"));
       }
     }
-    auto [data, size] = (*archive)->getRecord("data.pkl");
+    auto [data, size] = archive->getRecord("data.pkl");
     absl::StatusOr<PyValuePtr> root =
         Unpickle(absl::string_view(static_cast<const char*>(data.get()), size),
-                 archive->get());
+                 archive.get());
     if (!root.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": cannot read the saved dict: ", root.status().message()));
@@ -302,9 +300,8 @@ absl::Status LoadStateDict(const StateDict& state, absl::string_view source,
 
 absl::Status LoadStateDictFile(const std::string& path,
                                torch::nn::Module* module) {
-  absl::StatusOr<StateDict> state = ReadStateDict(path);
-  if (!state.ok()) return state.status();
-  return LoadStateDict(*state, path, module);
+  SEGSERVE_ASSIGN_OR_RETURN(StateDict state, ReadStateDict(path));
+  return LoadStateDict(state, path, module);
 }
 
 absl::Status SaveStateDict(const StateDict& state, const std::string& path) {

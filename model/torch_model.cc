@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
 #include "model/torchscript_optimizer.h"
@@ -121,9 +122,8 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
       batch[i].copy_(torch::from_blob(const_cast<float*>(inputs[i]),
                                       {3, height, width}, torch::kFloat));
     }
-    absl::StatusOr<torch::Tensor> forward = Forward(batch.to(device_, dtype_));
-    if (!forward.ok()) return forward.status();
-    torch::Tensor logits = *std::move(forward);
+    SEGSERVE_ASSIGN_OR_RETURN(torch::Tensor logits,
+                              Forward(batch.to(device_, dtype_)));
     if (logits.dim() != 4 || logits.size(0) != n) {
       return absl::InternalError(absl::StrCat(
           "the model returned logits of shape ", c10::str(logits.sizes()),
@@ -269,12 +269,13 @@ StateDict TorchScriptState(const std::string& path) {
 absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
     const TorchModelOptions& options, torch::Device device,
     ModelFileFormat format) {
-  absl::StatusOr<std::string> architecture = BuiltinArchitectureName(
-      options.architecture,
-      options.classifier == TorchModelOptions::Classifier::kSsa);
-  if (!architecture.ok()) return architecture.status();
+  SEGSERVE_ASSIGN_OR_RETURN(
+      std::string architecture,
+      BuiltinArchitectureName(
+          options.architecture,
+          options.classifier == TorchModelOptions::Classifier::kSsa));
   if (options.classifier == TorchModelOptions::Classifier::kDpg &&
-      *architecture != options.architecture) {
+      architecture != options.architecture) {
     return absl::InvalidArgumentError(absl::StrCat(
         "architecture '", options.architecture,
         "' has the SSA classifier; classifier DPG contradicts it"));
@@ -286,9 +287,7 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
   const std::string& path = options.weights_path;
   StateDict state;
   if (format == ModelFileFormat::kStateDict) {
-    absl::StatusOr<StateDict> read = ReadStateDict(path);
-    if (!read.ok()) return read.status();
-    state = *std::move(read);
+    SEGSERVE_ASSIGN_OR_RETURN(state, ReadStateDict(path));
   } else {
     try {
       state = TorchScriptState(path);
@@ -297,31 +296,30 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
           path, ": cannot read TorchScript weights: ", ExceptionMessage(e)));
     }
   }
-  absl::StatusOr<BuiltinNetwork> network =
-      CreateBuiltinNetwork(*architecture, options.num_classes);
-  if (!network.ok()) return network.status();
-  if (options.input_height % network->input_multiple != 0 ||
-      options.input_width % network->input_multiple != 0) {
+  SEGSERVE_ASSIGN_OR_RETURN(
+      BuiltinNetwork network,
+      CreateBuiltinNetwork(architecture, options.num_classes));
+  if (options.input_height % network.input_multiple != 0 ||
+      options.input_width % network.input_multiple != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input size ", options.input_height, "x", options.input_width,
-        " is not a multiple of ", network->input_multiple, ", which ",
-        *architecture, " needs"));
+        " is not a multiple of ", network.input_multiple, ", which ",
+        architecture, " needs"));
   }
   try {
-    torch::nn::Module& module = *network->module;
-    absl::Status loaded = LoadStateDict(state, path, &module);
-    if (!loaded.ok()) return loaded;
+    torch::nn::Module& module = *network.module;
+    SEGSERVE_RETURN_IF_ERROR(LoadStateDict(state, path, &module));
     module.eval();
     MoveTensors(module.parameters(), device, ScalarTypeOf(options.precision));
     MoveTensors(module.buffers(), device, ScalarTypeOf(options.precision));
     // After the move: the folded copies it makes are not module tensors.
-    PrepareForInference(*network);
+    PrepareForInference(network);
     const int64_t parameter_count = CountParameters(module.parameters());
-    return std::make_unique<BuiltinModel>(options, device, *std::move(network),
+    return std::make_unique<BuiltinModel>(options, device, std::move(network),
                                           parameter_count);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(
-        path, ": cannot build ", *architecture, ": ", ExceptionMessage(e)));
+        path, ": cannot build ", architecture, ": ", ExceptionMessage(e)));
   }
 }
 
@@ -393,22 +391,20 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchModel(
   if (options.weights_path.empty()) {
     return absl::InvalidArgumentError("weights_path is empty");
   }
-  absl::StatusOr<torch::Device> device = ParseDevice(options.device);
-  if (!device.ok()) return device.status();
+  SEGSERVE_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device));
   if (options.precision != TorchModelOptions::Precision::kFp32 &&
-      !device->is_cuda()) {
+      !device.is_cuda()) {
     return absl::InvalidArgumentError(
         absl::StrCat("FP16 and BF16 precision need a CUDA device, not '",
                      options.device, "'; use FP32 on the CPU"));
   }
-  absl::StatusOr<ModelFileFormat> format =
-      DetectModelFileFormat(options.weights_path);
-  if (!format.ok()) return format.status();
+  SEGSERVE_ASSIGN_OR_RETURN(ModelFileFormat format,
+                            DetectModelFileFormat(options.weights_path));
   switch (options.platform) {
     case TorchModelOptions::Platform::kBuiltin:
-      return LoadBuiltin(options, *device, *format);
+      return LoadBuiltin(options, device, format);
     case TorchModelOptions::Platform::kTorchScript:
-      return LoadTorchScript(options, *device, *format);
+      return LoadTorchScript(options, device, format);
   }
   return absl::InvalidArgumentError("unknown platform");
 }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "model/checkpoint.h"
 
 namespace segserve {
@@ -101,8 +102,8 @@ absl::StatusOr<std::vector<ProbeBatch>> RunSaved(
     if (!logits.ok()) {
       return absl::InvalidArgumentError(logits.status().message());
     }
-    absl::Status shape = CheckLogitsShape(*logits, size, probe.num_classes);
-    if (!shape.ok()) return shape;
+    SEGSERVE_RETURN_IF_ERROR(
+        CheckLogitsShape(*logits, size, probe.num_classes));
     // A copy: later runs may reuse the output's storage.
     batch.logits = logits->to(torch::kFloat).clone();
     batches.push_back(std::move(batch));
@@ -232,9 +233,7 @@ absl::StatusOr<PreparedTorchScript> PrepareTorchScript(
   saved.eval();
   std::vector<ProbeBatch> batches;
   try {
-    absl::StatusOr<std::vector<ProbeBatch>> run = RunSaved(saved, probe);
-    if (!run.ok()) return run.status();
-    batches = *std::move(run);
+    SEGSERVE_ASSIGN_OR_RETURN(batches, RunSaved(saved, probe));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("the module fails on a batch of the configured input "

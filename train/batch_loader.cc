@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "opencv2/core/utility.hpp"
 
 namespace segserve {
@@ -54,10 +55,10 @@ absl::StatusOr<TrainingBatch> BatchLoader::Build(int64_t first) {
   TrainingBatch batch;
   for (int i = 0; i < n; ++i) {
     const int64_t sample = first + i;
-    absl::StatusOr<LabeledImage> image = source_.Get(SourceIndex(sample));
-    if (!image.ok()) return image.status();
+    SEGSERVE_ASSIGN_OR_RETURN(LabeledImage image,
+                              source_.Get(SourceIndex(sample)));
     const TrainingSample made = MakeTrainingSample(
-        image->rgb, image->labels, options_.preprocess, options_.augment,
+        image.rgb, image.labels, options_.preprocess, options_.augment,
         /*augment=*/true, Mix(options_.seed, static_cast<uint64_t>(sample)));
     const int h = made.labels.rows;
     const int w = made.labels.cols;

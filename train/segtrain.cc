@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 #include "config/model_config.h"
 #include "config/repository_layout.h"
 #include "datasets/dataset.h"
@@ -102,21 +103,21 @@ absl::StatusOr<NetworkSpec> SpecFromModelDir(std::string dir) {
   if (fs::path(dir).filename() == kModelConfigFile) {
     dir = fs::path(dir).parent_path().string();
   }
-  absl::StatusOr<v1::ModelConfig> config = LoadModelConfig(dir);
-  if (!config.ok()) return config.status();
-  if (config->platform() != v1::ModelConfig::BUILTIN) {
+  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(dir));
+  if (config.platform() != v1::ModelConfig::BUILTIN) {
     return absl::InvalidArgumentError(absl::StrCat(
         dir,
         ": platform must be BUILTIN to train; TorchScript models are "
         "trained elsewhere"));
   }
-  absl::StatusOr<std::string> name = BuiltinArchitectureName(
-      config->architecture(), config->classifier() == v1::ModelConfig::SSA);
-  if (!name.ok()) return name.status();
+  SEGSERVE_ASSIGN_OR_RETURN(
+      std::string name,
+      BuiltinArchitectureName(config.architecture(),
+                              config.classifier() == v1::ModelConfig::SSA));
   NetworkSpec spec;
-  spec.architecture = *name;
-  spec.num_classes = static_cast<int>(config->num_classes());
-  spec.preprocess = PreprocessOptionsFromConfig(*config);
+  spec.architecture = name;
+  spec.num_classes = static_cast<int>(config.num_classes());
+  spec.preprocess = PreprocessOptionsFromConfig(config);
   spec.weights = ModelWeightsPath(dir, 1);
   return spec;
 }
@@ -149,9 +150,8 @@ absl::Status Run() {
   if (model_dir.empty()) {
     return absl::InvalidArgumentError("--model_dir is required");
   }
-  absl::StatusOr<NetworkSpec> student = SpecFromModelDir(model_dir);
-  if (!student.ok()) return student.status();
-  const std::string default_weights = student->weights;
+  SEGSERVE_ASSIGN_OR_RETURN(NetworkSpec student, SpecFromModelDir(model_dir));
+  const std::string default_weights = student.weights;
   const int threads = absl::GetFlag(FLAGS_threads);
   // Training allocates the same large activation buffers every step.
   InstallCachingCpuAllocator();
@@ -160,18 +160,18 @@ absl::Status Run() {
   const double letterbox_share = absl::GetFlag(FLAGS_letterbox_share);
   for (absl::Status share : {CheckShare("noisy_scenes", noisy_share),
                              CheckShare("letterbox_share", letterbox_share)}) {
-    if (!share.ok()) return share;
+    SEGSERVE_RETURN_IF_ERROR(share);
   }
   if (!absl::GetFlag(FLAGS_evaluate_only)) {
-    absl::StatusOr<std::unique_ptr<LabeledImageSource>> data = OpenSource(
-        absl::GetFlag(FLAGS_data),
-        kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset), noisy_share);
-    if (!data.ok()) return data.status();
-    absl::Status classes = CheckClasses(**data, *student);
-    if (!classes.ok()) return classes;
+    SEGSERVE_ASSIGN_OR_RETURN(
+        std::unique_ptr<LabeledImageSource> data,
+        OpenSource(absl::GetFlag(FLAGS_data),
+                   kTrainingSeedBase + absl::GetFlag(FLAGS_scene_offset),
+                   noisy_share));
+    SEGSERVE_RETURN_IF_ERROR(CheckClasses(*data, student));
 
     TrainerOptions options;
-    options.student = *student;
+    options.student = student;
     options.student.weights = absl::GetFlag(FLAGS_init);
     options.steps = absl::GetFlag(FLAGS_steps);
     options.batch_size = absl::GetFlag(FLAGS_batch_size);
@@ -198,10 +198,8 @@ absl::Status Run() {
     options.resume = absl::GetFlag(FLAGS_resume);
     options.stop_after_step = absl::GetFlag(FLAGS_stop_after_step);
     if (!absl::GetFlag(FLAGS_teacher).empty()) {
-      absl::StatusOr<NetworkSpec> teacher =
-          SpecFromModelDir(absl::GetFlag(FLAGS_teacher));
-      if (!teacher.ok()) return teacher.status();
-      options.teacher = *teacher;
+      SEGSERVE_ASSIGN_OR_RETURN(options.teacher,
+                                SpecFromModelDir(absl::GetFlag(FLAGS_teacher)));
       options.pixel_relation_weight =
           absl::GetFlag(FLAGS_pixel_relation_weight);
       options.class_relation_weight =
@@ -221,8 +219,7 @@ absl::Status Run() {
                       : absl::StrCat(", distilled from ",
                                      options.teacher.architecture))
               << "\n";
-    absl::Status trained = Train(options, **data, std::cerr);
-    if (!trained.ok()) return trained;
+    SEGSERVE_RETURN_IF_ERROR(Train(options, *data, std::cerr));
     if (options.stop_after_step > 0 &&
         options.stop_after_step < options.steps) {
       std::cerr << "stopped after step " << options.stop_after_step
@@ -231,27 +228,26 @@ absl::Status Run() {
       return absl::OkStatus();
     }
     std::cerr << "wrote " << options.output << "\n";
-    student->weights = options.output;
+    student.weights = options.output;
   } else if (!absl::GetFlag(FLAGS_weights).empty()) {
-    student->weights = absl::GetFlag(FLAGS_weights);
+    student.weights = absl::GetFlag(FLAGS_weights);
   }
 
   const int64_t eval_images = absl::GetFlag(FLAGS_eval_images);
   if (eval_images <= 0) return absl::OkStatus();
-  absl::StatusOr<std::unique_ptr<LabeledImageSource>> eval =
+  SEGSERVE_ASSIGN_OR_RETURN(
+      std::unique_ptr<LabeledImageSource> eval,
       OpenSource(absl::GetFlag(FLAGS_eval_data), 0,
-                 absl::GetFlag(FLAGS_eval_noise_over_objects) ? 1.0 : 0.0);
-  if (!eval.ok()) return eval.status();
-  absl::Status classes = CheckClasses(**eval, *student);
-  if (!classes.ok()) return classes;
+                 absl::GetFlag(FLAGS_eval_noise_over_objects) ? 1.0 : 0.0));
+  SEGSERVE_RETURN_IF_ERROR(CheckClasses(*eval, student));
   const int64_t first = static_cast<int64_t>(absl::GetFlag(FLAGS_eval_first));
-  absl::StatusOr<ConfusionMatrix> scores =
-      Evaluate(*student, **eval, first, eval_images, threads);
-  if (!scores.ok()) return scores.status();
-  std::cout << "evaluation of " << student->weights << " on " << eval_images
+  SEGSERVE_ASSIGN_OR_RETURN(
+      ConfusionMatrix scores,
+      Evaluate(student, *eval, first, eval_images, threads));
+  std::cout << "evaluation of " << student.weights << " on " << eval_images
             << " images from " << absl::GetFlag(FLAGS_eval_data) << " #"
             << first << ":\n"
-            << scores->Report((*eval)->class_names());
+            << scores.Report(eval->class_names());
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
 #include "model/torch_model.h"
@@ -41,9 +42,8 @@ absl::StatusOr<BuiltinNetwork> BuildNetwork(const NetworkSpec& spec,
       CreateBuiltinNetwork(spec.architecture, spec.num_classes);
   if (!network.ok()) return network.status();
   if (!spec.weights.empty()) {
-    absl::Status loaded =
-        LoadStateDictFile(spec.weights, network->module.get());
-    if (!loaded.ok()) return loaded;
+    SEGSERVE_RETURN_IF_ERROR(
+        LoadStateDictFile(spec.weights, network->module.get()));
   }
   return network;
 }
@@ -80,7 +80,7 @@ absl::Status WriteAtomically(
     written = absl::InternalError(
         absl::StrCat(path, ": cannot write: ", ExceptionMessage(e)));
   }
-  if (!written.ok()) return written;
+  SEGSERVE_RETURN_IF_ERROR(written);
   std::error_code error;
   fs::rename(partial, path, error);
   if (error) {
@@ -128,10 +128,8 @@ struct Trainee {
 
 absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
   Trainee trainee;
-  absl::StatusOr<BuiltinNetwork> student =
-      BuildNetwork(options.student, options.seed);
-  if (!student.ok()) return student.status();
-  trainee.student = *std::move(student);
+  SEGSERVE_ASSIGN_OR_RETURN(trainee.student,
+                            BuildNetwork(options.student, options.seed));
   if (trainee.student.freeze_backbone_norm) {
     trainee.student.freeze_backbone_norm(options.freeze_backbone_norm);
   }
@@ -157,10 +155,9 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
           options.student.preprocess.height,
           "; distillation needs the same input size"));
     }
-    absl::StatusOr<BuiltinNetwork> teacher =
-        BuildNetwork(options.teacher, options.seed);
-    if (!teacher.ok()) return teacher.status();
-    trainee.teacher = std::make_unique<BuiltinNetwork>(*std::move(teacher));
+    SEGSERVE_ASSIGN_OR_RETURN(BuiltinNetwork teacher,
+                              BuildNetwork(options.teacher, options.seed));
+    trainee.teacher = std::make_unique<BuiltinNetwork>(std::move(teacher));
     trainee.teacher->module->eval();
     if (options.channels_last && trainee.teacher->prefers_channels_last) {
       UseChannelsLast(*trainee.teacher);
@@ -191,9 +188,8 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
 absl::StatusOr<int64_t> Resume(const TrainerOptions& options,
                                Trainee& trainee) {
   const fs::path dir(options.resume);
-  absl::Status loaded = LoadStateDictFile((dir / "model.pt").string(),
-                                          trainee.student.module.get());
-  if (!loaded.ok()) return loaded;
+  SEGSERVE_RETURN_IF_ERROR(LoadStateDictFile((dir / "model.pt").string(),
+                                             trainee.student.module.get()));
   const std::string state_path = (dir / "trainer_state.pt").string();
   try {
     torch::serialize::InputArchive archive;
@@ -223,9 +219,8 @@ absl::Status Checkpoint(const TrainerOptions& options, Trainee& trainee,
   const fs::path dir(options.checkpoint_dir);
   std::error_code error;
   fs::create_directories(dir, error);
-  absl::Status saved =
-      SaveWeights(*trainee.student.module, (dir / "model.pt").string());
-  if (!saved.ok()) return saved;
+  SEGSERVE_RETURN_IF_ERROR(
+      SaveWeights(*trainee.student.module, (dir / "model.pt").string()));
   return WriteAtomically(
       [&](const std::string& path) {
         torch::serialize::OutputArchive archive;
@@ -294,14 +289,10 @@ absl::Status Train(const TrainerOptions& options,
         "steps, batch_size and accumulation must each be at least 1");
   }
   SetTorchThreads(options.threads);
-  absl::StatusOr<Trainee> prepared = Prepare(options);
-  if (!prepared.ok()) return prepared.status();
-  Trainee& trainee = *prepared;
+  SEGSERVE_ASSIGN_OR_RETURN(Trainee trainee, Prepare(options));
   int64_t step = 0;
   if (!options.resume.empty()) {
-    absl::StatusOr<int64_t> resumed = Resume(options, trainee);
-    if (!resumed.ok()) return resumed.status();
-    step = *resumed;
+    SEGSERVE_ASSIGN_OR_RETURN(step, Resume(options, trainee));
     log << "resumed at step " << step << " from " << options.resume << "\n";
   }
 
@@ -326,18 +317,17 @@ absl::Status Train(const TrainerOptions& options,
       }
       trainee.optimizer->zero_grad();
       for (int a = 0; a < options.accumulation; ++a) {
-        absl::StatusOr<TrainingBatch> batch = loader.Next();
-        if (!batch.ok()) return batch.status();
-        const int64_t h = batch->input.size(2);
-        const int64_t w = batch->input.size(3);
+        SEGSERVE_ASSIGN_OR_RETURN(TrainingBatch batch, loader.Next());
+        const int64_t h = batch.input.size(2);
+        const int64_t w = batch.input.size(3);
         DecoderOutputs student;
         if (trainee.teacher) {
-          student = trainee.student.forward_with_features(batch->input);
+          student = trainee.student.forward_with_features(batch.input);
         } else {
-          student.logits = trainee.student.forward(batch->input);
+          student.logits = trainee.student.forward(batch.input);
         }
         torch::Tensor loss = F::cross_entropy(
-            ResizeLogits(student.logits, h, w), batch->labels,
+            ResizeLogits(student.logits, h, w), batch.labels,
             F::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel));
         const double ce = loss.item<double>();
         DistillLosses distill;
@@ -345,11 +335,11 @@ absl::Status Train(const TrainerOptions& options,
           DecoderOutputs teacher;
           {
             torch::NoGradGuard no_grad;
-            teacher = trainee.teacher->forward_with_features(batch->input);
+            teacher = trainee.teacher->forward_with_features(batch.input);
           }
           distill = trainee.distiller->forward(student.features, student.logits,
                                                teacher.features, teacher.logits,
-                                               batch->labels);
+                                               batch.labels);
           loss = loss + distill.total;
         }
         const double total = loss.item<double>();
@@ -391,8 +381,7 @@ absl::Status Train(const TrainerOptions& options,
           ((options.checkpoint_every > 0 &&
             step % options.checkpoint_every == 0) ||
            last || stop)) {
-        absl::Status saved = Checkpoint(options, trainee, step);
-        if (!saved.ok()) return saved;
+        SEGSERVE_RETURN_IF_ERROR(Checkpoint(options, trainee, step));
       }
       if (stop) return absl::OkStatus();
     }
@@ -420,27 +409,23 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const NetworkSpec& spec,
   model_options.weights_path = spec.weights;
   model_options.input_height = spec.preprocess.height;
   model_options.input_width = spec.preprocess.width;
-  absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
-      LoadTorchModel(model_options);
-  if (!model.ok()) return model.status();
+  SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<SegmentationModel> model,
+                            LoadTorchModel(model_options));
   ConfusionMatrix confusion(spec.num_classes);
   const PreprocessOptions& pre = spec.preprocess;
   std::vector<float> input(3 * static_cast<size_t>(pre.height) * pre.width);
   for (int64_t i = first; i < first + count; ++i) {
-    absl::StatusOr<LabeledImage> image = source.Get(i);
-    if (!image.ok()) return image.status();
-    const ContentRegion region = Preprocess(image->rgb, pre, input.data());
+    SEGSERVE_ASSIGN_OR_RETURN(LabeledImage image, source.Get(i));
+    const ContentRegion region = Preprocess(image.rgb, pre, input.data());
     const float* inputs[] = {input.data()};
-    absl::StatusOr<std::vector<InferenceOutput>> outputs =
-        (*model)->Infer(inputs, {});
-    if (!outputs.ok()) return outputs.status();
-    const cv::Mat predicted =
-        MapToImageSize(outputs->front().labels, region, image->labels.cols,
-                       image->labels.rows);
-    absl::Status added = confusion.Add(predicted, image->labels);
+    SEGSERVE_ASSIGN_OR_RETURN(std::vector<InferenceOutput> outputs,
+                              model->Infer(inputs, {}));
+    const cv::Mat predicted = MapToImageSize(
+        outputs.front().labels, region, image.labels.cols, image.labels.rows);
+    absl::Status added = confusion.Add(predicted, image.labels);
     if (!added.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(image->name, ": ", added.message()));
+          absl::StrCat(image.name, ": ", added.message()));
     }
   }
   return confusion;
