@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
 
@@ -38,14 +39,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
     return absl::InvalidArgumentError(
         "TLS needs both --tls_cert_file and --tls_key_file");
   }
-  absl::Status ok =
-      CheckPemFile("tls_cert_file", files.cert_file, "certificate");
-  if (ok.ok()) ok = CheckPemFile("tls_key_file", files.key_file, "private key");
-  if (ok.ok() && !files.client_ca_file.empty()) {
-    ok = CheckPemFile("tls_client_ca_file", files.client_ca_file,
-                      "CA certificate");
+  SEGSERVE_RETURN_IF_ERROR(
+      CheckPemFile("tls_cert_file", files.cert_file, "certificate"));
+  SEGSERVE_RETURN_IF_ERROR(
+      CheckPemFile("tls_key_file", files.key_file, "private key"));
+  if (!files.client_ca_file.empty()) {
+    SEGSERVE_RETURN_IF_ERROR(CheckPemFile(
+        "tls_client_ca_file", files.client_ca_file, "CA certificate"));
   }
-  if (!ok.ok()) return ok;
   const auto refresh_s = static_cast<unsigned int>(
       std::max<int64_t>(1, absl::ToInt64Seconds(files.refresh)));
   auto provider =

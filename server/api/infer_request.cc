@@ -139,10 +139,8 @@ absl::Status ReadEncodedImages(const ModelInferRequest& request,
   const int64_t count = shape[0];
   *batched = !flat || count > 1;
   if (!request.raw_input_contents().empty()) {
-    absl::StatusOr<std::vector<absl::string_view>> elements =
-        SplitRawBytes(request.raw_input_contents(0), count);
-    if (!elements.ok()) return elements.status();
-    *images = *std::move(elements);
+    SEGSERVE_ASSIGN_OR_RETURN(
+        *images, SplitRawBytes(request.raw_input_contents(0), count));
   } else {
     const auto& contents = input.contents().bytes_contents();
     if (contents.size() != count) {
@@ -243,12 +241,9 @@ absl::Status ToInferCall(const ModelInferRequest& request, InferCall* call) {
   }
   MaskFormat mask_format = MaskFormat::kRaw;
   uint32_t priority = 0;
-  if (absl::Status s =
-          ReadParameters(request.parameters(), &mask_format, &priority);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ReadOutputs(request, call); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(
+      ReadParameters(request.parameters(), &mask_format, &priority));
+  SEGSERVE_RETURN_IF_ERROR(ReadOutputs(request, call));
 
   SegmentJob& job = call->job;
   job.model = request.model_name();
@@ -262,21 +257,15 @@ absl::Status ToInferCall(const ModelInferRequest& request, InferCall* call) {
 
   if (input.datatype() == "BYTES") {
     std::vector<absl::string_view> images;
-    if (absl::Status s =
-            ReadEncodedImages(request, input, &images, &call->batched);
-        !s.ok()) {
-      return s;
-    }
+    SEGSERVE_RETURN_IF_ERROR(
+        ReadEncodedImages(request, input, &images, &call->batched));
     for (absl::string_view image : images) {
       job.images.emplace_back().encoded = image;
     }
   } else if (input.datatype() == "UINT8") {
     int64_t count = 0, height = 0, width = 0;
-    if (absl::Status s =
-            ReadPixels(request, input, call, &count, &height, &width);
-        !s.ok()) {
-      return s;
-    }
+    SEGSERVE_RETURN_IF_ERROR(
+        ReadPixels(request, input, call, &count, &height, &width));
     const absl::string_view all =
         call->pixels.empty() ? absl::string_view(request.raw_input_contents(0))
                              : absl::string_view(call->pixels);

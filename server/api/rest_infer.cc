@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/client_text.h"
+#include "common/status_macros.h"
 #include "server/api/infer_request.h"
 #include "server/api/json_util.h"
 
@@ -60,15 +61,11 @@ absl::Status ReadParameters(absl::string_view where,
   for (const auto& member : parameters.GetObject()) {
     const std::string name(member.name.GetString(),
                            member.name.GetStringLength());
-    absl::StatusOr<bool> taken = take(name, member.value);
-    if (!taken.ok()) return taken.status();
-    if (*taken) continue;
-    if (absl::Status s =
-            ToParameter(absl::StrCat(where, " parameter ", KeyOf(member.name)),
-                        member.value, &(*out)[name]);
-        !s.ok()) {
-      return s;
-    }
+    SEGSERVE_ASSIGN_OR_RETURN(bool taken, take(name, member.value));
+    if (taken) continue;
+    SEGSERVE_RETURN_IF_ERROR(
+        ToParameter(absl::StrCat(where, " parameter ", KeyOf(member.name)),
+                    member.value, &(*out)[name]));
   }
   return absl::OkStatus();
 }
@@ -80,11 +77,8 @@ absl::Status FlattenData(const std::string& input, const std::string& datatype,
                          int depth = 0) {
   if (data.IsArray()) {
     for (const rapidjson::Value& element : data.GetArray()) {
-      if (absl::Status s =
-              FlattenData(input, datatype, element, raw, depth + 1);
-          !s.ok()) {
-        return s;
-      }
+      SEGSERVE_RETURN_IF_ERROR(
+          FlattenData(input, datatype, element, raw, depth + 1));
     }
     return absl::OkStatus();
   }
@@ -157,7 +151,7 @@ absl::Status ReadInput(const rapidjson::Value& json, absl::string_view* binary,
     } else if (key == "data") {
       data = &value;
     } else if (key == "parameters") {
-      absl::Status s = ReadParameters(
+      SEGSERVE_RETURN_IF_ERROR(ReadParameters(
           "input", value, input->mutable_parameters(),
           [&binary_size](const std::string& name,
                          const rapidjson::Value& v) -> absl::StatusOr<bool> {
@@ -169,8 +163,7 @@ absl::Status ReadInput(const rapidjson::Value& json, absl::string_view* binary,
             }
             binary_size = v.GetUint64();
             return true;
-          });
-      if (!s.ok()) return s;
+          }));
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown input key ", KeyOf(member.name),
@@ -223,7 +216,7 @@ absl::Status ReadOutput(const rapidjson::Value& json,
       output->set_name(std::string(member.value.GetString(),
                                    member.value.GetStringLength()));
     } else if (key == "parameters") {
-      absl::Status s = ReadParameters(
+      SEGSERVE_RETURN_IF_ERROR(ReadParameters(
           "output", member.value, output->mutable_parameters(),
           [&binary](const std::string& name,
                     const rapidjson::Value& v) -> absl::StatusOr<bool> {
@@ -234,8 +227,7 @@ absl::Status ReadOutput(const rapidjson::Value& json,
             }
             binary = v.GetBool();
             return true;
-          });
-      if (!s.ok()) return s;
+          }));
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown output key ", KeyOf(member.name),
@@ -306,7 +298,7 @@ absl::Status ParseRestInferRequest(absl::string_view body,
     binary = body.substr(*json_length);
   }
   rapidjson::Document document;
-  if (absl::Status s = ParseJson(json, &document); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(ParseJson(json, &document));
   if (!document.IsObject()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the infer request is ", JsonTypeName(document),
@@ -324,7 +316,7 @@ absl::Status ParseRestInferRequest(absl::string_view body,
       }
       request->set_id(std::string(value.GetString(), value.GetStringLength()));
     } else if (key == "parameters") {
-      absl::Status s = ReadParameters(
+      SEGSERVE_RETURN_IF_ERROR(ReadParameters(
           "the request's", value, request->mutable_parameters(),
           [outputs](const std::string& name,
                     const rapidjson::Value& v) -> absl::StatusOr<bool> {
@@ -335,17 +327,16 @@ absl::Status ParseRestInferRequest(absl::string_view body,
             }
             outputs->all_binary = v.GetBool();
             return true;
-          });
-      if (!s.ok()) return s;
+          }));
     } else if (key == "inputs" || key == "outputs") {
       if (!value.IsArray()) {
         return absl::InvalidArgumentError(absl::StrCat(
             key, " is ", JsonTypeName(value), "; send an array of objects"));
       }
       for (const rapidjson::Value& each : value.GetArray()) {
-        absl::Status s = key == "inputs" ? ReadInput(each, &binary, request)
-                                         : ReadOutput(each, request, outputs);
-        if (!s.ok()) return s;
+        SEGSERVE_RETURN_IF_ERROR(key == "inputs"
+                                     ? ReadInput(each, &binary, request)
+                                     : ReadOutput(each, request, outputs));
       }
       has_inputs = has_inputs || key == "inputs";
     } else {
@@ -416,9 +407,7 @@ absl::StatusOr<RestInferBody> WriteRestInferResponse(
         writer.EndObject();
       }
       writer.Key("data");
-      if (absl::Status s = WriteData(output.datatype(), raw, writer); !s.ok()) {
-        return s;
-      }
+      SEGSERVE_RETURN_IF_ERROR(WriteData(output.datatype(), raw, writer));
     }
     writer.EndObject();
   }

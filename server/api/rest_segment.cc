@@ -94,7 +94,7 @@ absl::StatusOr<RestSegmentCall> ToRestSegmentCall(const HttpRequest& request,
       MediaType(request.Header("Content-Type").value_or(""));
   ImageInput& image = job.images.emplace_back();
   if (type == "application/octet-stream") {
-    if (absl::Status s = ReadRawImage(request, &image); !s.ok()) return s;
+    SEGSERVE_RETURN_IF_ERROR(ReadRawImage(request, &image));
   } else if (IsEncodedImageType(type)) {
     if (request.body.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -122,9 +122,7 @@ absl::StatusOr<RestSegmentCall> ToRestSegmentCall(const HttpRequest& request,
                          QuoteClientText(value), "; allowed: png, raw, rle"));
       }
     } else if (name == "confidence") {
-      absl::StatusOr<bool> on = ReadBool(name, value);
-      if (!on.ok()) return on.status();
-      job.with_confidence = *on;
+      SEGSERVE_ASSIGN_OR_RETURN(job.with_confidence, ReadBool(name, value));
     } else if (name == "priority") {
       uint32_t priority = 0;
       if (!absl::SimpleAtoi(value, &priority)) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/client_text.h"
+#include "common/status_macros.h"
 #include "inference/open_inference.pb.h"
 #include "server/api/infer_request.h"
 #include "server/api/json_util.h"
@@ -134,7 +135,7 @@ absl::Status ParseOptionalObject(const std::string& body,
     document->SetObject();
     return absl::OkStatus();
   }
-  if (absl::Status s = ParseJson(body, document); !s.ok()) return s;
+  SEGSERVE_RETURN_IF_ERROR(ParseJson(body, document));
   if (!document->IsObject()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the body is ", JsonTypeName(*document),
@@ -346,11 +347,10 @@ void RestService::Handle(HttpRequest request, HttpReply reply) {
 
 absl::StatusOr<InferenceGrant> RestService::InferenceCall(
     const HttpRequest& request) const {
-  absl::StatusOr<CallContext> call = ToCallContext(request);
-  if (!call.ok()) return call.status();
+  SEGSERVE_ASSIGN_OR_RETURN(CallContext call, ToCallContext(request));
   // Checked before the request is read: a caller without the right learns
   // nothing of what is wrong with it.
-  return api_->AuthorizeInference(*std::move(call));
+  return api_->AuthorizeInference(std::move(call));
 }
 
 void RestService::Infer(HttpRequest request, const Route& route,

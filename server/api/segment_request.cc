@@ -59,10 +59,8 @@ absl::StatusOr<SegmentJob> ToSegmentJob(const v1::SegmentRequest& request) {
           "the request has no image; set image.encoded (", kEncodedFormats,
           " bytes) or image.raw (RGB8, BGR8 or GRAY8 pixels)"));
   }
-  absl::StatusOr<MaskFormat> mask_format =
-      ToMaskFormat(request.mask_encoding());
-  if (!mask_format.ok()) return mask_format.status();
-  job.mask_format = *mask_format;
+  SEGSERVE_ASSIGN_OR_RETURN(job.mask_format,
+                            ToMaskFormat(request.mask_encoding()));
   job.with_confidence = request.include_confidence();
   job.priority = request.priority();
   return job;

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace segserve {
 
@@ -228,7 +229,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
       server->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
   evhttp_set_gencb(server->http_, &HttpServer::OnRequest, server.get());
   if (!opts.tls_cert_file.empty() || !opts.tls_key_file.empty()) {
-    if (absl::Status loaded = server->LoadTls(); !loaded.ok()) return loaded;
+    SEGSERVE_RETURN_IF_ERROR(server->LoadTls());
     evhttp_set_bevcb(server->http_, &MakeTlsConnection, &server->tls_);
     // New connections pick up rotated files; open ones keep theirs.
     server->tls_refresh_ = event_new(
@@ -292,11 +293,10 @@ HttpServer::~HttpServer() {
 void HttpServer::StartDraining() { draining_.store(true); }
 
 absl::Status HttpServer::LoadTls() {
-  absl::StatusOr<SSL_CTX*> ctx = NewTlsContext(options_);
-  if (!ctx.ok()) return ctx.status();
+  SEGSERVE_ASSIGN_OR_RETURN(auto* ctx, NewTlsContext(options_));
   // Open connections hold their own reference to the old context.
   if (tls_ != nullptr) SSL_CTX_free(tls_);
-  tls_ = *ctx;
+  tls_ = ctx;
   return absl::OkStatus();
 }
 

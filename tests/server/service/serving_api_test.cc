@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
@@ -115,12 +116,11 @@ class ServingApiTest : public ::testing::Test {
   // Grants the call, then infers: the grant's refusal is the answer.
   absl::StatusOr<std::vector<SegmentResult>> Infer(SegmentJob job,
                                                    CallContext call = {}) {
-    absl::StatusOr<InferenceGrant> grant =
-        api_->AuthorizeInference(std::move(call));
-    if (!grant.ok()) return grant.status();
+    SEGSERVE_ASSIGN_OR_RETURN(InferenceGrant grant,
+                              api_->AuthorizeInference(std::move(call)));
     absl::Notification done;
     absl::StatusOr<std::vector<SegmentResult>> out;
-    api_->Infer(*grant, std::move(job),
+    api_->Infer(grant, std::move(job),
                 [&](absl::StatusOr<std::vector<SegmentResult>> results) {
                   out = std::move(results);
                   done.Notify();
