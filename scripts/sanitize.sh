@@ -5,7 +5,10 @@
 # (containers, Prometheus, DNS), the benchmarks and the reliability tests,
 # which measure time and memory that the sanitizers change, and the two
 # accuracy gates of the shipped models (200 and 50 scenes through the
-# server: about 4 minutes here for code the end-to-end tests also run).
+# server: about 4 minutes here for code the end-to-end tests also run), and
+# the Python SDK's and the playground's tests, which check Python and
+# browser code over server paths that e2e.segserve_segclient, e2e.oip and
+# e2e.rest already run under the sanitizers.
 #   scripts/sanitize.sh            (SANITIZE_BUILD_DIR=build-asan, JOBS=2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +26,4 @@ cmake --build "$build" -j "${JOBS:-2}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --test-dir "$build" --output-on-failure -j "${JOBS:-2}" \
-  -E '^(deploy|bench|reliability)\.|^train\.(scene_model_gate|mask_geometry)$'
+  -E '^(deploy|bench|reliability)\.|^train\.(scene_model_gate|mask_geometry)$|^e2e\.(python_sdk|playground)$'
