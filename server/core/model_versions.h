@@ -31,7 +31,6 @@ class ModelVersions {
   ModelVersions(std::string name, std::shared_ptr<Retirer> retirer,
                 Metrics* metrics);
 
-  const std::string& name() const { return status_.name; }
   ModelState state() const { return status_.state; }
   // Before any version has loaded: the model's state and why.
   void SetPending(ModelState state, std::string reason);
