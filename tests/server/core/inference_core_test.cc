@@ -105,6 +105,13 @@ TEST_F(InferenceCoreTest, UnknownModelIsRefusedAndCounted) {
                                        "version=\"\"} 1"));
 }
 
+// Each warm-up round runs every batch size the batcher can form, before the
+// model takes requests.
+TEST_F(InferenceCoreTest, WarmUpRunsEveryBatchSizeOncePerRound) {
+  CreateCore("warmup_batches: 2");
+  EXPECT_THAT(state_->BatchSizes(), ElementsAre(4, 3, 2, 1, 4, 3, 2, 1));
+}
+
 TEST_F(InferenceCoreTest, TicketIsInFlightUntilItGoes) {
   CreateCore();
   std::unique_ptr<RequestTicket> ticket = Admit();
