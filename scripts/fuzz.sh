@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz, clang-14, ASan + UBSan) in their
-# own build folder and runs each for SECONDS, starting from its committed
-# corpus (tests/fuzz/corpus/<target>: seeds and regressions) plus what
-# earlier runs found (in the build folder). Prints executions and crashes
+# own build folder and runs each for SECONDS (JOBS targets at a time, one
+# core each), starting from its committed corpus (tests/fuzz/corpus/<target>:
+# seeds and regressions) plus what earlier runs found (in the build folder). Prints executions and crashes
 # per target; exits 1 when any target crashed, leaving the input under
 # $FUZZ_BUILD_DIR/artifacts/.
 #   scripts/fuzz.sh [SECONDS]        (default 60; FUZZ_BUILD_DIR=build-fuzz)
@@ -33,20 +33,31 @@ done
 mkdir -p "$build/artifacts"
 summary="$build/fuzz-summary.txt"
 : > "$summary"
-failed=0
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-for target in "${targets[@]}"; do
-  work="$build/corpus/$target"
+
+# Each target runs single-threaded; JOBS of them run at once, so every
+# target still gets SECONDS of one core.
+fuzz_one() {
+  local target="$1" work="$build/corpus/$1" rc=0 dict=()
   mkdir -p "$work"
-  dict=()
   [[ -f "tests/fuzz/$target.dict" ]] && dict=("-dict=tests/fuzz/$target.dict")
-  log="$build/$target.log"
-  rc=0
   "$build/tests/fuzz/$target" "${dict[@]}" -max_total_time="$seconds" \
     -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$build/artifacts/$target-" \
-    "$work" "tests/fuzz/corpus/$target" > "$log" 2>&1 || rc=$?
+    "$work" "tests/fuzz/corpus/$target" > "$build/$target.log" 2>&1 || rc=$?
+  echo "$rc" > "$build/$target.rc"
+}
+for target in "${targets[@]}"; do
+  while (( $(jobs -rp | wc -l) >= ${JOBS:-2} )); do wait -n || true; done
+  fuzz_one "$target" &
+done
+wait
+
+failed=0
+for target in "${targets[@]}"; do
+  log="$build/$target.log"
+  rc=$(cat "$build/$target.rc")
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   crashes=$(ls "$build/artifacts" | grep -c "^$target-" || true)
   line="$target: ${execs:-0} executions in ${seconds} s, exit $rc, $crashes crash input(s)"
