@@ -17,6 +17,7 @@ struct ModelInstance::State {
   Clock* clock;
   Metrics::ModelMetrics metrics;
   ServiceTime* service_time;
+  int index;
   ModelStatistics* statistics;
   std::string device;
 
@@ -32,7 +33,7 @@ struct ModelInstance::State {
 ModelInstance::ModelInstance(std::unique_ptr<SegmentationModel> model,
                              DynamicBatcher* batcher, Clock* clock,
                              Metrics::ModelMetrics metrics,
-                             ServiceTime* service_time,
+                             ServiceTime* service_time, int index,
                              ModelStatistics* statistics)
     : state_(std::make_shared<State>()) {
   state_->device = model->device();
@@ -41,6 +42,7 @@ ModelInstance::ModelInstance(std::unique_ptr<SegmentationModel> model,
   state_->clock = clock;
   state_->metrics = metrics;
   state_->service_time = service_time;
+  state_->index = index;
   state_->statistics = statistics;
   thread_ = std::thread([state = state_] { RunLoop(state); });
 }
@@ -148,7 +150,8 @@ void ModelInstance::RunLoop(std::shared_ptr<State> state) {
     metrics.inference_seconds->Observe(absl::ToDoubleSeconds(inference_time));
     metrics.batch_size->Observe(double(batch.size()));
     if (outputs.ok()) {
-      state->service_time->RecordBatch(int(batch.size()), inference_time);
+      state->service_time->RecordBatch(state->index, int(batch.size()),
+                                       inference_time);
       state->statistics->RecordBatch(int(batch.size()), inference_time,
                                      start + inference_time);
     }

@@ -27,11 +27,12 @@ namespace segserve {
 class ModelInstance {
  public:
   // `batcher`, `clock`, `service_time` and `statistics` must outlive the
-  // instance (but not a stuck thread that the destructor let go).
+  // instance (but not a stuck thread that the destructor let go). `index`:
+  // the instance's place among its model's, for `service_time`.
   ModelInstance(std::unique_ptr<SegmentationModel> model,
                 DynamicBatcher* batcher, Clock* clock,
                 Metrics::ModelMetrics metrics, ServiceTime* service_time,
-                ModelStatistics* statistics);
+                int index, ModelStatistics* statistics);
   ~ModelInstance();
 
   // Whether the instance takes batches: false once a batch expired.

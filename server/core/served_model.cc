@@ -104,6 +104,7 @@ ServedModel::ServedModel(Options options)
       preprocess_(PreprocessOptionsFromConfig(options_.config)),
       metrics_(options_.metrics->ForModel(options_.config.name(),
                                           absl::StrCat(options_.version))),
+      service_time_(int(options_.devices.size())),
       batcher_(ToBatcherOptions(options_.config, metrics_.queue_depth),
                options_.clock) {}
 
@@ -129,7 +130,8 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
     served->parameter_count_ = (*model)->parameter_count();
     served->instances_.push_back(std::make_unique<ModelInstance>(
         *std::move(model), &served->batcher_, opts.clock, served->metrics_,
-        &served->service_time_, &served->statistics_));
+        &served->service_time_, int(served->instances_.size()),
+        &served->statistics_));
   }
   if (opts.batch_timeout > absl::ZeroDuration()) {
     served->watchdog_ =
@@ -174,8 +176,7 @@ void ServedModel::Shutdown() { batcher_.Shutdown(); }
 std::optional<absl::Duration> ServedModel::EstimateCompletion(int items) const {
   // Everything admitted counts, not only the queue: under overload requests
   // wait for the pool to decode them before they reach the queue.
-  return service_time_.EstimateCompletion(inflight_.load() + items - 1,
-                                          int(instances_.size()));
+  return service_time_.EstimateCompletion(inflight_.load() + items - 1);
 }
 
 }  // namespace segserve
