@@ -14,13 +14,16 @@
 #   make fuzz           build the libFuzzer targets (clang, ASan + UBSan) and
 #                       run each for FUZZ_SECONDS (default 60)
 #   make test-sanitize  build with ASan + UBSan and run the suite under them
+#   make gpu-kit        the GPU build kit: what a machine with only PyTorch
+#                       lacks to build segserve (scripts/gpu-kit/README.md)
+#   make test-gpu-kit   build and test with the kit in a clean Debian root
 BUILD_DIR ?= build
 JOBS ?= 2
 GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation bench clean format image test-image fuzz test-sanitize
+.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation bench clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
 
 all: build
 
@@ -74,6 +77,12 @@ fuzz: setup
 
 test-sanitize: setup
 	SANITIZE_BUILD_DIR=$(BUILD_DIR)-asan JOBS=$(JOBS) bash scripts/sanitize.sh
+
+gpu-kit: setup
+	bash scripts/gpu-kit/make-kit.sh
+
+test-gpu-kit: setup
+	SEGSERVE_BUILD_DIR=$(BUILD_DIR) bash scripts/gpu-kit/test-kit.sh $(KIT_TEST)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
