@@ -38,22 +38,34 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DProtobuf_PROTOC_EXECUTABLE="$kit/usr/bin/protoc"
 echo "build-and-test: configured in $((SECONDS - start)) s"
 # Where CMake found each dependency: the kit and the given LibTorch only.
-grep -E '^(absl|gRPC|OpenCV|prometheus-cpp|GTest|Torch)_DIR|^Protobuf_PROTOC_EXECUTABLE|^Protobuf_INCLUDE_DIR|^PKG_CONFIG_EXECUTABLE' \
-  "$build/CMakeCache.txt"
+found=$(grep -E '^((absl|gRPC|OpenCV|prometheus-cpp|GTest|Torch)_DIR|Protobuf_PROTOC_EXECUTABLE|Protobuf_INCLUDE_DIR|PKG_CONFIG_EXECUTABLE):' \
+  "$build/CMakeCache.txt" | sed 's/:[A-Z]*=/ /')
+echo "$found"
+while read -r name path; do
+  case "$path" in
+    "$kit"/* | "$torch"*) ;;
+    *) echo "build-and-test: $name is $path, outside the kit and LibTorch" >&2; exit 1 ;;
+  esac
+done <<< "$found"
+[[ $(wc -l <<< "$found") -eq 9 ]] || { echo "build-and-test: a dependency was not found" >&2; exit 1; }
 start=$SECONDS
 # shellcheck disable=SC2086
 cmake --build "$build" -j "$jobs" ${targets:+--target $targets}
 echo "build-and-test: built in $((SECONDS - start)) s"
-# The binaries load the kit's libraries, not the system's.
+# The binaries load every library the kit has from the kit, not from the
+# system (others, such as LibTorch's own dependencies, may come from anywhere).
 for binary in "$build/server/segserve" "$build/tools/segclient"; do
   [[ -x $binary ]] || continue
-  outside=$(ldd "$binary" | grep -E 'grpc|protobuf|absl|opencv|prometheus|event|re2|cares' |
-    grep -v "$kit/" || true)
+  outside=$(ldd "$binary" | awk '$2 == "=>" {print $1, $3}' |
+    while read -r name path; do
+      [[ -e $SEGSERVE_KIT_LIB/$name && $path != "$kit"/* ]] && echo "$name => $path"
+    done || true)
   if [[ -n $outside ]]; then
     echo "build-and-test: $binary loads these from outside the kit:" >&2
     echo "$outside" >&2
     exit 1
   fi
+  echo "build-and-test: $binary loads $(ldd "$binary" | grep -c "$kit/") libraries from the kit"
 done
 start=$SECONDS
 python_driven='^(e2e|interop|deploy|reliability|bench|train)\.|^tools\.end_to_end$'
