@@ -1,11 +1,15 @@
 #include "model/torch_model.h"
 
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,7 +81,10 @@ void MoveTensors(const std::vector<torch::Tensor>& tensors,
 }
 
 // Shared by builtin and TorchScript models: batching, device transfer,
-// resizing and labelling.
+// resizing and labelling. On CUDA each instance runs on a stream of its own
+// (instances of one GPU overlap), assembles its batches in a pinned host
+// buffer it reuses (the transfer to the device is asynchronous), and copies
+// each kind of output back in one transfer per batch.
 class TorchModel : public SegmentationModel {
  public:
   TorchModel(const TorchModelOptions& options, torch::Device device,
@@ -99,11 +106,44 @@ class TorchModel : public SegmentationModel {
   virtual absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) = 0;
 
  private:
+  // The batch's inputs stacked in host memory: pinned on CUDA, where the
+  // stream must be current. May throw.
+  torch::Tensor StackInputs(absl::Span<const float* const> inputs);
+
   const TorchModelOptions options_;
   const torch::Device device_;
   const torch::ScalarType dtype_;
   const int64_t parameter_count_;
+  // CUDA only, made by the first batch. The pinned buffer is free again
+  // when Infer returns: its last step, the copy back, waits for the stream.
+  std::optional<c10::Stream> stream_;
+  torch::Tensor pinned_inputs_;
 };
+
+torch::Tensor TorchModel::StackInputs(absl::Span<const float* const> inputs) {
+  const int64_t n = static_cast<int64_t>(inputs.size());
+  const int64_t image_floats =
+      3 * int64_t(options_.input_height) * options_.input_width;
+  torch::Tensor stacked;
+  if (device_.is_cuda()) {
+    if (!pinned_inputs_.defined() || pinned_inputs_.size(0) < n) {
+      pinned_inputs_ = torch::empty(
+          {std::max<int64_t>(n, options_.max_batch_size), 3,
+           options_.input_height, options_.input_width},
+          torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
+    }
+    stacked = pinned_inputs_.narrow(0, 0, n);
+  } else {
+    stacked = torch::empty({n, 3, options_.input_height, options_.input_width},
+                           torch::kFloat);
+  }
+  float* data = stacked.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(data + i * image_floats, inputs[i],
+                size_t(image_floats) * sizeof(float));
+  }
+  return stacked;
+}
 
 absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
     absl::Span<const float* const> inputs, OutputKinds kinds) {
@@ -116,14 +156,18 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
   const int64_t width = options_.input_width;
   try {
     c10::InferenceMode inference_mode;
-    torch::Tensor batch = torch::empty({n, 3, height, width}, torch::kFloat);
-    for (int64_t i = 0; i < n; ++i) {
-      // from_blob only reads the caller's buffer; copy_ never writes to it.
-      batch[i].copy_(torch::from_blob(const_cast<float*>(inputs[i]),
-                                      {3, height, width}, torch::kFloat));
+    std::optional<c10::StreamGuard> on_stream;
+    if (device_.is_cuda()) {
+      if (!stream_) {
+        stream_ = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA)
+                      .getStreamFromGlobalPool(device_);
+      }
+      on_stream.emplace(*stream_);
     }
-    SEGSERVE_ASSIGN_OR_RETURN(torch::Tensor logits,
-                              Forward(batch.to(device_, dtype_)));
+    const torch::Tensor batch = StackInputs(inputs);
+    SEGSERVE_ASSIGN_OR_RETURN(
+        torch::Tensor logits,
+        Forward(batch.to(device_, dtype_, /*non_blocking=*/device_.is_cuda())));
     if (logits.dim() != 4 || logits.size(0) != n) {
       return absl::InternalError(absl::StrCat(
           "the model returned logits of shape ", c10::str(logits.sizes()),
@@ -160,27 +204,34 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
       confidence = total.reciprocal_().mul_(255).round_().clamp_(0, 255).to(
           torch::kUInt8);
     }
+    // One transfer per kind of output (none on the CPU), then each image's
+    // share into its own Mat.
+    const torch::Tensor host_labels = labels.to(torch::kCPU).contiguous();
+    const torch::Tensor host_confidence =
+        kinds.confidence ? confidence.to(torch::kCPU).contiguous()
+                         : torch::Tensor();
+    const torch::Tensor host_logits =
+        kinds.logits ? logits.to(torch::kCPU).contiguous() : torch::Tensor();
+    const auto copy_image = [](const torch::Tensor& from, int64_t i,
+                               cv::Mat& to) {
+      std::memcpy(to.data, from[i].data_ptr(), to.total() * to.elemSize());
+    };
     std::vector<InferenceOutput> outputs(inputs.size());
     for (int64_t i = 0; i < n; ++i) {
       InferenceOutput& output = outputs[i];
       output.labels = cv::Mat(static_cast<int>(height), static_cast<int>(width),
                               wide ? CV_16UC1 : CV_8UC1);
-      torch::from_blob(output.labels.data, {height, width},
-                       labels.scalar_type())
-          .copy_(labels[i]);
+      copy_image(host_labels, i, output.labels);
       if (kinds.confidence) {
         output.confidence =
             cv::Mat(static_cast<int>(height), static_cast<int>(width), CV_8UC1);
-        torch::from_blob(output.confidence.data, {height, width}, torch::kUInt8)
-            .copy_(confidence[i]);
+        copy_image(host_confidence, i, output.confidence);
       }
       if (kinds.logits) {
         const int sizes[] = {static_cast<int>(classes),
                              static_cast<int>(height), static_cast<int>(width)};
         output.logits = cv::Mat(3, sizes, CV_32F);
-        torch::from_blob(output.logits.data, {classes, height, width},
-                         torch::kFloat)
-            .copy_(logits[i]);
+        copy_image(host_logits, i, output.logits);
       }
     }
     return outputs;
