@@ -9,6 +9,9 @@
 #   bash scripts/gpu-kit/device-run.sh [--skip-tests] [--skip-bench]
 # Each stage has a time limit so that a stuck one leaves time for the rest;
 # a failed stage is recorded and the next one still runs.
+# A dry run here, on the CPU, with a build that exists:
+#   DEVICE_RUN_BUILD=build DEVICE_RUN_KIND=CPU DEVICE_RUN_SECONDS=2 \
+#     bash scripts/gpu-kit/device-run.sh
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${OUT:-$root/build-gpu-run}
@@ -52,54 +55,70 @@ print("torch", torch.__version__, "cuda", torch.version.cuda,
       "cxx11 abi", torch._C._GLIBCXX_USE_CXX11_ABI,
       "devices", torch.cuda.device_count())
 EOF
-torch_cmake=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+torch_cmake=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' || true)
 
 kit=$work/kit
-if [[ ! -f $kit/env.sh ]]; then
+if [[ -z ${DEVICE_RUN_BUILD:-} && ! -f $kit/env.sh ]]; then
   mkdir -p "$kit" && tar -xJf "$root/build-gpu-kit/kit.tar.xz" -C "$kit"
 fi
-build=$root/build-gpu
-tests_regex=""
-((skip_tests)) && tests_regex='^$'
-stage build-and-test 420 bash scripts/gpu-kit/build-and-test.sh --kit "$kit" \
-  --torch "$torch_cmake" --build "$build" --jobs "$jobs" --tests "$tests_regex"
-[[ -x $build/server/segserve ]] || { echo "device-run: no server was built"; }
+kind=${DEVICE_RUN_KIND:-GPU}
+seconds=${DEVICE_RUN_SECONDS:-8}
+if [[ -n ${DEVICE_RUN_BUILD:-} ]]; then
+  build=$(cd "$DEVICE_RUN_BUILD" && pwd)
+else
+  build=$root/build-gpu
+  tests_regex=""
+  ((skip_tests)) && tests_regex='^$'
+  stage build-and-test 480 bash scripts/gpu-kit/build-and-test.sh --kit "$kit" \
+    --torch "$torch_cmake" --build "$build" --jobs "$jobs" --tests "$tests_regex"
+fi
+[[ -x $build/server/segserve ]] || echo "device-run: no server was built"
 
 # The GPU repository: each shipped model on a GPU instance, in FP32 and FP16,
 # batching off (max_batch_size 1) and SGCPNet at 768x1536.
-variant() {  # variant MODEL NAME SED-EXPRESSIONS...
-  local model=$1 name=$2
-  shift 2
-  rm -rf "$work/models/$name"
-  mkdir -p "$work/models/$name"
-  cp -r "model_repository/$model/1" "$work/models/$name/"
-  sed -e "s/^name: .*/name: \"$name\"/" -e 's/kind: AUTO/kind: GPU/' "$@" \
-    "model_repository/$model/config.pbtxt" > "$work/models/$name/config.pbtxt"
+# The served ones in a repository of their own, so that the server loads
+# only what segload measures.
+variant() {  # variant FOLDER MODEL NAME SED-EXPRESSIONS...
+  local folder=$work/$1 model=$2 name=$3
+  shift 3
+  rm -rf "${folder:?}/$name"
+  mkdir -p "$folder/$name"
+  cp -r "model_repository/$model/1" "$folder/$name/"
+  sed -e "s/^name: .*/name: \"$name\"/" -e "s/kind: AUTO/kind: $kind/" "$@" \
+    "model_repository/$model/config.pbtxt" > "$folder/$name/config.pbtxt"
 }
 if ((!skip_bench)) && [[ -x $build/server/segserve ]]; then
-  variant scenes-sgcpnet sgcpnet-fp32
-  variant scenes-sgcpnet sgcpnet-fp16 -e 's/precision: FP32/precision: FP16/'
-  variant scenes-sgcpnet sgcpnet-nobatch -e 's/max_batch_size: .*/max_batch_size: 1/' \
-    -e '/preferred_batch_size/d'
-  variant scenes-sgcpnet sgcpnet-768x1536 -e 's/height: 512/height: 768/' \
+  for folder in inprocess served; do
+    variant $folder scenes-sgcpnet sgcpnet-fp32
+    variant $folder scenes-cgrseg-t cgrseg-t-fp32
+  done
+  variant inprocess scenes-sgcpnet sgcpnet-fp16 -e 's/precision: FP32/precision: FP16/'
+  variant inprocess scenes-sgcpnet sgcpnet-768x1536 -e 's/height: 512/height: 768/' \
     -e 's/width: 512/width: 1536/'
-  variant scenes-cgrseg-t cgrseg-t-fp32
-  variant scenes-cgrseg-t cgrseg-t-fp16 -e 's/precision: FP32/precision: FP16/'
+  variant inprocess scenes-cgrseg-t cgrseg-t-fp16 -e 's/precision: FP32/precision: FP16/'
+  variant served scenes-sgcpnet sgcpnet-nobatch -e 's/max_batch_size: .*/max_batch_size: 1/' \
+    -e '/preferred_batch_size/d'
 
   for name in sgcpnet-fp32 sgcpnet-fp16 sgcpnet-768x1536 cgrseg-t-fp32 cgrseg-t-fp16; do
     stage "inprocess-$name" 90 bash -c '"$0" --model_dir="$1" --min_seconds=1 > "$2"' \
-      "$build/bench/inprocess_bench" "$work/models/$name" "$work/inprocess-$name.json" &&
+      "$build/bench/inprocess_bench" "$work/inprocess/$name" "$work/inprocess-$name.json" &&
       record "inprocess-$name-figures" "$(cat "$work/inprocess-$name.json")"
   done
 
-  "$build/server/segserve" --model_repository="$work/models" --host=127.0.0.1 \
+  "$build/server/segserve" --model_repository="$work/served" --host=127.0.0.1 \
     --grpc_port=50151 --http_port=-1 --metrics_port=-1 \
     --default_model=sgcpnet-fp32 > "$out/segserve.log" 2>&1 &
   server=$!
+  ready=0
   for _ in $(seq 1 180); do
-    "$build/tools/segclient" --target=127.0.0.1:50151 --health >/dev/null 2>&1 && break
+    if "$build/tools/segclient" --target=127.0.0.1:50151 --health \
+        --health_service=readiness >/dev/null 2>&1; then
+      ready=1
+      break
+    fi
     sleep 1
   done
+  record server-ready "$ready"
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader |
     tee "$work/gpu-memory.txt"
   record gpu-memory "\"$(tr '\n' ';' < "$work/gpu-memory.txt")\""
@@ -108,7 +127,7 @@ if ((!skip_bench)) && [[ -x $build/server/segserve ]]; then
     [[ $name == sgcpnet-nobatch ]] && levels=32
     stage "served-$name" 150 "$build/tools/segload/segload" \
       --target=127.0.0.1:50151 --model="$name" --raw --sizes=512x512 \
-      --mask_encoding=rle --concurrency="$levels" --duration_s=8 \
+      --mask_encoding=rle --concurrency="$levels" --duration_s="$seconds" \
       --warmup_requests=50 --json="$work/served-$name.json" &&
       record "served-$name-figures" "$(cat "$work/served-$name.json")"
   done
