@@ -28,7 +28,7 @@ log=$out/gpu-run.log
 results=$out/results.jsonl
 : > "$results"
 exec > >(tee -a "$log") 2>&1
-cd "$root"
+cd "$root" || exit 1
 work=$root/build-gpu-run/work
 mkdir -p "$work"
 jobs=$(nproc)

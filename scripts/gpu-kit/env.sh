@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced before configuring segserve against the kit and an installed
 # PyTorch:   source KIT/env.sh [TORCH_CMAKE_PREFIX]
 # The second argument defaults to python3's torch.utils.cmake_prefix_path.

@@ -101,7 +101,7 @@ fi
   while read -r type name; do
     case "$type" in
       T | W | i) echo "long f$i(void) __asm__(\"$name\"); long f$i(void) { return 0; }" ;;
-      *) echo "char d$i[64] __asm__(\"$name\");" ;;
+      *) echo "char d${i}[64] __asm__(\"$name\");" ;;
     esac
     i=$((i + 1))
   done < "$work/stubbed-symbols.txt"
