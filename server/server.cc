@@ -247,6 +247,11 @@ bool Server::WaitForModels() {
 bool Server::Drain() {
   if (drain_started_ || grpc_server_ == nullptr) return drained_;
   drain_started_ = true;
+  // New calls are refused before readiness says so: a client that has seen
+  // NOT_SERVING gets UNAVAILABLE, never a queue that the drain waits on.
+  // Open streams end at their next frame, so that their clients move too;
+  // HTTP answers close their connections.
+  api_->StartDraining();
   {
     absl::MutexLock lock(&mu_);
     draining_ = true;
@@ -257,9 +262,6 @@ bool Server::Drain() {
   SEGSERVE_LOG(Info) << "draining " << core_->inflight()
                      << " request(s), up to "
                      << absl::FormatDuration(options_.requests.drain_timeout);
-  // Open streams end at their next frame, so that their clients move too;
-  // HTTP answers close their connections.
-  api_->StartDraining();
   // The models keep taking items until the accepted requests are done: a
   // request still being decoded joins its queue afterwards, and must not be
   // refused there.
