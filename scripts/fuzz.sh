@@ -2,9 +2,9 @@
 # Builds the libFuzzer targets (tests/fuzz, clang-14, ASan + UBSan) in their
 # own build folder and runs each for SECONDS (JOBS targets at a time, one
 # core each), starting from its committed corpus (tests/fuzz/corpus/<target>:
-# seeds and regressions) plus what earlier runs found (in the build folder). Prints executions and crashes
-# per target; exits 1 when any target crashed, leaving the input under
-# $FUZZ_BUILD_DIR/artifacts/.
+# seeds and regressions) plus what earlier runs found (in the build folder).
+# Prints executions and crashes per target; exits 1 when any target crashed,
+# leaving the input under $FUZZ_BUILD_DIR/artifacts/.
 #   scripts/fuzz.sh [SECONDS]        (default 60; FUZZ_BUILD_DIR=build-fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
