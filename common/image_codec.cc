@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -253,8 +254,13 @@ absl::StatusOr<ImageSize> PeekImageSize(absl::string_view encoded) {
       absl::StrCat("not a ", kSupportedFormats, " file"));
 }
 
-absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
-                                    int64_t max_pixels) {
+namespace {
+
+// The checks every decode makes before OpenCV sees the bytes: not empty, a
+// documented format, a size under the limit. Returns the header's size and
+// container.
+absl::StatusOr<std::pair<ImageSize, Container>> CheckEncoded(
+    absl::string_view encoded, int64_t max_pixels) {
   if (encoded.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "image is empty (0 bytes); send a ", kSupportedFormats, " file"));
@@ -275,12 +281,18 @@ absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
   }
   if (!size.ok()) return size.status();
   SEGSERVE_RETURN_IF_ERROR(CheckPixels(size->width, size->height, max_pixels));
+  return std::make_pair(*size, Detect(Reader(encoded)));
+}
+
+// imdecode with `flags` (IMREAD_COLOR or one of its REDUCED forms), as RGB.
+absl::StatusOr<cv::Mat> DecodeChecked(absl::string_view encoded,
+                                      int64_t max_pixels, int flags) {
   cv::Mat bgr;
   try {
     const cv::Mat buffer(1, static_cast<int>(encoded.size()), CV_8UC1,
                          const_cast<char*>(encoded.data()));
     // IMREAD_COLOR yields 8-bit BGR for gray, alpha and 16-bit inputs alike.
-    bgr = cv::imdecode(buffer, cv::IMREAD_COLOR);
+    bgr = cv::imdecode(buffer, flags);
   } catch (const cv::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot decode the image (", encoded.size(), " bytes): ", e.what(),
@@ -302,6 +314,74 @@ absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return rgb;
+}
+
+int CeilDiv(int value, int divisor) { return (value + divisor - 1) / divisor; }
+
+// The largest of 8, 4 and 2 that keeps both sides of a width x height image
+// at least `at_least`'s; 1 when none does.
+int ReductionFor(int width, int height, const ImageSize& at_least) {
+  for (int denominator : {8, 4, 2}) {
+    if (CeilDiv(width, denominator) >= at_least.width &&
+        CeilDiv(height, denominator) >= at_least.height) {
+      return denominator;
+    }
+  }
+  return 1;
+}
+
+int ReducedFlag(int denominator) {
+  switch (denominator) {
+    case 8:
+      return cv::IMREAD_REDUCED_COLOR_8;
+    case 4:
+      return cv::IMREAD_REDUCED_COLOR_4;
+    case 2:
+      return cv::IMREAD_REDUCED_COLOR_2;
+  }
+  return cv::IMREAD_COLOR;
+}
+
+}  // namespace
+
+absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
+                                    int64_t max_pixels) {
+  SEGSERVE_RETURN_IF_ERROR(CheckEncoded(encoded, max_pixels).status());
+  return DecodeChecked(encoded, max_pixels, cv::IMREAD_COLOR);
+}
+
+absl::StatusOr<DecodedImage> DecodeImageAtLeast(absl::string_view encoded,
+                                                int64_t max_pixels,
+                                                ImageSize at_least) {
+  SEGSERVE_ASSIGN_OR_RETURN(auto checked, CheckEncoded(encoded, max_pixels));
+  const auto [header, container] = checked;
+  const int denominator =
+      container == Container::kJpeg
+          ? ReductionFor(header.width, header.height, at_least)
+          : 1;
+  if (denominator > 1) {
+    SEGSERVE_ASSIGN_OR_RETURN(
+        cv::Mat reduced,
+        DecodeChecked(encoded, max_pixels, ReducedFlag(denominator)));
+    const int wide = CeilDiv(header.width, denominator);
+    const int high = CeilDiv(header.height, denominator);
+    // EXIF orientation may have turned the image: its sides are then the
+    // header's swapped, and the reduction must still suit them.
+    ImageSize size{0, 0};
+    if (reduced.cols == wide && reduced.rows == high) {
+      size = header;
+    } else if (reduced.cols == high && reduced.rows == wide) {
+      size = {header.height, header.width};
+    }
+    if (size.width > 0 && reduced.cols >= at_least.width &&
+        reduced.rows >= at_least.height) {
+      return DecodedImage{std::move(reduced), size, denominator};
+    }
+  }
+  SEGSERVE_ASSIGN_OR_RETURN(
+      cv::Mat rgb, DecodeChecked(encoded, max_pixels, cv::IMREAD_COLOR));
+  const ImageSize size{rgb.cols, rgb.rows};
+  return DecodedImage{std::move(rgb), size, 1};
 }
 
 absl::StatusOr<cv::Mat> RawToRgb(int width, int height, PixelFormat format,

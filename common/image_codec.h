@@ -35,6 +35,25 @@ absl::StatusOr<ImageSize> PeekImageSize(absl::string_view encoded);
 absl::StatusOr<cv::Mat> DecodeImage(absl::string_view encoded,
                                     int64_t max_pixels);
 
+// An image decoded for a model whose input is smaller: the pixels, and the
+// size of the image they show (after EXIF orientation), larger than the
+// pixels when a JPEG was decoded at a reduced scale.
+struct DecodedImage {
+  cv::Mat rgb;        // CV_8UC3.
+  ImageSize size;     // The whole image's.
+  int reduction = 1;  // 1, 2, 4 or 8: size over the pixels' size, rounded up.
+};
+
+// DecodeImage, except that a JPEG is decoded at 1/8, 1/4 or 1/2 of its size
+// in the DCT domain (libjpeg's scaled inverse DCT: a fraction of the work of
+// decoding it whole and shrinking it after) when the reduced image still
+// has at least at_least.width x at_least.height pixels: the largest such
+// reduction. Every other format, and a JPEG too small to reduce, decodes
+// whole. The pixel limit applies to the whole image.
+absl::StatusOr<DecodedImage> DecodeImageAtLeast(absl::string_view encoded,
+                                                int64_t max_pixels,
+                                                ImageSize at_least);
+
 // Converts packed row-major raw pixels into an 8-bit RGB image (CV_8UC3) that
 // owns a copy of the pixels. Fails with INVALID_ARGUMENT when a side is not
 // positive, the format is unknown, the pixel count exceeds max_pixels (0: no

@@ -179,6 +179,113 @@ TEST(DecodeImageTest, PixelLimitCheckedFromJpegHeader) {
   EXPECT_THAT(rgb.status().message(), HasSubstr("pixels are allowed"));
 }
 
+// A smooth 1000 x 600 JPEG, large enough to decode reduced.
+cv::Mat LargeBgr() {
+  cv::Mat large;
+  cv::resize(MakeBgr(), large, cv::Size(1000, 600), 0, 0, cv::INTER_LINEAR);
+  return large;
+}
+
+// `jpeg` with an EXIF APP1 segment after SOI whose orientation is 6 (turn
+// 90 degrees clockwise to view): the viewed image is the stored one's
+// height wide.
+std::string WithExifOrientation6(const std::string& jpeg) {
+  // "Exif\0\0", a little-endian TIFF header, one IFD entry: tag 0x0112
+  // (Orientation), type SHORT, count 1, value 6; no next IFD.
+  const std::string tiff(
+      "Exif\0\0"
+      "II*\0\x08\0\0\0"
+      "\x01\0"
+      "\x12\x01\x03\0\x01\0\0\0\x06\0\0\0"
+      "\0\0\0\0",
+      6 + 8 + 2 + 12 + 4);
+  const size_t length = tiff.size() + 2;
+  std::string app1 = "\xff\xe1";
+  app1 += char(length >> 8);
+  app1 += char(length & 0xff);
+  return jpeg.substr(0, 2) + app1 + tiff + jpeg.substr(2);
+}
+
+TEST(DecodeImageAtLeastTest, JpegIsReducedAsFarAsTheInputAllows) {
+  const cv::Mat bgr = LargeBgr();
+  const std::string jpeg = Encode(".jpg", bgr, {cv::IMWRITE_JPEG_QUALITY, 95});
+  struct Case {
+    ImageSize at_least;
+    int reduction;
+  };
+  for (const Case& c :
+       {Case{{256, 128}, 2}, Case{{250, 150}, 4}, Case{{120, 75}, 8},
+        Case{{1000, 600}, 1}, Case{{1001, 10}, 1}}) {
+    absl::StatusOr<DecodedImage> decoded =
+        DecodeImageAtLeast(jpeg, 0, c.at_least);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->reduction, c.reduction) << c.at_least.width;
+    EXPECT_EQ(decoded->size.width, 1000);
+    EXPECT_EQ(decoded->size.height, 600);
+    ASSERT_EQ(decoded->rgb.type(), CV_8UC3);
+    EXPECT_EQ(decoded->rgb.cols, 1000 / c.reduction);
+    EXPECT_EQ(decoded->rgb.rows, 600 / c.reduction);
+    // The scaled inverse DCT is close to decoding whole and averaging.
+    cv::Mat expected;
+    cv::resize(bgr, expected, decoded->rgb.size(), 0, 0, cv::INTER_AREA);
+    cv::cvtColor(expected, expected, cv::COLOR_BGR2RGB);
+    EXPECT_LT(MeanAbsDiff(decoded->rgb, expected), 2.0) << c.reduction;
+  }
+}
+
+TEST(DecodeImageAtLeastTest, ReducedSidesRoundUp) {
+  cv::Mat bgr;
+  cv::resize(MakeBgr(), bgr, cv::Size(1001, 601));
+  absl::StatusOr<DecodedImage> decoded =
+      DecodeImageAtLeast(Encode(".jpg", bgr), 0, {100, 60});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->reduction, 8);
+  EXPECT_EQ(decoded->rgb.cols, 126);
+  EXPECT_EQ(decoded->rgb.rows, 76);
+  EXPECT_EQ(decoded->size.width, 1001);
+  EXPECT_EQ(decoded->size.height, 601);
+}
+
+TEST(DecodeImageAtLeastTest, OtherFormatsDecodeWhole) {
+  absl::StatusOr<DecodedImage> decoded =
+      DecodeImageAtLeast(Encode(".png", LargeBgr()), 0, {100, 60});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->reduction, 1);
+  EXPECT_EQ(decoded->rgb.cols, 1000);
+  EXPECT_EQ(decoded->size.width, 1000);
+}
+
+TEST(DecodeImageAtLeastTest, ThePixelLimitIsTheWholeImages) {
+  absl::StatusOr<DecodedImage> decoded =
+      DecodeImageAtLeast(Encode(".jpg", LargeBgr()), 500000, {100, 60});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(decoded.status().message(),
+              HasSubstr("1000x600 = 600000 pixels"));
+}
+
+TEST(DecodeImageAtLeastTest, ExifOrientationTurnsTheSize) {
+  const std::string jpeg = WithExifOrientation6(Encode(".jpg", LargeBgr()));
+  absl::StatusOr<cv::Mat> whole = DecodeImage(jpeg, 0);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_EQ(whole->cols, 600) << "OpenCV applies EXIF orientation";
+  // Reduced by 2, turned: 300 x 500, still at least 256 x 128.
+  absl::StatusOr<DecodedImage> decoded =
+      DecodeImageAtLeast(jpeg, 0, {256, 128});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->reduction, 2);
+  EXPECT_EQ(decoded->rgb.cols, 300);
+  EXPECT_EQ(decoded->rgb.rows, 500);
+  EXPECT_EQ(decoded->size.width, 600);
+  EXPECT_EQ(decoded->size.height, 1000);
+  // The header's 1000 x 600 allowed 2 for 400 x 200; turned, 300 x 500 is
+  // too narrow, so the image decodes whole.
+  decoded = DecodeImageAtLeast(jpeg, 0, {400, 200});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->reduction, 1);
+  EXPECT_EQ(decoded->rgb.cols, 600);
+  EXPECT_EQ(decoded->size.height, 1000);
+}
+
 TEST(PeekImageSizeTest, HandMadeTiffHeaders) {
   // Big-endian classic TIFF: IFD at 8 with ImageWidth SHORT 300 and
   // ImageLength LONG 70000.
