@@ -2,51 +2,66 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "opencv2/imgproc.hpp"
 
 namespace segserve {
 
-ContentRegion Preprocess(const cv::Mat& rgb, const PreprocessOptions& options,
-                         float* out) {
+ContentRegion PlaceImage(int image_width, int image_height,
+                         const PreprocessOptions& options) {
   ContentRegion region{0, 0, options.width, options.height};
   if (options.resize == PreprocessOptions::Resize::kLetterbox) {
-    const double scale = std::min(double(options.width) / rgb.cols,
-                                  double(options.height) / rgb.rows);
+    const double scale = std::min(double(options.width) / image_width,
+                                  double(options.height) / image_height);
     region.width =
-        std::clamp(int(std::lround(rgb.cols * scale)), 1, options.width);
+        std::clamp(int(std::lround(image_width * scale)), 1, options.width);
     region.height =
-        std::clamp(int(std::lround(rgb.rows * scale)), 1, options.height);
+        std::clamp(int(std::lround(image_height * scale)), 1, options.height);
     region.x = (options.width - region.width) / 2;
     region.y = (options.height - region.height) / 2;
   }
-  PreprocessInto(rgb, region, options, out);
   return region;
 }
 
-void PreprocessInto(const cv::Mat& rgb, const ContentRegion& region,
-                    const PreprocessOptions& options, float* out) {
-  cv::Mat resized;
-  if (rgb.cols == region.width && rgb.rows == region.height) {
-    resized = rgb;
-  } else {
-    // INTER_AREA avoids aliasing when shrinking; bilinear when enlarging.
-    const bool shrinking = region.width < rgb.cols || region.height < rgb.rows;
-    cv::resize(rgb, resized, cv::Size(region.width, region.height), 0, 0,
-               shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+void ResizeInto(const cv::Mat& rgb, const ContentRegion& region,
+                int input_width, int input_height, uint8_t* out) {
+  const size_t row_bytes = size_t(input_width) * 3;
+  cv::Mat input(input_height, input_width, CV_8UC3, out, row_bytes);
+  if (!region.Covers(input_width, input_height)) {
+    std::memset(out, 0, row_bytes * input_height);
   }
+  cv::Mat content =
+      input(cv::Rect(region.x, region.y, region.width, region.height));
+  if (rgb.cols == region.width && rgb.rows == region.height) {
+    rgb.copyTo(content);
+    return;
+  }
+  // INTER_AREA avoids aliasing when shrinking; bilinear when enlarging.
+  // Resized straight into the input: `content` keeps its buffer, since the
+  // size and type already match.
+  const bool shrinking = region.width < rgb.cols || region.height < rgb.rows;
+  cv::resize(rgb, content, content.size(), 0, 0,
+             shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+}
 
-  const size_t plane = size_t(options.height) * options.width;
-  std::fill(out, out + 3 * plane, 0.0f);
+void Normalize(const uint8_t* rgb, const ContentRegion& region, int input_width,
+               int input_height, const std::array<float, 3>& mean,
+               const std::array<float, 3>& std, float* out) {
+  const size_t plane = size_t(input_height) * input_width;
+  if (!region.Covers(input_width, input_height)) {
+    std::fill(out, out + 3 * plane, 0.0f);
+  }
   float scale[3];
   float shift[3];
   for (int c = 0; c < 3; ++c) {
-    scale[c] = 1.0f / options.std[c];
-    shift[c] = -options.mean[c] / options.std[c];
+    scale[c] = 1.0f / std[c];
+    shift[c] = -mean[c] / std[c];
   }
-  for (int y = 0; y < region.height; ++y) {
-    const uint8_t* src = resized.ptr<uint8_t>(y);
-    const size_t row = size_t(y + region.y) * options.width + region.x;
+  for (int y = region.y; y < region.y + region.height; ++y) {
+    const size_t row = size_t(y) * input_width + region.x;
+    const uint8_t* src = rgb + 3 * row;
     float* r = out + row;
     float* g = out + plane + row;
     float* b = out + 2 * plane + row;
@@ -56,6 +71,22 @@ void PreprocessInto(const cv::Mat& rgb, const ContentRegion& region,
       b[x] = src[3 * x + 2] * scale[2] + shift[2];
     }
   }
+}
+
+ContentRegion PreprocessBytes(const cv::Mat& rgb,
+                              const PreprocessOptions& options, uint8_t* out) {
+  const ContentRegion region = PlaceImage(rgb.cols, rgb.rows, options);
+  ResizeInto(rgb, region, options.width, options.height, out);
+  return region;
+}
+
+ContentRegion Preprocess(const cv::Mat& rgb, const PreprocessOptions& options,
+                         float* out) {
+  std::vector<uint8_t> bytes(size_t(options.width) * options.height * 3);
+  const ContentRegion region = PreprocessBytes(rgb, options, bytes.data());
+  Normalize(bytes.data(), region, options.width, options.height, options.mean,
+            options.std, out);
+  return region;
 }
 
 cv::Mat MapToImageSize(const cv::Mat& input_sized, const ContentRegion& region,

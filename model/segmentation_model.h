@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "model/model_input.h"
 #include "opencv2/core/mat.hpp"
 
 namespace segserve {
@@ -36,12 +37,13 @@ class SegmentationModel {
  public:
   virtual ~SegmentationModel() = default;
 
-  // Runs one batch. Each input points to 3 x input_height x input_width
-  // normalized floats (CHW, RGB). Labels are computed on the model's device:
-  // logits are resized bilinearly to the input size there and only the labels
-  // (and what `kinds` asks for) are copied back.
+  // Runs one batch of images resized to the model's input size (8-bit RGB,
+  // model/model_input.h). They cross to the model's device as bytes and are
+  // normalized there; labels are computed there too: logits are resized
+  // bilinearly to the input size and only the labels (and what `kinds` asks
+  // for) are copied back.
   virtual absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, OutputKinds kinds) = 0;
+      absl::Span<const ModelInput> inputs, OutputKinds kinds) = 0;
 
   // "cpu" or "cuda:N".
   virtual std::string device() const = 0;

@@ -46,7 +46,7 @@ int CountSlideTiles(int image_width, int image_height,
 }
 
 ContentRegion PreprocessTile(const cv::Mat& rgb, const SlideTile& tile,
-                             const PreprocessOptions& options, float* out) {
+                             const PreprocessOptions& options, uint8_t* out) {
   // A tile of a full crop fills the input; a shorter one (the image is
   // smaller than the crop) keeps the same scale and is padded.
   ContentRegion region{0, 0, options.width, options.height};
@@ -63,7 +63,7 @@ ContentRegion PreprocessTile(const cv::Mat& rgb, const SlideTile& tile,
                    1, options.height);
   }
   const cv::Mat pixels = rgb(cv::Rect(tile.x, tile.y, tile.width, tile.height));
-  PreprocessInto(pixels, region, options, out);
+  ResizeInto(pixels, region, options.width, options.height, out);
   return region;
 }
 

@@ -6,6 +6,7 @@
 // resolution, each run as one batch item, their logits summed at full
 // resolution and divided by how many tiles cover each pixel.
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -43,12 +44,12 @@ std::vector<SlideTile> PlanSlideTiles(int image_width, int image_height,
 int CountSlideTiles(int image_width, int image_height,
                     const PreprocessOptions& options);
 
-// Writes one tile of an 8-bit RGB image as the model's input (3 x height x
-// width normalized floats): scaled by input size over crop size, at the
-// input's top-left corner, the rest zero. Returns where the tile lies in the
-// input.
+// Writes one tile of an 8-bit RGB image as the model's input (HWC bytes,
+// width x height x 3, as ResizeInto writes them): scaled by input size over
+// crop size, at the input's top-left corner, the rest zero. Returns where the
+// tile lies in the input.
 ContentRegion PreprocessTile(const cv::Mat& rgb, const SlideTile& tile,
-                             const PreprocessOptions& options, float* out);
+                             const PreprocessOptions& options, uint8_t* out);
 
 // The labels (and confidence) of an image from its tiles' logits.
 struct BlendedMasks {

@@ -20,6 +20,8 @@
 #include "common/status_macros.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
+#include "model/device_normalize.h"
+#include "model/preprocess.h"
 #include "model/torchscript_optimizer.h"
 #include "opencv2/core.hpp"
 
@@ -80,11 +82,12 @@ void MoveTensors(const std::vector<torch::Tensor>& tensors,
   }
 }
 
-// Shared by builtin and TorchScript models: batching, device transfer,
-// resizing and labelling. On CUDA each instance runs on a stream of its own
-// (instances of one GPU overlap), assembles its batches in a pinned host
-// buffer it reuses (the transfer to the device is asynchronous), and copies
-// each kind of output back in one transfer per batch.
+// Shared by builtin and TorchScript models: batching, normalization, device
+// transfer, resizing and labelling. On CUDA each instance runs on a stream
+// of its own (instances of one GPU overlap), assembles its batches as bytes
+// in a pinned host buffer it reuses (the transfer to the device is
+// asynchronous and a quarter of float32's size), normalizes them there, and
+// copies each kind of output back in one transfer per batch.
 class TorchModel : public SegmentationModel {
  public:
   TorchModel(const TorchModelOptions& options, torch::Device device,
@@ -95,7 +98,7 @@ class TorchModel : public SegmentationModel {
         parameter_count_(parameter_count) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, OutputKinds kinds) override;
+      absl::Span<const ModelInput> inputs, OutputKinds kinds) override;
 
   std::string device() const override { return device_.str(); }
   int64_t parameter_count() const override { return parameter_count_; }
@@ -106,9 +109,11 @@ class TorchModel : public SegmentationModel {
   virtual absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) = 0;
 
  private:
-  // The batch's inputs stacked in host memory: pinned on CUDA, where the
-  // stream must be current. May throw.
-  torch::Tensor StackInputs(absl::Span<const float* const> inputs);
+  // The batch as the network takes it: N x 3 x H x W normalized, on the
+  // device, in the model's dtype. May throw.
+  torch::Tensor InputBatch(absl::Span<const ModelInput> inputs);
+  // CUDA: the bytes go over, then are normalized on the device.
+  torch::Tensor NormalizeOnDevice(absl::Span<const ModelInput> inputs);
 
   const TorchModelOptions options_;
   const torch::Device device_;
@@ -118,38 +123,62 @@ class TorchModel : public SegmentationModel {
   // when Infer returns: its last step, the copy back, waits for the stream.
   std::optional<c10::Stream> stream_;
   torch::Tensor pinned_inputs_;
+  NormalizeFactors factors_;  // On the device.
 };
 
-torch::Tensor TorchModel::StackInputs(absl::Span<const float* const> inputs) {
+torch::Tensor TorchModel::InputBatch(absl::Span<const ModelInput> inputs) {
+  if (device_.is_cuda()) return NormalizeOnDevice(inputs);
   const int64_t n = static_cast<int64_t>(inputs.size());
-  const int64_t image_floats =
-      3 * int64_t(options_.input_height) * options_.input_width;
-  torch::Tensor stacked;
-  if (device_.is_cuda()) {
-    if (!pinned_inputs_.defined() || pinned_inputs_.size(0) < n) {
-      pinned_inputs_ = torch::empty(
-          {std::max<int64_t>(n, options_.max_batch_size), 3,
-           options_.input_height, options_.input_width},
-          torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
-    }
-    stacked = pinned_inputs_.narrow(0, 0, n);
-  } else {
-    stacked = torch::empty({n, 3, options_.input_height, options_.input_width},
-                           torch::kFloat);
-  }
-  float* data = stacked.data_ptr<float>();
+  const int height = options_.input_height;
+  const int width = options_.input_width;
+  torch::Tensor batch = torch::empty({n, 3, height, width}, torch::kFloat);
+  float* data = batch.data_ptr<float>();
+  const size_t image_floats = 3 * size_t(height) * width;
   for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(data + i * image_floats, inputs[i],
-                size_t(image_floats) * sizeof(float));
+    Normalize(inputs[i].rgb, inputs[i].region, width, height, options_.mean,
+              options_.std, data + i * image_floats);
   }
-  return stacked;
+  return batch;
+}
+
+torch::Tensor TorchModel::NormalizeOnDevice(
+    absl::Span<const ModelInput> inputs) {
+  const int64_t n = static_cast<int64_t>(inputs.size());
+  const int64_t height = options_.input_height;
+  const int64_t width = options_.input_width;
+  if (!pinned_inputs_.defined() || pinned_inputs_.size(0) < n) {
+    pinned_inputs_ = torch::empty(
+        {std::max<int64_t>(n, options_.max_batch_size), height, width, 3},
+        torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+  }
+  if (!factors_.scale.defined()) {
+    factors_ = MakeNormalizeFactors(options_.mean, options_.std, device_);
+  }
+  const torch::Tensor staged = pinned_inputs_.narrow(0, 0, n);
+  const size_t image_bytes = size_t(height) * width * 3;
+  uint8_t* data = staged.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(data + i * image_bytes, inputs[i].rgb, image_bytes);
+  }
+  return NormalizeBytes(staged.to(device_, /*non_blocking=*/true), inputs,
+                        factors_)
+      .to(dtype_);
 }
 
 absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
-    absl::Span<const float* const> inputs, OutputKinds kinds) {
+    absl::Span<const ModelInput> inputs, OutputKinds kinds) {
   if (inputs.empty()) return absl::InvalidArgumentError("empty batch");
-  for (const float* input : inputs) {
-    if (input == nullptr) return absl::InvalidArgumentError("null input");
+  for (const ModelInput& input : inputs) {
+    if (input.rgb == nullptr) return absl::InvalidArgumentError("null input");
+    const ContentRegion& region = input.region;
+    if (region.x < 0 || region.y < 0 || region.width < 1 || region.height < 1 ||
+        region.x + region.width > options_.input_width ||
+        region.y + region.height > options_.input_height) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "content region ", region.width, "x", region.height, " at (",
+          region.x, ", ", region.y, ") does not fit the ", options_.input_width,
+          "x", options_.input_height, " input"));
+    }
   }
   const int64_t n = static_cast<int64_t>(inputs.size());
   const int64_t height = options_.input_height;
@@ -164,10 +193,8 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
       }
       on_stream.emplace(*stream_);
     }
-    const torch::Tensor batch = StackInputs(inputs);
-    SEGSERVE_ASSIGN_OR_RETURN(
-        torch::Tensor logits,
-        Forward(batch.to(device_, dtype_, /*non_blocking=*/device_.is_cuda())));
+    SEGSERVE_ASSIGN_OR_RETURN(torch::Tensor logits,
+                              Forward(InputBatch(inputs)));
     if (logits.dim() != 4 || logits.size(0) != n) {
       return absl::InternalError(absl::StrCat(
           "the model returned logits of shape ", c10::str(logits.sizes()),

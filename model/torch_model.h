@@ -1,10 +1,12 @@
 #ifndef SEGSERVE_MODEL_TORCH_MODEL_H_
 #define SEGSERVE_MODEL_TORCH_MODEL_H_
 
+#include <array>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/preprocess_options.h"
 #include "model/segmentation_model.h"
 
 namespace segserve {
@@ -45,6 +47,9 @@ struct TorchModelOptions {
   std::string weights_path;
   int input_height = 512;
   int input_width = 512;
+  // How Infer normalizes its 8-bit inputs: (pixel - mean) / std, RGB.
+  std::array<float, 3> mean = kImageNetMean;
+  std::array<float, 3> std = kImageNetStd;
   std::string device = "cpu";              // "cpu" or "cuda:N".
   Precision precision = Precision::kFp32;  // FP16/BF16 are CUDA only.
   // TorchScript only: the rewrite applied at load, checked against the

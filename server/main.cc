@@ -71,6 +71,10 @@ ABSL_FLAG(int, metrics_port, 8002,
           "Prometheus /metrics port (0 picks a free port, -1 disables).");
 ABSL_FLAG(int64_t, max_image_pixels, 64LL << 20,
           "Largest input image, in pixels (width * height), accepted.");
+ABSL_FLAG(bool, reduced_jpeg_decode, true,
+          "Decode a JPEG at 1/2, 1/4 or 1/8 scale (in the DCT domain) when "
+          "that still covers a STRETCH or LETTERBOX model's input; masks "
+          "keep the image's size. False decodes every image whole.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest gRPC message, in bytes, received or sent.");
 ABSL_FLAG(int, drain_timeout_s, 30,
@@ -304,6 +308,8 @@ absl::StatusOr<segserve::Server::Options> ServerOptionsFromFlags() {
       absl::Seconds(absl::GetFlag(FLAGS_http_timeout_s));
   options.http.playground = absl::GetFlag(FLAGS_http_playground);
   options.requests.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  options.requests.reduced_jpeg_decode =
+      absl::GetFlag(FLAGS_reduced_jpeg_decode);
   options.grpc.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.requests.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
   options.requests.drain_timeout =

@@ -110,6 +110,7 @@ absl::Status Server::StartServing() {
                                           core_options);
   SegmentProcessor::Options processor_options;
   processor_options.max_image_pixels = opts.requests.max_image_pixels;
+  processor_options.reduced_jpeg_decode = opts.requests.reduced_jpeg_decode;
   processor_ =
       std::make_unique<SegmentProcessor>(processor_options, core_.get());
   api_ = std::make_unique<ServingApi>(processor_.get(), core_.get(),

@@ -72,6 +72,8 @@ class Server {
     // What every frontend's requests share.
     struct Requests {
       int64_t max_image_pixels = 64LL << 20;
+      // SegmentProcessor::Options::reduced_jpeg_decode.
+      bool reduced_jpeg_decode = true;
       int preprocess_threads = 2;
       // InferenceCore::Options::deadline_admission.
       bool deadline_admission = true;

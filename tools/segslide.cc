@@ -110,24 +110,23 @@ absl::Status Run() {
       PlanSlideTiles(rgb.cols, rgb.rows, preprocess);
   SlideBlender blender(rgb.cols, rgb.rows, int(config.num_classes()));
   const int batch = std::max(1, int(config.max_batch_size()));
-  const size_t input_floats = 3 * size_t(preprocess.height) * preprocess.width;
+  const size_t input_bytes = 3 * size_t(preprocess.height) * preprocess.width;
   const absl::Time start = absl::Now();
   for (size_t first = 0; first < tiles.size(); first += batch) {
     const size_t count = std::min(tiles.size() - first, size_t(batch));
-    std::vector<std::vector<float>> inputs(count,
-                                           std::vector<float>(input_floats));
-    std::vector<ContentRegion> regions;
-    std::vector<const float*> pointers;
+    std::vector<std::vector<uint8_t>> pixels(count,
+                                             std::vector<uint8_t>(input_bytes));
+    std::vector<ModelInput> inputs;
     for (size_t i = 0; i < count; ++i) {
-      regions.push_back(
-          PreprocessTile(rgb, tiles[first + i], preprocess, inputs[i].data()));
-      pointers.push_back(inputs[i].data());
+      inputs.push_back(
+          {pixels[i].data(), PreprocessTile(rgb, tiles[first + i], preprocess,
+                                            pixels[i].data())});
     }
     SEGSERVE_ASSIGN_OR_RETURN(std::vector<InferenceOutput> outputs,
-                              model->Infer(pointers, {.logits = true}));
+                              model->Infer(inputs, {.logits = true}));
     for (size_t i = 0; i < count; ++i) {
       SEGSERVE_RETURN_IF_ERROR(
-          blender.Add(tiles[first + i], regions[i], outputs[i].logits));
+          blender.Add(tiles[first + i], inputs[i].region, outputs[i].logits));
     }
   }
   const cv::Mat logits = blender.AveragedLogits();

@@ -409,15 +409,17 @@ absl::StatusOr<ConfusionMatrix> Evaluate(const NetworkSpec& spec,
   model_options.weights_path = spec.weights;
   model_options.input_height = spec.preprocess.height;
   model_options.input_width = spec.preprocess.width;
+  model_options.mean = spec.preprocess.mean;
+  model_options.std = spec.preprocess.std;
   SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<SegmentationModel> model,
                             LoadTorchModel(model_options));
   ConfusionMatrix confusion(spec.num_classes);
   const PreprocessOptions& pre = spec.preprocess;
-  std::vector<float> input(3 * static_cast<size_t>(pre.height) * pre.width);
+  std::vector<uint8_t> input(3 * static_cast<size_t>(pre.height) * pre.width);
   for (int64_t i = first; i < first + count; ++i) {
     SEGSERVE_ASSIGN_OR_RETURN(LabeledImage image, source.Get(i));
-    const ContentRegion region = Preprocess(image.rgb, pre, input.data());
-    const float* inputs[] = {input.data()};
+    const ContentRegion region = PreprocessBytes(image.rgb, pre, input.data());
+    const ModelInput inputs[] = {{input.data(), region}};
     SEGSERVE_ASSIGN_OR_RETURN(std::vector<InferenceOutput> outputs,
                               model->Infer(inputs, {}));
     const cv::Mat predicted = MapToImageSize(

@@ -19,7 +19,7 @@ class OnLanesModel : public SegmentationModel {
       : model_(std::move(model)), lanes_(std::move(lanes)) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, OutputKinds kinds) override {
+      absl::Span<const ModelInput> inputs, OutputKinds kinds) override {
     absl::StatusOr<std::vector<InferenceOutput>> outputs;
     lanes_->Run([&] {
       try {

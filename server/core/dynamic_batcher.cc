@@ -45,11 +45,14 @@ absl::Status DynamicBatcher::Enqueue(
           " are allowed (0 is served first)"));
     }
   }
+  const int queued = QueuedLocked();
   if (options_.max_queue_size > 0 &&
-      QueuedLocked() + int(items.size()) > options_.max_queue_size) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the model's queue is full (max_queue_size ",
-                     options_.max_queue_size, "); retry with backoff"));
+      queued + int(items.size()) > options_.max_queue_size) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model's queue is full: the request's ", items.size(),
+        " batch item(s) (images or tiles) do not fit in the ",
+        std::max(0, options_.max_queue_size - queued), " place(s) left of ",
+        options_.max_queue_size, " (max_queue_size); retry with backoff"));
   }
   const absl::Time now = clock_->Now();
   for (auto& item : items) {

@@ -29,9 +29,12 @@ struct BatchResult {
 // One preprocessed image waiting in a model's queue. Owned by the batcher
 // while queued, then by the instance that runs it.
 struct InferenceRequest {
-  std::vector<float> input;  // 3 x H x W at the model's input size.
-  OutputKinds outputs;       // Besides the labels.
-  uint32_t priority = 0;     // 0 is served first.
+  // The image resized to the model's input size: H x W x 3 bytes (RGB),
+  // of which `region` holds the image (model/model_input.h).
+  std::vector<uint8_t> input;
+  ContentRegion region;
+  OutputKinds outputs;    // Besides the labels.
+  uint32_t priority = 0;  // 0 is served first.
   absl::Time enqueue_time;
   absl::Time deadline = absl::InfiniteFuture();
   CancelFlag cancelled;  // May be null.

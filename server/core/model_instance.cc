@@ -104,11 +104,11 @@ void ModelInstance::RunLoop(std::shared_ptr<State> state) {
     if (batch.empty()) return;  // Shut down and drained.
 
     const absl::Time start = state->clock->Now();
-    std::vector<const float*> inputs;
+    std::vector<ModelInput> inputs;
     inputs.reserve(batch.size());
     OutputKinds kinds;
     for (const auto& request : batch) {
-      inputs.push_back(request->input.data());
+      inputs.push_back({request->input.data(), request->region});
       kinds.confidence |= request->outputs.confidence;
       kinds.logits |= request->outputs.logits;
     }

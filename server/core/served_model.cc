@@ -42,11 +42,13 @@ DynamicBatcher::Options ToBatcherOptions(const v1::ModelConfig& config,
 absl::Status WarmUp(SegmentationModel& model, const v1::ModelConfig& config,
                     const std::string& device) {
   const int max_batch = std::max(1, int(config.max_batch_size()));
-  const std::vector<float> zeros(
-      3 * size_t(config.input().height()) * config.input().width(), 0.0f);
+  const int height = int(config.input().height());
+  const int width = int(config.input().width());
+  const std::vector<uint8_t> black(3 * size_t(height) * width, 0);
+  const ModelInput input{black.data(), {0, 0, width, height}};
   for (uint32_t round = 0; round < config.warmup_batches(); ++round) {
     for (int size = max_batch; size >= 1; --size) {
-      const std::vector<const float*> batch(size, zeros.data());
+      const std::vector<ModelInput> batch(size, input);
       auto outputs = model.Infer(batch, {});
       if (!outputs.ok()) {
         return absl::Status(outputs.status().code(),

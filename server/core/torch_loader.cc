@@ -4,6 +4,7 @@
 #include <memory>
 #include <utility>
 
+#include "config/model_config.h"
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "server/core/cpu_lanes.h"
@@ -30,6 +31,9 @@ ModelLoader TorchModelLoader(int cpu_nice) {
     options.weights_path = weights_path;
     options.input_height = int(config.input().height());
     options.input_width = int(config.input().width());
+    const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
+    options.mean = preprocess.mean;
+    options.std = preprocess.std;
     options.device = device;
     switch (config.precision()) {
       case v1::ModelConfig::FP16:

@@ -4,11 +4,13 @@
 #include <array>
 #include <atomic>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "model/preprocess.h"
 #include "model/slide_window.h"
 
@@ -86,6 +88,32 @@ int CountItems(const ImageSize& size, const ServedModel& model) {
   return std::min(CountSlideTiles(size.width, size.height, preprocess),
                   MaxSlideTilesPerRequest(
                       int(model.config().dynamic_batching().max_queue_size())));
+}
+
+// The image's pixels: raw ones converted, encoded ones decoded, a JPEG at a
+// reduced scale when the model's input allows it (never for SLIDE, which
+// tiles the image at its own resolution).
+absl::StatusOr<DecodedImage> Decode(const ImageInput& input,
+                                    const PreprocessOptions& preprocess,
+                                    const SegmentProcessor::Options& options) {
+  if (input.raw) {
+    SEGSERVE_ASSIGN_OR_RETURN(
+        cv::Mat rgb,
+        RawToRgb(input.raw_width, input.raw_height, input.raw_format,
+                 input.raw_data, options.max_image_pixels));
+    const ImageSize size{rgb.cols, rgb.rows};
+    return DecodedImage{std::move(rgb), size, 1};
+  }
+  const bool reducible = options.reduced_jpeg_decode &&
+                         preprocess.resize != PreprocessOptions::Resize::kSlide;
+  // At least the model's input on both sides: for LETTERBOX that is more
+  // than the image's box needs along one side, which keeps the choice
+  // simple.
+  const ImageSize at_least =
+      reducible ? ImageSize{preprocess.width, preprocess.height}
+                : ImageSize{std::numeric_limits<int>::max(),
+                            std::numeric_limits<int>::max()};
+  return DecodeImageAtLeast(input.encoded, options.max_image_pixels, at_least);
 }
 
 int MaxImagesPerRequest(const ServedModel& model) {
@@ -166,23 +194,21 @@ void SegmentProcessor::Preprocess(std::shared_ptr<Call> call, size_t index) {
         "the request's deadline passed before preprocessing; allow a "
         "longer deadline or send less load");
   } else {
-    absl::StatusOr<cv::Mat> rgb =
-        input.raw
-            ? RawToRgb(input.raw_width, input.raw_height, input.raw_format,
-                       input.raw_data, options_.max_image_pixels)
-            : DecodeImage(input.encoded, options_.max_image_pixels);
-    if (rgb.ok()) {
-      image.width = rgb->cols;
-      image.height = rgb->rows;
+    absl::StatusOr<DecodedImage> decoded =
+        Decode(input, call->ticket->model().preprocess(), options_);
+    if (decoded.ok()) {
+      image.width = decoded->size.width;
+      image.height = decoded->size.height;
       absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> items =
-          PlanItems(*rgb, call->ticket->model(), image.plan);
+          PlanItems(decoded->rgb, decoded->size, call->ticket->model(),
+                    image.plan);
       if (items.ok()) {
         image.items = *std::move(items);
       } else {
         image.status = items.status();
       }
     } else {
-      image.status = rgb.status();
+      image.status = decoded.status();
     }
     image.preprocess_time = clock->Now() - start;
     if (image.status.ok()) {
@@ -292,16 +318,20 @@ void SegmentProcessor::Gathered(std::shared_ptr<Call> call,
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>>
-SegmentProcessor::PlanItems(const cv::Mat& rgb, const ServedModel& model,
-                            ImagePlan& plan) const {
+SegmentProcessor::PlanItems(const cv::Mat& rgb, const ImageSize& image,
+                            const ServedModel& model, ImagePlan& plan) const {
   const PreprocessOptions& preprocess = model.preprocess();
-  const size_t input_floats = 3 * size_t(preprocess.height) * preprocess.width;
+  const size_t input_bytes = 3 * size_t(preprocess.height) * preprocess.width;
   std::vector<std::unique_ptr<InferenceRequest>> items;
   if (preprocess.resize != PreprocessOptions::Resize::kSlide) {
     auto item = std::make_unique<InferenceRequest>();
-    item->input.resize(input_floats);
-    plan.regions.push_back(
-        segserve::Preprocess(rgb, preprocess, item->input.data()));
+    item->input.resize(input_bytes);
+    // Placed by the image's own size: a reduced decode keeps its aspect
+    // only to within a pixel.
+    item->region = PlaceImage(image.width, image.height, preprocess);
+    ResizeInto(rgb, item->region, preprocess.width, preprocess.height,
+               item->input.data());
+    plan.regions.push_back(item->region);
     items.push_back(std::move(item));
     return items;
   }
@@ -321,9 +351,9 @@ SegmentProcessor::PlanItems(const cv::Mat& rgb, const ServedModel& model,
       rgb.cols, rgb.rows, int(model.config().num_classes()));
   for (const SlideTile& tile : plan.tiles) {
     auto item = std::make_unique<InferenceRequest>();
-    item->input.resize(input_floats);
-    plan.regions.push_back(
-        PreprocessTile(rgb, tile, preprocess, item->input.data()));
+    item->input.resize(input_bytes);
+    item->region = PreprocessTile(rgb, tile, preprocess, item->input.data());
+    plan.regions.push_back(item->region);
     items.push_back(std::move(item));
   }
   return items;

@@ -25,6 +25,10 @@ class SegmentProcessor {
  public:
   struct Options {
     int64_t max_image_pixels = 0;  // 0: no limit.
+    // A JPEG sent to a STRETCH or LETTERBOX model is decoded at 1/2, 1/4 or
+    // 1/8 scale when that still covers the model's input
+    // (DecodeImageAtLeast); the mask keeps the image's size.
+    bool reduced_jpeg_decode = true;
   };
   // One result per image of the job, in its order; or the request's error
   // (its first failure).
@@ -46,9 +50,11 @@ class SegmentProcessor {
   void Submit(std::shared_ptr<Call> call);
   // Every item is back: each image's answer, or the request's first error.
   void Gathered(std::shared_ptr<Call> call, std::vector<BatchResult> results);
-  // The batch items of a decoded image: itself, or its tiles.
+  // The batch items of a decoded image: itself, or its tiles. `rgb` may be
+  // smaller than the image (a reduced JPEG decode), never for SLIDE.
   absl::StatusOr<std::vector<std::unique_ptr<InferenceRequest>>> PlanItems(
-      const cv::Mat& rgb, const ServedModel& model, ImagePlan& plan) const;
+      const cv::Mat& rgb, const ImageSize& image, const ServedModel& model,
+      ImagePlan& plan) const;
   absl::StatusOr<SegmentResult> Postprocess(Call& call, Image& image,
                                             std::vector<BatchResult> items);
   void Finish(Call& call, absl::StatusOr<std::vector<SegmentResult>> result);

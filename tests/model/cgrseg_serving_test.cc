@@ -32,6 +32,7 @@ using cgrseg_testing::RelativeError;
 using ::testing::HasSubstr;
 using testing_util::ReadFile;
 using testing_util::TempPath;
+using testing_util::TestImages;
 using Classifier = TorchModelOptions::Classifier;
 
 // Saves a seeded, randomized CGRSeg-T; returns its path.
@@ -53,14 +54,6 @@ TorchModelOptions Options(const std::string& architecture,
   options.input_height = height;
   options.input_width = width;
   return options;
-}
-
-std::vector<const float*> Pointers(const torch::Tensor& batch) {
-  std::vector<const float*> pointers;
-  for (int64_t i = 0; i < batch.size(0); ++i) {
-    pointers.push_back(batch[i].data_ptr<float>());
-  }
-  return pointers;
 }
 
 torch::Tensor ResizedLogits(CgrSeg& net, const torch::Tensor& batch) {
@@ -92,11 +85,11 @@ TEST(CgrSegServingTest, BuiltinCgrSegTLabelsAreArgmaxOfResizedLogits) {
       LoadTorchModel(Options("cgrseg_t", Classifier::kDefault, path, 64, 64));
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->parameter_count(), 9364647);
-  const torch::Tensor batch = torch::randn({2, 3, 64, 64});
-  auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
+  const TestImages images(2, 64, 64);
+  auto outputs = (*model)->Infer(images.inputs(), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   ASSERT_EQ(outputs->size(), 2u);
-  const torch::Tensor resized = ResizedLogits(net, batch);
+  const torch::Tensor resized = ResizedLogits(net, images.normalized());
   for (int i = 0; i < 2; ++i) {
     const InferenceOutput& output = (*outputs)[i];
     ASSERT_EQ(output.labels.type(), CV_8UC1);
@@ -116,10 +109,11 @@ TEST(CgrSegServingTest, SsaClassifierSelectsTheSsaHead) {
         LoadTorchModel(Options(architecture, classifier, path, 64, 96));
     ASSERT_TRUE(model.ok()) << model.status();
     EXPECT_EQ((*model)->parameter_count(), 9483302);
-    const torch::Tensor batch = torch::randn({1, 3, 64, 96});
-    auto outputs = (*model)->Infer(Pointers(batch), {});
+    const TestImages images(1, 64, 96);
+    auto outputs = (*model)->Infer(images.inputs(), {});
     ASSERT_TRUE(outputs.ok()) << outputs.status();
-    EXPECT_EQ(WrongLabels((*outputs)[0].labels, ResizedLogits(net, batch)[0]),
+    EXPECT_EQ(WrongLabels((*outputs)[0].labels,
+                          ResizedLogits(net, images.normalized())[0]),
               0);
   }
   // DPG weights are not an SSA checkpoint, and the other way round.

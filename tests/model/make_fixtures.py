@@ -12,7 +12,9 @@
         expected.pt           plain dict: input (2x3x64x96), logits, resized
                               (bilinear to 64x96, align_corners=False),
                               labels (argmax of resized), input_odd
-                              (1x3x72x100), logits_odd
+                              (1x3x72x100), logits_odd, pixels (2x64x96x3
+                              uint8), pixels_resized and pixels_labels
+                              (the same for the pixels normalized)
   make_fixtures.py check FILE KEYS_FILE
       Loads FILE with torch.load, checks its keys, shapes and dtypes against
       KEYS_FILE (in order) and that it loads strictly into the reference
@@ -55,6 +57,15 @@ def describe(name: str, tensor: Tensor) -> str:
                            str(tensor.dtype).replace("torch.", ""))
 
 
+def normalize(pixels: Tensor) -> Tensor:
+    """N x H x W x 3 bytes to the N x 3 x H x W floats a served model sees:
+    ImageNet mean and std, as pixel * (1 / std) + (-mean / std)."""
+    mean = torch.tensor([123.675, 116.28, 103.53])
+    std = torch.tensor([58.395, 57.12, 57.375])
+    x = pixels.permute(0, 3, 1, 2).float()
+    return x * (1 / std).view(1, 3, 1, 1) + (-mean / std).view(1, 3, 1, 1)
+
+
 def write(out_dir: str) -> None:
     torch.manual_seed(SEED)
     model = ref.SgcpNet(19).eval()
@@ -77,10 +88,15 @@ def write(out_dir: str) -> None:
     generator = torch.Generator().manual_seed(SEED)
     x = torch.randn(2, 3, 64, 96, generator=generator)
     x_odd = torch.randn(1, 3, 72, 100, generator=generator)
+    pixels = torch.randint(0, 256, (2, 64, 96, 3), generator=generator,
+                           dtype=torch.uint8)
     with torch.no_grad():
         logits = scripted(x)
         resized = F.interpolate(logits, size=(64, 96), mode="bilinear",
                                 align_corners=False)
+        pixels_resized = F.interpolate(
+            scripted(normalize(pixels)), size=(64, 96), mode="bilinear",
+            align_corners=False)
         expected = {
             "input": x,
             "logits": logits,
@@ -88,6 +104,9 @@ def write(out_dir: str) -> None:
             "labels": resized.argmax(dim=1),
             "input_odd": x_odd,
             "logits_odd": model(x_odd),
+            "pixels": pixels,
+            "pixels_resized": pixels_resized,
+            "pixels_labels": pixels_resized.argmax(dim=1),
         }
     torch.save(expected, os.path.join(out_dir, "expected.pt"))
 

@@ -5,6 +5,7 @@
 #ifndef SEGSERVE_TESTS_MODEL_MODEL_TEST_UTIL_H_
 #define SEGSERVE_TESTS_MODEL_MODEL_TEST_UTIL_H_
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -24,7 +25,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/preprocess_options.h"
 #include "model/checkpoint.h"
+#include "model/model_input.h"
 
 namespace segserve {
 namespace testing_util {
@@ -90,6 +93,44 @@ inline void Randomize(torch::nn::Module& module, uint64_t seed) {
     }
   }
 }
+
+// 8-bit RGB images as a model's Infer takes them (N x H x W x 3), and the
+// normalized N x 3 x H x W batch the model computes from them with
+// TorchModelOptions' default mean and std, made here in torch apart from
+// model/preprocess.cc: (pixel * (1 / std)) + (-mean / std) in float.
+class TestImages {
+ public:
+  explicit TestImages(torch::Tensor pixels) : pixels_(pixels.contiguous()) {}
+  // Seeded uniform random pixels.
+  TestImages(int64_t n, int64_t height, int64_t width, uint64_t seed = 1)
+      : pixels_(torch::randint(
+            0, 256, {n, height, width, 3},
+            torch::make_generator<at::CPUGeneratorImpl>(seed), torch::kUInt8)) {
+  }
+
+  std::vector<ModelInput> inputs() const {
+    const int height = int(pixels_.size(1));
+    const int width = int(pixels_.size(2));
+    std::vector<ModelInput> inputs;
+    for (int64_t i = 0; i < pixels_.size(0); ++i) {
+      inputs.push_back({pixels_[i].data_ptr<uint8_t>(), {0, 0, width, height}});
+    }
+    return inputs;
+  }
+
+  torch::Tensor normalized() const {
+    const torch::Tensor mean = torch::tensor(
+        std::vector<float>(kImageNetMean.begin(), kImageNetMean.end()));
+    const torch::Tensor std = torch::tensor(
+        std::vector<float>(kImageNetStd.begin(), kImageNetStd.end()));
+    const torch::Tensor x =
+        pixels_.permute({0, 3, 1, 2}).to(torch::kFloat).contiguous();
+    return x * (1 / std).view({1, 3, 1, 1}) + (-mean / std).view({1, 3, 1, 1});
+  }
+
+ private:
+  torch::Tensor pixels_;
+};
 
 inline bool PythonTorchAvailable() {
   static const bool available =

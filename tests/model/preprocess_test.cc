@@ -4,6 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "opencv2/core.hpp"
+#include "opencv2/imgproc.hpp"
 
 namespace segserve {
 namespace {
@@ -58,6 +59,36 @@ TEST(PreprocessTest, LetterboxKeepsAspectAndPadsWithZero) {
     const bool inside = y >= 3 && y < 5;
     EXPECT_NEAR(out[y * 8], inside ? 1.0f : 0.0f, 1e-5) << y;
   }
+}
+
+// What the server queues: the resized image as bytes, zero around a
+// letterbox, normalized later by the model into exactly Preprocess's floats.
+TEST(PreprocessTest, BytesHoldTheResizedImageAndNormalizeToPreprocess) {
+  cv::Mat rgb(30, 80, CV_8UC3);
+  cv::randu(rgb, 0, 256);
+  const auto options = Options(16, 16, PreprocessOptions::Resize::kLetterbox);
+  std::vector<uint8_t> bytes(16 * 16 * 3, 0xab);
+  const ContentRegion region = PreprocessBytes(rgb, options, bytes.data());
+  EXPECT_EQ(region.x, 0);
+  EXPECT_EQ(region.y, 5);
+  EXPECT_EQ(region.width, 16);
+  EXPECT_EQ(region.height, 6);
+  cv::Mat resized;
+  cv::resize(rgb, resized, cv::Size(16, 6), 0, 0, cv::INTER_AREA);
+  const cv::Mat input(16, 16, CV_8UC3, bytes.data());
+  EXPECT_EQ(cv::norm(input(cv::Rect(0, 5, 16, 6)), resized, cv::NORM_INF), 0);
+  EXPECT_EQ(cv::countNonZero(input(cv::Rect(0, 0, 16, 5)).reshape(1)), 0);
+  EXPECT_EQ(cv::countNonZero(input(cv::Rect(0, 11, 16, 5)).reshape(1)), 0);
+
+  std::vector<float> normalized(3 * 16 * 16, -1);
+  Normalize(bytes.data(), region, 16, 16, options.mean, options.std,
+            normalized.data());
+  std::vector<float> floats(3 * 16 * 16, -1);
+  EXPECT_EQ(Preprocess(rgb, options, floats.data()).y, 5);
+  EXPECT_EQ(normalized, floats);
+  EXPECT_EQ(floats[2 * 256 + 1 * 16 + 7], 0.0f);  // Letterbox padding.
+  const uint8_t red = input.at<cv::Vec3b>(7, 3)[0];
+  EXPECT_FLOAT_EQ(floats[7 * 16 + 3], (red - 10) / 2.0f);
 }
 
 TEST(PreprocessTest, MapsLabelsBackToTheImageSize) {

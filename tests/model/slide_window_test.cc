@@ -70,11 +70,16 @@ TEST(PlanSlideTilesTest, ImageSmallerThanCropIsOneShortTile) {
   EXPECT_EQ(tiles[0].height, 200);
 }
 
+// Tile inputs are HWC bytes, 64 x 64 x 3 here.
+uint8_t At(const std::vector<uint8_t>& input, int y, int x, int c) {
+  return input[(size_t(y) * 64 + x) * 3 + c];
+}
+
 TEST(PreprocessTileTest, CopiesTheTileAndPadsAShortOne) {
   cv::Mat rgb(100, 120, CV_8UC3);
   cv::randu(rgb, 0, 256);
   const PreprocessOptions options = Slide(64, 32);
-  std::vector<float> input(3 * 64 * 64, -1.0f);
+  std::vector<uint8_t> input(64 * 64 * 3, 0xab);
   const SlideTile tile{40, 20, 64, 64};
   ContentRegion region = PreprocessTile(rgb, tile, options, input.data());
   EXPECT_EQ(region.width, 64);
@@ -82,30 +87,27 @@ TEST(PreprocessTileTest, CopiesTheTileAndPadsAShortOne) {
   for (int y = 0; y < 64; ++y) {
     for (int x = 0; x < 64; ++x) {
       const cv::Vec3b pixel = rgb.at<cv::Vec3b>(20 + y, 40 + x);
-      for (int c = 0; c < 3; ++c) {
-        ASSERT_EQ(input[c * 64 * 64 + y * 64 + x], float(pixel[c]));
-      }
+      for (int c = 0; c < 3; ++c) ASSERT_EQ(At(input, y, x, c), pixel[c]);
     }
   }
   // A 30 x 50 tile of a small image: the same scale, zeros around it.
   region = PreprocessTile(rgb, {0, 0, 50, 30}, options, input.data());
   EXPECT_EQ(region.width, 50);
   EXPECT_EQ(region.height, 30);
-  EXPECT_EQ(input[0 * 64 * 64 + 10 * 64 + 55], 0.0f);
-  EXPECT_EQ(input[2 * 64 * 64 + 40 * 64 + 5], 0.0f);
-  EXPECT_EQ(input[1 * 64 * 64 + 29 * 64 + 49],
-            float(rgb.at<cv::Vec3b>(29, 49)[1]));
+  EXPECT_EQ(At(input, 10, 55, 0), 0);
+  EXPECT_EQ(At(input, 40, 5, 2), 0);
+  EXPECT_EQ(At(input, 29, 49, 1), rgb.at<cv::Vec3b>(29, 49)[1]);
 }
 
 TEST(PreprocessTileTest, ScalesACropToTheInputSize) {
   cv::Mat rgb(256, 256, CV_8UC3, cv::Scalar(10, 20, 30));
   const PreprocessOptions options = Slide(128, 64, /*input=*/64);
-  std::vector<float> input(3 * 64 * 64);
+  std::vector<uint8_t> input(64 * 64 * 3);
   const ContentRegion region =
       PreprocessTile(rgb, {128, 128, 128, 128}, options, input.data());
   EXPECT_EQ(region.width, 64);
   EXPECT_EQ(region.height, 64);
-  EXPECT_FLOAT_EQ(input[2 * 64 * 64 + 63 * 64 + 63], 30.0f);
+  EXPECT_EQ(At(input, 63, 63, 2), 30);
 }
 
 // Logits {classes, h, w} where class `c` scores `value(c, y, x)`.

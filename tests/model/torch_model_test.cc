@@ -13,6 +13,8 @@
 
 #include "absl/status/status.h"
 #include "model/checkpoint.h"
+#include "model/device_normalize.h"
+#include "model/preprocess.h"
 #include "model/sgcpnet.h"
 #include "opencv2/core.hpp"
 #include "tests/model/model_test_util.h"
@@ -24,6 +26,7 @@ namespace F = torch::nn::functional;
 using ::testing::HasSubstr;
 using testing_util::Randomize;
 using testing_util::TempPath;
+using testing_util::TestImages;
 using Platform = TorchModelOptions::Platform;
 using Precision = TorchModelOptions::Precision;
 
@@ -47,14 +50,6 @@ std::string SaveModel(SgcpNet& net, uint64_t seed) {
   const std::string path = TempPath("model.pt");
   EXPECT_TRUE(SaveStateDict(ModuleState(*net), path).ok());
   return path;
-}
-
-std::vector<const float*> Pointers(const torch::Tensor& batch) {
-  std::vector<const float*> pointers;
-  for (int64_t i = 0; i < batch.size(0); ++i) {
-    pointers.push_back(batch[i].data_ptr<float>());
-  }
-  return pointers;
 }
 
 // Logits resized bilinearly to the input size, computed here independently
@@ -98,13 +93,13 @@ TEST(TorchModelTest, BuiltinLabelsAreArgmaxOfResizedLogitsAtInputSize) {
   EXPECT_EQ((*model)->device(), "cpu");
   EXPECT_EQ((*model)->parameter_count(), 607826);
 
-  const torch::Tensor batch = torch::randn({2, 3, 64, 96});
+  const TestImages images(2, 64, 96);
   absl::StatusOr<std::vector<InferenceOutput>> outputs =
-      (*model)->Infer(Pointers(batch), {.confidence = true});
+      (*model)->Infer(images.inputs(), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   ASSERT_EQ(outputs->size(), 2u);
 
-  const torch::Tensor resized = ResizedLogits(net, batch);
+  const torch::Tensor resized = ResizedLogits(net, images.normalized());
   const torch::Tensor probabilities = torch::softmax(resized, 1);
   for (int i = 0; i < 2; ++i) {
     const InferenceOutput& output = (*outputs)[i];
@@ -133,8 +128,8 @@ TEST(TorchModelTest, ConfidenceIsEmptyUnlessAsked) {
   const std::string path = SaveModel(net, 2);
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 32, 19));
   ASSERT_TRUE(model.ok()) << model.status();
-  const torch::Tensor batch = torch::randn({1, 3, 32, 32});
-  auto outputs = (*model)->Infer(Pointers(batch), {});
+  const TestImages images(1, 32, 32);
+  auto outputs = (*model)->Infer(images.inputs(), {});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   EXPECT_FALSE((*outputs)[0].labels.empty());
   EXPECT_TRUE((*outputs)[0].confidence.empty());
@@ -147,10 +142,10 @@ TEST(TorchModelTest, LogitsAtTheInputSizeWhenAsked) {
   const std::string path = SaveModel(net, 2);
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 64, 19));
   ASSERT_TRUE(model.ok()) << model.status();
-  const torch::Tensor batch = torch::randn({2, 3, 32, 64});
-  auto outputs = (*model)->Infer(Pointers(batch), {.logits = true});
+  const TestImages images(2, 32, 64);
+  auto outputs = (*model)->Infer(images.inputs(), {.logits = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
-  const torch::Tensor expected = ResizedLogits(net, batch);
+  const torch::Tensor expected = ResizedLogits(net, images.normalized());
   for (int i = 0; i < 2; ++i) {
     const cv::Mat& logits = (*outputs)[i].logits;
     ASSERT_EQ(logits.dims, 3);
@@ -163,7 +158,7 @@ TEST(TorchModelTest, LogitsAtTheInputSizeWhenAsked) {
     EXPECT_LE((actual - expected[i]).abs().max().item<float>(), 1e-3);
     EXPECT_EQ(WrongLabels((*outputs)[i].labels, actual), 0);
   }
-  auto plain = (*model)->Infer(Pointers(batch), {});
+  auto plain = (*model)->Infer(images.inputs(), {});
   ASSERT_TRUE(plain.ok());
   EXPECT_TRUE((*plain)[0].logits.empty());
 }
@@ -173,11 +168,13 @@ TEST(TorchModelTest, InputSizesThatAreNotMultiplesOf32Work) {
   const std::string path = SaveModel(net, 3);
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 70, 90, 19));
   ASSERT_TRUE(model.ok()) << model.status();
-  const torch::Tensor batch = torch::randn({1, 3, 70, 90});
-  auto outputs = (*model)->Infer(Pointers(batch), {});
+  const TestImages images(1, 70, 90);
+  auto outputs = (*model)->Infer(images.inputs(), {});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   EXPECT_EQ((*outputs)[0].labels.size(), cv::Size(90, 70));
-  EXPECT_EQ(WrongLabels((*outputs)[0].labels, ResizedLogits(net, batch)[0]), 0);
+  EXPECT_EQ(WrongLabels((*outputs)[0].labels,
+                        ResizedLogits(net, images.normalized())[0]),
+            0);
 }
 
 TEST(TorchModelTest, MoreThan256ClassesGiveSixteenBitLabels) {
@@ -185,12 +182,12 @@ TEST(TorchModelTest, MoreThan256ClassesGiveSixteenBitLabels) {
   const std::string path = SaveModel(net, 4);
   auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 64, 300));
   ASSERT_TRUE(model.ok()) << model.status();
-  const torch::Tensor batch = torch::randn({1, 3, 32, 64});
-  auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
+  const TestImages images(1, 32, 64);
+  auto outputs = (*model)->Infer(images.inputs(), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   const cv::Mat& labels = (*outputs)[0].labels;
   ASSERT_EQ(labels.type(), CV_16UC1);
-  EXPECT_EQ(WrongLabels(labels, ResizedLogits(net, batch)[0]), 0);
+  EXPECT_EQ(WrongLabels(labels, ResizedLogits(net, images.normalized())[0]), 0);
   EXPECT_LT(LabelsOf(labels).max().item<int64_t>(), 300);
   EXPECT_EQ((*outputs)[0].confidence.type(), CV_8UC1);
 }
@@ -244,10 +241,10 @@ TEST(TorchModelTest, CudaInferenceMatchesCpu) {
   auto model = LoadTorchModel(options);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->device(), "cuda:0");
-  const torch::Tensor batch = torch::randn({2, 3, 64, 96});
-  auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
+  const TestImages images(2, 64, 96);
+  auto outputs = (*model)->Infer(images.inputs(), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
-  const torch::Tensor resized = ResizedLogits(net, batch);
+  const torch::Tensor resized = ResizedLogits(net, images.normalized());
   for (int i = 0; i < 2; ++i) {
     EXPECT_LE(DifferentLabels((*outputs)[i].labels, resized[i].argmax(0)),
               64 * 96 / 100);
@@ -255,7 +252,7 @@ TEST(TorchModelTest, CudaInferenceMatchesCpu) {
   options.precision = Precision::kFp16;
   model = LoadTorchModel(options);
   ASSERT_TRUE(model.ok()) << model.status();
-  outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
+  outputs = (*model)->Infer(images.inputs(), {.confidence = true});
   ASSERT_TRUE(outputs.ok()) << outputs.status();
 }
 
@@ -292,9 +289,67 @@ TEST(TorchModelTest, BadBatchesAreRejected) {
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->Infer({}, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  const std::vector<const float*> null_input = {nullptr};
+  const std::vector<ModelInput> null_input = {{nullptr, {0, 0, 32, 32}}};
   EXPECT_EQ((*model)->Infer(null_input, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
+  const TestImages images(1, 32, 32);
+  std::vector<ModelInput> outside = images.inputs();
+  outside[0].region = {8, 0, 32, 32};
+  const absl::Status refused = (*model)->Infer(outside, {}).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(),
+              HasSubstr("content region 32x32 at (8, 0) does not fit the "
+                        "32x32 input"));
+}
+
+// A letterboxed or short-tile input: outside its region the normalized
+// input is zero whatever the bytes there hold, and inside it the pixels are
+// normalized as everywhere.
+TEST(TorchModelTest, OutsideTheContentRegionTheInputIsZero) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 12);
+  auto model = LoadTorchModel(Options(Platform::kBuiltin, path, 32, 64, 19));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const TestImages images(1, 32, 64);
+  std::vector<ModelInput> inputs = images.inputs();
+  inputs[0].region = {16, 4, 40, 20};
+  auto outputs = (*model)->Infer(inputs, {.logits = true});
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  torch::Tensor expected = torch::zeros({1, 3, 32, 64});
+  expected.narrow(2, 4, 20).narrow(3, 16, 40).copy_(
+      images.normalized().narrow(2, 4, 20).narrow(3, 16, 40));
+  const torch::Tensor actual =
+      torch::from_blob((*outputs)[0].logits.data, {19, 32, 64}, torch::kFloat);
+  EXPECT_LE(
+      (actual - ResizedLogits(net, expected)[0]).abs().max().item<float>(),
+      1e-4);
+}
+
+// What a GPU runs to normalize a batch of bytes, run here on the CPU: the
+// same floats, bit for bit, as the CPU path's loop (model/preprocess.h).
+TEST(TorchModelTest, DeviceNormalizationEqualsTheCpuLoop) {
+  const TestImages images(2, 24, 40, 13);
+  std::vector<ModelInput> inputs = images.inputs();
+  inputs[1].region = {5, 3, 30, 17};
+  const torch::Tensor bytes =
+      torch::stack({torch::from_blob(const_cast<uint8_t*>(inputs[0].rgb),
+                                     {24, 40, 3}, torch::kUInt8),
+                    torch::from_blob(const_cast<uint8_t*>(inputs[1].rgb),
+                                     {24, 40, 3}, torch::kUInt8)});
+  const torch::Tensor on_device = NormalizeBytes(
+      bytes, inputs,
+      MakeNormalizeFactors(kImageNetMean, kImageNetStd, torch::kCPU));
+  ASSERT_EQ(on_device.sizes(), (std::vector<int64_t>{2, 3, 24, 40}));
+  for (int i = 0; i < 2; ++i) {
+    std::vector<float> loop(3 * 24 * 40, -1.0f);
+    Normalize(inputs[i].rgb, inputs[i].region, 40, 24, kImageNetMean,
+              kImageNetStd, loop.data());
+    const torch::Tensor expected =
+        torch::from_blob(loop.data(), {3, 24, 40}, torch::kFloat);
+    EXPECT_TRUE(torch::equal(on_device[i], expected)) << i;
+  }
+  EXPECT_EQ(on_device[1][0][2][10].item<float>(), 0.0f);  // Above the region.
+  EXPECT_TRUE(torch::equal(on_device[0], images.normalized()[0]));
 }
 
 // A TorchScript module made here: logits = the input's channels times a
@@ -323,14 +378,14 @@ torch::Tensor ScriptedModuleLogits(const torch::Tensor& batch) {
 }
 
 TEST(TorchModelTest, TorchScriptOutputsTensorTupleListOrDict) {
-  const torch::Tensor batch = torch::randn({2, 3, 32, 48});
-  const torch::Tensor resized = ScriptedModuleLogits(batch);
+  const TestImages images(2, 32, 48);
+  const torch::Tensor resized = ScriptedModuleLogits(images.normalized());
   for (const char* body : {"y", "(y, x)", "[y, x]", "{'aux': x, 'out': y}"}) {
     auto model = LoadTorchModel(
         Options(Platform::kTorchScript, SaveScriptedModule(body), 32, 48, 3));
     ASSERT_TRUE(model.ok()) << model.status();
     EXPECT_EQ((*model)->parameter_count(), 1);
-    auto outputs = (*model)->Infer(Pointers(batch), {.confidence = true});
+    auto outputs = (*model)->Infer(images.inputs(), {.confidence = true});
     ASSERT_TRUE(outputs.ok()) << body << ": " << outputs.status();
     for (int i = 0; i < 2; ++i) {
       EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0) << body;
@@ -355,15 +410,15 @@ TEST(TorchModelTest, TorchScriptOutputIsCheckedAtLoad) {
   model = LoadTorchModel(
       Options(Platform::kTorchScript, SaveScriptedModule("y"), 32, 48, 0));
   ASSERT_TRUE(model.ok()) << model.status();
-  const torch::Tensor batch = torch::randn({1, 3, 32, 48});
-  EXPECT_TRUE((*model)->Infer(Pointers(batch), {}).ok());
+  const TestImages images(1, 32, 48);
+  EXPECT_TRUE((*model)->Infer(images.inputs(), {}).ok());
 }
 
 // Every optimization level serves the same labels.
 TEST(TorchModelTest, TorchScriptOptimizationLevelsServeTheSameLabels) {
   using Optimization = TorchModelOptions::TorchScriptOptimization;
-  const torch::Tensor batch = torch::randn({3, 3, 32, 48});
-  const torch::Tensor resized = ScriptedModuleLogits(batch);
+  const TestImages images(3, 32, 48);
+  const torch::Tensor resized = ScriptedModuleLogits(images.normalized());
   const std::string path = SaveScriptedModule("y");
   for (Optimization level :
        {Optimization::kAuto, Optimization::kNone, Optimization::kFreeze,
@@ -377,7 +432,7 @@ TEST(TorchModelTest, TorchScriptOptimizationLevelsServeTheSameLabels) {
     ASSERT_TRUE(model.ok()) << model.status();
     // Counted before freezing turns the parameter into a constant.
     EXPECT_EQ((*model)->parameter_count(), 1);
-    auto outputs = (*model)->Infer(Pointers(batch), {});
+    auto outputs = (*model)->Infer(images.inputs(), {});
     ASSERT_TRUE(outputs.ok()) << outputs.status();
     for (int i = 0; i < 3; ++i) {
       EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0);
@@ -386,12 +441,14 @@ TEST(TorchModelTest, TorchScriptOptimizationLevelsServeTheSameLabels) {
 }
 
 // The reference SGCPNet exported by Python (torch.jit.script) as a
-// TorchScript module, and its weights as a state dict: Infer's labels are
-// the argmax of the module's output resized in Python.
+// TorchScript module, and its weights as a state dict: Infer's labels for
+// 8-bit images are the argmax of the module's output resized in Python, on
+// the images normalized in Python.
 TEST_F(TorchModelPythonTest, PythonTorchScriptLabelsMatchPythonArgmax) {
-  const torch::Tensor input = expected_.at("input");
-  const torch::Tensor resized = expected_.at("resized");
-  const torch::Tensor labels = expected_.at("labels");
+  const TestImages images(expected_.at("pixels"));
+  const torch::Tensor input = images.normalized();
+  const torch::Tensor resized = expected_.at("pixels_resized");
+  const torch::Tensor labels = expected_.at("pixels_labels");
   struct Case {
     Platform platform;
     const char* file;
@@ -405,7 +462,7 @@ TEST_F(TorchModelPythonTest, PythonTorchScriptLabelsMatchPythonArgmax) {
         Options(c.platform, Fixture(c.file), input.size(2), input.size(3), 19));
     ASSERT_TRUE(model.ok()) << c.file << ": " << model.status();
     EXPECT_EQ((*model)->parameter_count(), 607826) << c.file;
-    auto outputs = (*model)->Infer(Pointers(input), {.confidence = true});
+    auto outputs = (*model)->Infer(images.inputs(), {.confidence = true});
     ASSERT_TRUE(outputs.ok()) << c.file << ": " << outputs.status();
     for (int i = 0; i < input.size(0); ++i) {
       EXPECT_EQ(WrongLabels((*outputs)[i].labels, resized[i]), 0) << c.file;

@@ -19,7 +19,7 @@ namespace segserve {
 struct FakeModelState {
   absl::Mutex mu;
   std::vector<int> batch_sizes ABSL_GUARDED_BY(mu);
-  // Labels of every image run, in order: the first input float of each.
+  // Labels of every image run, in order: the first input byte of each.
   std::vector<float> first_values ABSL_GUARDED_BY(mu);
   absl::Status error ABSL_GUARDED_BY(mu);       // Returned when not OK.
   bool throw_next ABSL_GUARDED_BY(mu) = false;  // The next batch throws.
@@ -41,9 +41,10 @@ struct FakeModelState {
   }
 };
 
-// Labels every pixel with int(first input float) % 256, so a test can tell
-// each request's answer from the input it sent. Logits, when asked, are per
-// pixel: 1 for class int(first channel's value) % classes, else 0.
+// Labels every pixel with the first input byte (the red of the input's
+// top-left pixel), so a test can tell each request's answer from the input
+// it sent. Logits, when asked, are per pixel: 1 for class (its red) %
+// classes, else 0. The fake does not normalize.
 class FakeModel : public SegmentationModel {
  public:
   FakeModel(std::shared_ptr<FakeModelState> state, int height, int width,
@@ -54,7 +55,7 @@ class FakeModel : public SegmentationModel {
         classes_(classes) {}
 
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, OutputKinds kinds) override {
+      absl::Span<const ModelInput> inputs, OutputKinds kinds) override {
     std::shared_ptr<absl::Notification> release;
     absl::Duration delay;
     {
@@ -73,11 +74,10 @@ class FakeModel : public SegmentationModel {
       throw std::runtime_error("fake model exploded");
     }
     std::vector<InferenceOutput> outputs;
-    for (const float* input : inputs) {
-      state_->first_values.push_back(input[0]);
+    for (const ModelInput& input : inputs) {
+      state_->first_values.push_back(input.rgb[0]);
       InferenceOutput out;
-      out.labels =
-          cv::Mat(height_, width_, CV_8UC1, cv::Scalar(int(input[0]) & 0xff));
+      out.labels = cv::Mat(height_, width_, CV_8UC1, cv::Scalar(input.rgb[0]));
       if (kinds.confidence) {
         out.confidence = cv::Mat(height_, width_, CV_8UC1, cv::Scalar(200));
       }
@@ -86,7 +86,7 @@ class FakeModel : public SegmentationModel {
         out.logits = cv::Mat(3, dims, CV_32F, cv::Scalar(0));
         const int plane = height_ * width_;
         for (int i = 0; i < plane; ++i) {
-          const int label = int(input[i]) % classes_;
+          const int label = input.rgb[3 * i] % classes_;
           out.logits.ptr<float>(label)[i] = 1.0f;
         }
       }

@@ -24,7 +24,7 @@ class ThreadRecordingModel : public SegmentationModel {
   ThreadRecordingModel(Threads* threads, std::string device)
       : threads_(threads), device_(std::move(device)) {}
   absl::StatusOr<std::vector<InferenceOutput>> Infer(
-      absl::Span<const float* const> inputs, OutputKinds) override {
+      absl::Span<const ModelInput> inputs, OutputKinds) override {
     absl::MutexLock lock(&threads_->mu);
     threads_->infer.push_back(std::this_thread::get_id());
     return std::vector<InferenceOutput>(inputs.size());
@@ -54,8 +54,9 @@ TEST(CpuLanesTest, CpuModelsLoadAndRunOnTheOneLane) {
   ModelLoader loader =
       RunCpuModelsOnLanes(RecordingLoader(&threads),
                           std::make_shared<CpuLanes>(1, [&inits] { ++inits; }));
-  const float input[3] = {};
-  const std::vector<const float*> batch = {input, input};
+  const uint8_t pixel[3] = {};
+  const ModelInput input{pixel, {0, 0, 1, 1}};
+  const std::vector<ModelInput> batch = {input, input};
   // Two models, each used from its own instance thread.
   std::vector<std::thread> instances;
   for (int i = 0; i < 2; ++i) {
@@ -85,8 +86,8 @@ TEST(CpuLanesTest, GpuModelsStayOnTheCallersThread) {
       RecordingLoader(&threads), std::make_shared<CpuLanes>(1, nullptr));
   auto model = loader(v1::ModelConfig(), "", "cuda:0");
   ASSERT_TRUE(model.ok());
-  const float input[3] = {};
-  const std::vector<const float*> batch = {input};
+  const uint8_t pixel[3] = {};
+  const std::vector<ModelInput> batch = {{pixel, {0, 0, 1, 1}}};
   ASSERT_TRUE((*model)->Infer(batch, {}).ok());
   EXPECT_EQ(threads.load.at(0), std::this_thread::get_id());
   EXPECT_EQ(threads.infer.at(0), std::this_thread::get_id());

@@ -24,7 +24,7 @@ class DynamicBatcherTest : public ::testing::Test {
  protected:
   std::unique_ptr<InferenceRequest> MakeRequest(int id, uint32_t priority = 0) {
     auto request = std::make_unique<InferenceRequest>();
-    request->input = {float(id)};
+    request->input = {uint8_t(id)};
     request->priority = priority;
     request->done = [this, id](BatchResult result) {
       absl::MutexLock lock(&completion_.mu);
@@ -194,7 +194,9 @@ TEST_F(DynamicBatcherTest, FullQueueRejectsAtOnce) {
   absl::Status status = batcher.Enqueue(third);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(status.message()),
-              ::testing::HasSubstr("max_queue_size 2"));
+              ::testing::HasSubstr("the request's 1 batch item(s) (images or "
+                                   "tiles) do not fit in the 0 place(s) left "
+                                   "of 2 (max_queue_size)"));
   EXPECT_NE(third, nullptr);
   EXPECT_EQ(batcher.queue_depth(), 2);
 }

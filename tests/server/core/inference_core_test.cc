@@ -79,7 +79,8 @@ class InferenceCoreTest : public ::testing::Test {
   // A batch item whose fake answer labels every pixel with `label`.
   static std::unique_ptr<InferenceRequest> Item(int label) {
     auto item = std::make_unique<InferenceRequest>();
-    item->input.assign(3 * 32 * 32, float(label));
+    item->input.assign(3 * 32 * 32, uint8_t(label));
+    item->region = {0, 0, 32, 32};
     return item;
   }
 
@@ -232,7 +233,9 @@ TEST_F(InferenceCoreTest, RequestThatDoesNotFitIsRefusedWhole) {
   const absl::Status status = ticket->Submit(
       std::move(items), [&](std::vector<BatchResult>) { called = true; });
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("max_queue_size 2"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("the request's 3 batch item(s) (images or tiles) do "
+                        "not fit in the 2 place(s) left of 2"));
   ticket.reset();
   ASSERT_TRUE(core_->WaitForIdle(absl::Now() + absl::Seconds(10)));
   EXPECT_FALSE(called);
@@ -281,7 +284,7 @@ void RunSlowBatch(InferenceCore& core, FakeModelState& state,
   absl::Notification done;
   std::vector<std::unique_ptr<InferenceRequest>> items;
   items.push_back(std::make_unique<InferenceRequest>());
-  items.back()->input.assign(3 * 32 * 32, 0.0f);
+  items.back()->input.assign(3 * 32 * 32, 0);
   ASSERT_TRUE((*ticket)
                   ->Submit(std::move(items),
                            [&](std::vector<BatchResult>) { done.Notify(); })

@@ -117,7 +117,7 @@ class ModelLifecycleTest : public ::testing::Test {
   static absl::Status RunOne(RequestTicket& ticket) {
     std::vector<std::unique_ptr<InferenceRequest>> items;
     items.push_back(std::make_unique<InferenceRequest>());
-    items.back()->input.assign(3 * 32 * 32, 1.0f);
+    items.back()->input.assign(3 * 32 * 32, 1);
     absl::Notification done;
     absl::Status status;
     absl::Status queued =

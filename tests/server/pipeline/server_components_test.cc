@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "opencv2/imgcodecs.hpp"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "server/core/inference_core.h"
@@ -231,6 +232,36 @@ TEST_F(ServerComponentsTest, SegmentsAtTheImageSize) {
   EXPECT_EQ(result->class_stats[0].name, "three");
   EXPECT_EQ(result->class_stats[0].pixels, 1000u);
   EXPECT_EQ(result->batch_size, 1);
+}
+
+// A JPEG much larger than the 32x32 input decodes at 1/8 scale; its mask
+// keeps the image's size, and the labels match decoding it whole (both
+// average the image down: the fake labels by the input's first byte).
+TEST_F(ServerComponentsTest, LargeJpegsDecodeReducedAndKeepTheirSize) {
+  CreateRepository();
+  cv::Mat gray(384, 512, CV_8UC1, cv::Scalar(100));
+  gray(cv::Rect(0, 0, 512, 8)).setTo(200);
+  std::vector<uchar> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", gray, jpeg, {cv::IMWRITE_JPEG_QUALITY, 95}));
+  pixels_.emplace_back(jpeg.begin(), jpeg.end());
+  std::vector<int> labels;
+  for (bool reduced : {true, false}) {
+    processor_ = std::make_unique<SegmentProcessor>(
+        SegmentProcessor::Options{.reduced_jpeg_decode = reduced}, core_.get());
+    SegmentJob job;
+    job.images.resize(1);
+    job.images[0].encoded = pixels_.back();
+    job.mask_format = MaskFormat::kRaw;
+    absl::StatusOr<SegmentResult> result = Run(std::move(job));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->width, 512);
+    EXPECT_EQ(result->height, 384);
+    ASSERT_EQ(result->mask.size(), 512u * 384);
+    labels.push_back(uint8_t(result->mask[0]));
+  }
+  // Rows 0..11 of the image make the input's first row: 8 of 200, 4 of 100.
+  EXPECT_NEAR(labels[0], 167, 2);
+  EXPECT_NEAR(labels[1], 167, 2);
 }
 
 TEST_F(ServerComponentsTest, RefusesBadImagesWithReasons) {
