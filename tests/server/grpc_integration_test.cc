@@ -509,7 +509,9 @@ TEST_F(GrpcIntegrationTest, FullQueueAndExpiredRequests) {
   auto refused = client_->Segment(GrayRequest(4, 4, 1, "full", "small"));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(refused.status().message()),
-              HasSubstr("max_queue_size 2"));
+              HasSubstr("the model's queue is full: the request's 1 batch "
+                        "item(s) (images or tiles) do not fit in the 0 "
+                        "place(s) left of 2 (max_queue_size)"));
 
   // With the default model's instance busy, a request whose deadline passes
   // while queued is dropped before inference: the model never sees it.
