@@ -23,6 +23,7 @@
 #include "common/status_macros.h"
 #include "datasets/confusion.h"
 #include "datasets/scene.h"
+#include "opencv2/core.hpp"
 #include "tools/scene_requests.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "segserve address");
@@ -42,14 +43,31 @@ ABSL_FLAG(double, min_class_iou, 0, "fail when a class is below");
 ABSL_FLAG(double, min_foreground_iou, 0,
           "fail when objects (any class) against background is below");
 ABSL_FLAG(int64_t, deadline_ms, 60000, "deadline of each call");
+ABSL_FLAG(int, jpeg_quality, 0,
+          "1..100: send every scene as a JPEG of this quality (0: PNG or JPEG "
+          "as the scene's seed says)");
+ABSL_FLAG(std::string, reference_target, "",
+          "another segserve: segment every scene there too and report the "
+          "share of pixels whose labels agree (e.g. one run with other "
+          "flags)");
 
 namespace segserve {
 namespace {
 
-absl::Status Score(Client& client) {
+// Pixels whose labels are equal in `a` and `b` (of the same size).
+int64_t EqualPixels(const cv::Mat& a, const cv::Mat& b) {
+  cv::Mat equal;
+  cv::compare(a, b, equal, cv::CMP_EQ);
+  return cv::countNonZero(equal);
+}
+
+// `reference` may be null.
+absl::Status Score(Client& client, Client* reference) {
   const uint64_t first = absl::GetFlag(FLAGS_first_seed);
   const int count = absl::GetFlag(FLAGS_count);
   ConfusionMatrix total(kNumSceneClasses);
+  int64_t agreeing = 0;
+  int64_t compared = 0;
   absl::Mutex mutex;
   absl::Status failure;
   std::atomic<int> next{0};
@@ -63,11 +81,24 @@ absl::Status Score(Client& client) {
             {.width = absl::GetFlag(FLAGS_width),
              .height = absl::GetFlag(FLAGS_height),
              .noise_over_objects = absl::GetFlag(FLAGS_noise_over_objects),
-             .mosaic = absl::GetFlag(FLAGS_mosaic)});
+             .mosaic = absl::GetFlag(FLAGS_mosaic)},
+            absl::GetFlag(FLAGS_jpeg_quality));
         ConfusionMatrix one(kNumSceneClasses);
         absl::Status status = segmented.status();
         if (status.ok()) {
           status = one.Add(segmented->mask, segmented->scene.labels);
+        }
+        int64_t equal = 0;
+        if (status.ok() && reference != nullptr) {
+          absl::StatusOr<cv::Mat> other = SegmentEncoded(
+              *reference, absl::GetFlag(FLAGS_model), segmented->encoded,
+              absl::StrCat("reference-scene-", first + uint64_t(i)));
+          status = other.status();
+          if (status.ok() && other->size() != segmented->mask.size()) {
+            status =
+                absl::InternalError("the reference's mask has another size");
+          }
+          if (status.ok()) equal = EqualPixels(segmented->mask, *other);
         }
         absl::MutexLock lock(&mutex);
         if (!status.ok()) {
@@ -75,6 +106,8 @@ absl::Status Score(Client& client) {
           continue;
         }
         total.Merge(one);
+        agreeing += equal;
+        compared += int64_t(segmented->mask.total());
       }
     });
   }
@@ -84,6 +117,12 @@ absl::Status Score(Client& client) {
             << absl::GetFlag(FLAGS_target) << " model '"
             << absl::GetFlag(FLAGS_model) << "':\n"
             << total.Report(SceneClassNames());
+  if (reference != nullptr) {
+    std::cout << absl::StrFormat(
+        "agreement with %s: %.5f of %d pixels\n",
+        absl::GetFlag(FLAGS_reference_target),
+        double(agreeing) / double(std::max<int64_t>(compared, 1)), compared);
+  }
   const double min_miou = absl::GetFlag(FLAGS_min_miou);
   const double min_class = absl::GetFlag(FLAGS_min_class_iou);
   std::string below;
@@ -124,7 +163,17 @@ absl::Status Run() {
         absl::StrCat("--mosaic is ", absl::GetFlag(FLAGS_mosaic),
                      "; allowed 1 (single scenes)..8"));
   }
-  return Score(*client);
+  const int jpeg_quality = absl::GetFlag(FLAGS_jpeg_quality);
+  if (jpeg_quality < 0 || jpeg_quality > 100) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--jpeg_quality is ", jpeg_quality, "; allowed 0 (as drawn)..100"));
+  }
+  std::unique_ptr<Client> reference;
+  if (!absl::GetFlag(FLAGS_reference_target).empty()) {
+    options.target = absl::GetFlag(FLAGS_reference_target);
+    SEGSERVE_ASSIGN_OR_RETURN(reference, Client::Create(options));
+  }
+  return Score(*client, reference.get());
 }
 
 }  // namespace
