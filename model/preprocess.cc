@@ -46,31 +46,46 @@ void ResizeInto(const cv::Mat& rgb, const ContentRegion& region,
              shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
 }
 
-void Normalize(const uint8_t* rgb, const ContentRegion& region, int input_width,
-               int input_height, const std::array<float, 3>& mean,
-               const std::array<float, 3>& std, float* out) {
+void NormalizeRows(const uint8_t* rgb, const ContentRegion& region,
+                   int input_width, int input_height,
+                   const std::array<float, 3>& mean,
+                   const std::array<float, 3>& std, float* out, int first_row,
+                   int end_row) {
   const size_t plane = size_t(input_height) * input_width;
-  if (!region.Covers(input_width, input_height)) {
-    std::fill(out, out + 3 * plane, 0.0f);
-  }
   float scale[3];
   float shift[3];
   for (int c = 0; c < 3; ++c) {
     scale[c] = 1.0f / std[c];
     shift[c] = -mean[c] / std[c];
   }
-  for (int y = region.y; y < region.y + region.height; ++y) {
-    const size_t row = size_t(y) * input_width + region.x;
-    const uint8_t* src = rgb + 3 * row;
-    float* r = out + row;
-    float* g = out + plane + row;
-    float* b = out + 2 * plane + row;
+  for (int y = first_row; y < end_row; ++y) {
+    const size_t row = size_t(y) * input_width;
+    float* planes[3] = {out + row, out + plane + row, out + 2 * plane + row};
+    if (y < region.y || y >= region.y + region.height) {
+      for (float* p : planes) std::fill(p, p + input_width, 0.0f);
+      continue;
+    }
+    for (float* p : planes) {
+      std::fill(p, p + region.x, 0.0f);
+      std::fill(p + region.x + region.width, p + input_width, 0.0f);
+    }
+    const uint8_t* src = rgb + 3 * (row + region.x);
+    float* r = planes[0] + region.x;
+    float* g = planes[1] + region.x;
+    float* b = planes[2] + region.x;
     for (int x = 0; x < region.width; ++x) {
       r[x] = src[3 * x] * scale[0] + shift[0];
       g[x] = src[3 * x + 1] * scale[1] + shift[1];
       b[x] = src[3 * x + 2] * scale[2] + shift[2];
     }
   }
+}
+
+void Normalize(const uint8_t* rgb, const ContentRegion& region, int input_width,
+               int input_height, const std::array<float, 3>& mean,
+               const std::array<float, 3>& std, float* out) {
+  NormalizeRows(rgb, region, input_width, input_height, mean, std, out, 0,
+                input_height);
 }
 
 ContentRegion PreprocessBytes(const cv::Mat& rgb,
