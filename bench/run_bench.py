@@ -14,6 +14,9 @@ apart under the same machine load), on the shipped default model:
      concurrency 16 with its optimization off (NONE) and on (AUTO);
   5. 2048x2048 images through the same weights as SLIDE (36 tiles of
      512x512, each a batch item) and as STRETCH, at concurrency 2;
+  5b. a 2048x2048 JPEG at concurrency 1, decoded reduced (the default) and
+     whole (a second server, --reduced_jpeg_decode=false), and segscore's
+     mIoU and mask agreement for both on large scene JPEGs;
   6. the request codecs per megapixel (inprocess_bench --codecs);
   7. segserve at concurrency 1 with a 512x512 JPEG;
 then writes the medians and ratios into BENCHMARKS.md between the
@@ -152,6 +155,13 @@ PEER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34),
             "MALLOC_TOP_PAD_": str(1 << 30),
             "OPENBLAS_NUM_THREADS": "1"}
 JPEG = ["--send=jpeg", "--sizes=512x512", "--mask_encoding=png"]
+# A large JPEG to the 512x512 STRETCH model, decoded reduced (the default)
+# and whole (--reduced_jpeg_decode=false, a second server), at concurrency 1.
+BIG_JPEG_SIDE = 2048
+BIG_JPEG = ["--send=jpeg", f"--sizes={BIG_JPEG_SIDE}x{BIG_JPEG_SIDE}",
+            "--mask_encoding=rle", "--deadline_ms=60000"]
+# Scenes scored through both servers once, for the masks' agreement.
+BIG_JPEG_SCENES = 12
 
 
 def one_repetition(args, rep, repository, torchscript, results):
@@ -175,6 +185,13 @@ def one_repetition(args, rep, repository, torchscript, results):
                       f"--model_repository={repository}", "--grpc_port=0", "--http_port=0",
                       "--metrics_port=-1", f"--default_model={MODEL}"],
                      os.path.join(results, f"segserve-{rep}.log"))
+    whole_decode = Process([os.path.join(args.build, "server", "segserve"),
+                            f"--model_repository={repository}", "--grpc_port=0",
+                            "--http_port=0", "--metrics_port=-1",
+                            f"--default_model={MODEL}",
+                            "--model_control_mode=explicit",
+                            "--reduced_jpeg_decode=false"],
+                           os.path.join(results, f"segserve-whole-{rep}.log"))
     peer = Process(["/usr/bin/python3", os.path.join(ROOT, "bench", "python_peer.py"),
                     f"--model={torchscript}",
                     f"--proto_root={os.path.join(ROOT, 'proto')}", "--port=0",
@@ -223,8 +240,21 @@ def one_repetition(args, rep, repository, torchscript, results):
         log(f"repetition {rep}: concurrency 1, 512x512 JPEG")
         out["jpeg_c1"] = segload(args, server.port, path("jpeg_c1"), "1",
                                  MODEL, JPEG)[0]
+        log(f"repetition {rep}: concurrency 1, {BIG_JPEG_SIDE}x{BIG_JPEG_SIDE} "
+            "JPEG decoded reduced and whole")
+        big_jpeg = BIG_JPEG + (["--requests=4", "--warmup_requests=1"]
+                               if args.quick else [])
+        out["big_jpeg_reduced"] = segload(args, server.port, path("big_jpeg_reduced"),
+                                          "1", MODEL, big_jpeg)[0]
+        out["big_jpeg_whole"] = segload(args, whole_decode.port,
+                                        path("big_jpeg_whole"), "1", MODEL,
+                                        big_jpeg)[0]
+        if rep == 1:
+            out["big_jpeg_scores"] = big_jpeg_scores(args, server.port,
+                                                     whole_decode.port)
     finally:
         server.stop()
+        whole_decode.stop()
         peer.stop()
     with open(os.path.join(results, f"segserve-{rep}.log")) as f:
         chosen = re.search(rf"{MODEL}-ts/1/model.pt on cpu: TorchScript "
@@ -232,6 +262,31 @@ def one_repetition(args, rep, repository, torchscript, results):
     out["ts_optimization"] = chosen.group(1) if chosen else "?"
     out["load_after"] = os.getloadavg()[0]
     return out
+
+
+def big_jpeg_scores(args, reduced_port, whole_port):
+    """mIoU of both decodings on the same large scene JPEGs, and the share of
+    mask pixels on which they agree (segscore against both servers)."""
+    def score(port, reference_port=None):
+        argv = [os.path.join(args.build, "tools", "segscore"),
+                f"--target=127.0.0.1:{port}", f"--model={MODEL}",
+                f"--count={2 if args.quick else BIG_JPEG_SCENES}",
+                f"--width={BIG_JPEG_SIDE}",
+                f"--height={BIG_JPEG_SIDE}", "--jpeg_quality=90",
+                "--concurrency=1", "--first_seed=5000"]
+        if reference_port:
+            argv.append(f"--reference_target=127.0.0.1:{reference_port}")
+        out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
+                             check=True).stdout
+        scores = {"miou": float(re.search(r"mIoU (\S+)", out).group(1))}
+        agreement = re.search(r"agreement with \S+: (\S+)", out)
+        if agreement:
+            scores["agreement"] = float(agreement.group(1))
+        return scores
+
+    reduced = score(reduced_port, whole_port)
+    return {"reduced_miou": reduced["miou"], "agreement": reduced["agreement"],
+            "whole_miou": score(whole_port)["miou"]}
 
 
 def median(values):
@@ -267,8 +322,10 @@ def summarize(reps):
     s["sweep"] = {c: step_stats([r["sweep"][i] for r in reps])
                   for i, c in enumerate(concurrencies)}
     for key in ("oip", "rest", "grpc_c1", "rest_c1", "nobatch",
-                "torchscript_none", "jpeg_c1", "slide", "big_stretch"):
+                "torchscript_none", "jpeg_c1", "slide", "big_stretch",
+                "big_jpeg_reduced", "big_jpeg_whole"):
         s[key] = step_stats([r[key] for r in reps])
+    s["big_jpeg_scores"] = reps[0]["big_jpeg_scores"]
     for key in ("torchscript", "peer"):
         s[key] = {t["concurrency"]: step_stats([r[key][i] for r in reps])
                   for i, t in enumerate(reps[0][key])}
@@ -290,7 +347,8 @@ def check(s):
     steps = {f"concurrency {c}": t for c, t in s["sweep"].items()}
     steps.update({k: s[k] for k in ("oip", "rest", "grpc_c1", "rest_c1",
                                     "nobatch", "torchscript_none", "jpeg_c1",
-                                    "slide", "big_stretch")})
+                                    "slide", "big_stretch", "big_jpeg_reduced",
+                                    "big_jpeg_whole")})
     for key in ("torchscript", "peer"):
         steps.update({f"{key}, concurrency {c}": t for c, t in s[key].items()})
     for name, t in steps.items():
@@ -497,6 +555,35 @@ def report(s, args, elapsed_s):
         + " | ".join(" / ".join(f"{t['server'][k]:.0f}" for k in
                                 ("queue", "preprocess", "inference", "postprocess"))
                      for t in (s["slide"], s["big_stretch"])) + " |",
+        "",
+        f"### 5b. A {BIG_JPEG_SIDE}x{BIG_JPEG_SIDE} JPEG to a 512x512 model",
+        "",
+        "Concurrency 1, the shipped model (STRETCH): decoded at 1/2, 1/4 or 1/8 "
+        "scale in the DCT domain when that still covers the input (the default; "
+        "here 1/4, 512x512) against decoded whole and shrunk "
+        "(`--reduced_jpeg_decode=false`), two servers in the same run. The masks "
+        f"keep the image's size. Agreement and mIoU: {BIG_JPEG_SCENES} scenes "
+        f"drawn at {BIG_JPEG_SIDE}x{BIG_JPEG_SIDE}, JPEG q90, through both "
+        "(`segscore --reference_target`).",
+        "",
+        "| figure | reduced | whole | whole / reduced |",
+        "|---|---|---|---|",
+    ]
+    reduced, whole = s["big_jpeg_reduced"], s["big_jpeg_whole"]
+    server_ms = {k: sum(t["server"].values()) for k, t in
+                 (("reduced", reduced), ("whole", whole))}
+    lines += [
+        f"| server ms (queue + preprocess + inference + postprocess) | "
+        f"{server_ms['reduced']:.1f} | {server_ms['whole']:.1f} | "
+        f"{server_ms['whole'] / server_ms['reduced']:.2f}x |",
+        f"| preprocess ms | {reduced['server']['preprocess']:.1f} | "
+        f"{whole['server']['preprocess']:.1f} | "
+        f"{whole['server']['preprocess'] / reduced['server']['preprocess']:.2f}x |",
+        f"| client p50 ms | {reduced['p50']:.1f} | {whole['p50']:.1f} | "
+        f"{whole['p50'] / reduced['p50']:.2f}x |",
+        f"| mIoU on the scenes | {s['big_jpeg_scores']['reduced_miou']:.4f} | "
+        f"{s['big_jpeg_scores']['whole_miou']:.4f} | |",
+        f"| mask pixels that agree | {s['big_jpeg_scores']['agreement']:.5f} | | |",
         "",
         "### 6. Codec costs",
         "",
