@@ -1,4 +1,5 @@
 // segserve: the batching gRPC segmentation server.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -346,9 +347,28 @@ int CannotStart(const absl::Status& status) {
   return 1;
 }
 
+// Keeps glibc from handing each request's buffers (a 512x512 input is 768
+// KiB, its decoded image as much) back to the kernel when they are freed and
+// faulting them in again for the next request: measured at concurrency 1,
+// 330 to 370 page faults and 2 to 3 ms of preprocessing per request, against
+// 6 faults and 0.13 ms with these settings. Freed memory up to 32 MiB per
+// malloc arena stays mapped; allocations of 16 MiB and more (images far
+// larger than a model's input) still map and unmap. Environment settings
+// (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) take precedence. Before
+// any thread starts.
+void KeepRequestBuffersMapped() {
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) {
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
+  }
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) {
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  KeepRequestBuffersMapped();
   absl::SetProgramUsageMessage(
       "Serves semantic segmentation models over gRPC and HTTP.\n"
       "Usage: segserve [--model_repository DIR] [--grpc_port N] ...");
