@@ -9,6 +9,10 @@
 #   make distill-ablation  train and score the distillation ablation's arms
 #   make bench          run the serving benchmarks (about 10 minutes on a
 #                       quiet machine) and update BENCHMARKS.md
+#   make bench-costs    time and memory against image size, concurrency and
+#                       models loaded, with charts (docs/bench/)
+#   make soak           SOAK_MINUTES (30) at 70% of capacity: memory and p99
+#                       must not drift
 #   make image          build the container image segserve:cpu offline
 #   make test-image     run it as the kubelet runs deploy/overlays/cpu
 #   make fuzz           build the libFuzzer targets (clang, ASan + UBSan) and
@@ -23,7 +27,7 @@ GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation bench clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
+.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation bench bench-costs soak clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
 
 all: build
 
@@ -61,6 +65,15 @@ distill-ablation: build
 BENCH_REPEATS ?= 3
 bench: build
 	/usr/bin/python3 bench/run_bench.py --build $(BUILD_DIR) --repeats $(BENCH_REPEATS)
+
+# Server time and memory against image size, concurrency and models loaded
+# (about 10 minutes), and a long run at 70% of capacity (SOAK_MINUTES).
+bench-costs: build
+	/usr/bin/python3 bench/cost_curves.py --build $(BUILD_DIR)
+
+SOAK_MINUTES ?= 30
+soak: build
+	/usr/bin/python3 bench/soak.py --build $(BUILD_DIR) --minutes $(SOAK_MINUTES)
 
 # The container image segserve:cpu (docker/README.md), built offline from
 # segserve-base:bookworm, and its end-to-end test against deploy/overlays/cpu.
