@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +34,22 @@ END = "<!-- make soak: end -->"
 WARMUP_MINUTES = 2
 MAX_RSS_GROWTH = 0.05
 MAX_P99_DRIFT = 0.25
+
+
+def open_loop_minute(args, port, path, rate, warmup_requests):
+    """One minute of constant arrivals at `rate` (run_bench.segload is
+    closed loop only)."""
+    argv = [os.path.join(args.build, "tools", "segload", "segload"),
+            f"--target=127.0.0.1:{port}", f"--rate={rate}",
+            f"--model={MODEL}", "--decode_masks=false", "--duration_s=60",
+            "--deadline_ms=10000", f"--warmup_requests={warmup_requests}",
+            f"--json={path}", *run_bench.RAW]
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    with open(path) as f:
+        return json.load(f)["steps"][0]
 
 
 def verdict(minutes):
@@ -75,12 +92,10 @@ def main():
                           f"for {args.minutes} min")
             for minute in range(1, args.minutes + 1):
                 rss.reset()
-                step = run_bench.segload(
+                step = open_loop_minute(
                     args, server.port,
-                    os.path.join(results, f"soak-{minute}.json"), "1", MODEL,
-                    run_bench.RAW + [f"--rate={rate}", "--duration_s=60",
-                                     "--deadline_ms=10000",
-                                     f"--warmup_requests={16 if minute == 1 else 0}"])[0]
+                    os.path.join(results, f"soak-{minute}.json"), rate,
+                    16 if minute == 1 else 0)
                 minutes.append({
                     "minute": minute, "rps": step["throughput_rps"],
                     "p50_ms": step["latency_us"]["p50"] / 1e3,
