@@ -293,20 +293,6 @@ def report(costs, elapsed_s, chart_files):
     return "\n".join(lines)
 
 
-def write_report_between(text, path, begin, end, heading):
-    """Replaces what lies between `begin` and `end` in the file at `path`
-    (`text` carries both markers), or appends `heading` and `text`."""
-    with open(path) as f:
-        current = f.read()
-    if begin in current and end in current:
-        head, rest = current.split(begin, 1)
-        updated = head + text + rest.split(end, 1)[1]
-    else:
-        updated = current.rstrip("\n") + f"\n\n{heading}\n\n{text}\n"
-    with open(path, "w") as f:
-        f.write(updated)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default="build")
@@ -342,8 +328,8 @@ def main():
     chart_files = charts(costs, os.path.join(ROOT, "docs", "bench"))
     text = report(costs, time.time() - started, chart_files)
     print(text)
-    write_report_between(text, args.output, BEGIN, END,
-                         "## Cost curves (`make bench-costs`)")
+    run_bench.write_between(text, args.output, BEGIN, END,
+                            "## Cost curves (`make bench-costs`)")
     log(f"wrote {args.output} and docs/bench/")
 
 

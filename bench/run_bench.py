@@ -620,15 +620,17 @@ def report(s, args, elapsed_s):
     return "\n".join(lines)
 
 
-def write_report(text, path):
+def write_between(text, path, begin, end, heading):
+    """Replaces what lies between `begin` and `end` in the file at `path`
+    (`text` carries both markers), or appends `heading` and `text`. Shared
+    by the bench scripts that each own a part of BENCHMARKS.md."""
     with open(path) as f:
         current = f.read()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        updated = head + text + tail
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        updated = head + text + rest.split(end, 1)[1]
     else:
-        updated = current.rstrip("\n") + "\n\n## Serving benchmarks (`make bench`)\n\n" + text + "\n"
+        updated = current.rstrip("\n") + f"\n\n{heading}\n\n{text}\n"
     with open(path, "w") as f:
         f.write(updated)
 
@@ -680,7 +682,8 @@ def main():
     if problems:
         sys.exit("make bench: " + "; ".join(problems))
     if not args.quick:
-        write_report(text, args.output)
+        write_between(text, args.output, BEGIN, END,
+                      "## Serving benchmarks (`make bench`)")
         log(f"wrote {args.output}")
 
 

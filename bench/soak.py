@@ -144,8 +144,8 @@ def main():
                                        for m in minutes],
                  "p99 ms": [(m["minute"], m["p99_ms"]) for m in minutes],
                  "p50 ms": [(m["minute"], m["p50_ms"]) for m in minutes]}))
-        cost_curves.write_report_between(text, args.output, BEGIN, END,
-                                         "## Soak (`make soak`)")
+        run_bench.write_between(text, args.output, BEGIN, END,
+                                "## Soak (`make soak`)")
     if not passed or errors:
         sys.exit("make soak: failed (see above)")
 
