@@ -7,6 +7,7 @@
 #   make train-default  retrain the shipped scene models from scratch
 #   make train-teacher  train the distillation teacher, scenes-cgrseg-t
 #   make distill-ablation  train and score the distillation ablation's arms
+#   make ssa-ablation   train and score the classifier ablation (DPG, SSA)
 #   make bench          run the serving benchmarks (about 10 minutes on a
 #                       quiet machine) and update BENCHMARKS.md
 #   make bench-costs    time and memory against image size, concurrency and
@@ -27,7 +28,7 @@ GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation bench bench-costs soak clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
+.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation ssa-ablation bench bench-costs soak clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
 
 all: build
 
@@ -61,6 +62,9 @@ train-teacher: build
 TEACHER ?= model_repository/scenes-cgrseg-t
 distill-ablation: build
 	bash scripts/distill-ablation.sh $(BUILD_DIR) $(TEACHER)
+
+ssa-ablation: build
+	bash scripts/ssa-ablation.sh $(BUILD_DIR)
 
 BENCH_REPEATS ?= 3
 bench: build

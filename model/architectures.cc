@@ -82,6 +82,12 @@ BuiltinNetwork MakeCgrSeg(const CgrSegName& entry, int64_t num_classes) {
     return outputs;
   };
   network.feature_channels = net->decode_head()->config().channels;
+  if (entry.classifier == CgrSegClassifier::kSsa) {
+    network.forward_ssa_training = [net](const torch::Tensor& x,
+                                         const torch::Tensor& labels) mutable {
+      return net->ForwardForSsaTraining(x, labels);
+    };
+  }
   network.backbone_forward = [net](const torch::Tensor& x) mutable {
     net->backbone()->forward(x);
   };
@@ -173,6 +179,13 @@ void UseChannelsLast(BuiltinNetwork& network) {
         [inner =
              std::move(network.forward_with_features)](const torch::Tensor& x) {
           return inner(x.contiguous(at::MemoryFormat::ChannelsLast));
+        };
+  }
+  if (network.forward_ssa_training) {
+    network.forward_ssa_training =
+        [inner = std::move(network.forward_ssa_training)](
+            const torch::Tensor& x, const torch::Tensor& labels) {
+          return inner(x.contiguous(at::MemoryFormat::ChannelsLast), labels);
         };
   }
 }

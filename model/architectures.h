@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/ssa_training.h"
 
 namespace segserve {
 
@@ -41,6 +42,10 @@ struct BuiltinNetwork {
   // reconstruction width): what relation distillation compares.
   std::function<DecoderOutputs(const torch::Tensor&)> forward_with_features;
   int64_t feature_channels = 0;
+  // The SSA classifier's training forward (CGRSeg with SSA; empty
+  // otherwise): input and N x H x W int64 labels at the input size.
+  std::function<SsaTrainingOutputs(const torch::Tensor&, const torch::Tensor&)>
+      forward_ssa_training;
   // The feature extractor alone, for per-part figures (MACs); its
   // parameters are those whose names start with one of backbone_prefixes.
   std::function<void(const torch::Tensor&)> backbone_forward;

@@ -76,6 +76,11 @@ torch::Tensor CgrSegImpl::forward(const torch::Tensor& x) {
   return decode_head_->forward(backbone_->forward(x));
 }
 
+SsaTrainingOutputs CgrSegImpl::ForwardForSsaTraining(
+    const torch::Tensor& x, const torch::Tensor& labels) {
+  return decode_head_->ForwardForSsaTraining(backbone_->forward(x), labels);
+}
+
 torch::Tensor CgrSegImpl::ForwardWithFeatures(const torch::Tensor& x,
                                               torch::Tensor* features) {
   return decode_head_->ForwardWithFeatures(backbone_->forward(x), features);

@@ -66,6 +66,11 @@ class CgrSegImpl : public torch::nn::Module {
   torch::Tensor ForwardWithFeatures(const torch::Tensor& x,
                                     torch::Tensor* features);
 
+  // SSA only: forward() with the classifier's training outputs
+  // (CgrSegHeadImpl::ForwardForSsaTraining); labels N x H x W int64.
+  SsaTrainingOutputs ForwardForSsaTraining(const torch::Tensor& x,
+                                           const torch::Tensor& labels);
+
   EfficientFormerV2& backbone() { return backbone_; }
   CgrSegHead& decode_head() { return decode_head_; }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/conv_folding.h"
+#include "model/tensor_resize.h"
 
 namespace segserve {
 namespace cgrseg {
@@ -38,15 +39,6 @@ torch::nn::Conv2d Conv(int64_t in_channels, int64_t out_channels,
 
 torch::Tensor HardSigmoid(const torch::Tensor& x) {
   return torch::hardtanh(x + 3, 0, 6) / 6;
-}
-
-torch::Tensor ResizeBilinear(const torch::Tensor& x, int64_t height,
-                             int64_t width) {
-  if (x.size(2) == height && x.size(3) == width) return x;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{height, width})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
 }
 
 torch::Tensor PyramidPool(const std::vector<torch::Tensor>& features) {
@@ -352,8 +344,8 @@ torch::Tensor CgrSegHeadImpl::Reconstruct(
   for (int i = static_cast<int>(levels.size()) - 1; i >= 0; --i) {
     torch::Tensor local = levels[i];
     if (result.defined()) {
-      local = local + lateral_convs_[i]->forward(cgrseg::ResizeBilinear(
-                          result, local.size(2), local.size(3)));
+      local = local + lateral_convs_[i]->forward(
+                          ResizeBilinear(result, local.size(2), local.size(3)));
     }
     result =
         sim_blocks_[i]->forward(meta_blocks_[i]->forward(local), global[i]);
@@ -368,6 +360,20 @@ void CgrSegHeadImpl::PrepareForInference() {
   trans_->PrepareForInference();
   for (cgrseg::FuseBlock& block : sim_blocks_) block->PrepareForInference();
   for (cgrseg::Rcm& block : meta_blocks_) block->PrepareForInference();
+}
+
+SsaTrainingOutputs CgrSegHeadImpl::ForwardForSsaTraining(
+    const std::vector<torch::Tensor>& features, const torch::Tensor& labels) {
+  TORCH_CHECK(ssa_ != nullptr,
+              "CGRSeg head: SSA training needs the SSA classifier");
+  const torch::Tensor reconstruction = Reconstruct(features);
+  const torch::Tensor fused = linear_fuse_->forward(reconstruction);
+  const torch::Tensor coarse = conv_seg_->forward(fused);
+  SsaTrainingOutputs outputs =
+      ssa_->TrainingForward(coarse, fused, conv_seg_->weight,
+                            ResizeLabels(labels, fused.size(2), fused.size(3)));
+  outputs.features = reconstruction;
+  return outputs;
 }
 
 torch::Tensor CgrSegHeadImpl::forward(

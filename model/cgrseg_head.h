@@ -227,11 +227,6 @@ torch::Tensor GatherPrototypes(const torch::Tensor& features,
 // relu6(x + 3) / 6.
 torch::Tensor HardSigmoid(const torch::Tensor& x);
 
-// Bilinear resize (align_corners=false) to `height` x `width`; a no-op when
-// the size already agrees (that resize is an exact copy).
-torch::Tensor ResizeBilinear(const torch::Tensor& x, int64_t height,
-                             int64_t width);
-
 }  // namespace cgrseg
 
 // The whole head. In eval mode forward() leaves the module unchanged, so
@@ -248,6 +243,12 @@ class CgrSegHeadImpl : public torch::nn::Module {
   // (when not null): the decoder features that distillation compares.
   torch::Tensor ForwardWithFeatures(const std::vector<torch::Tensor>& features,
                                     torch::Tensor* reconstruction);
+
+  // SSA only (throws for DPG): forward() with the SSA classifier's
+  // training outputs; `labels` (N x H x W int64, any size) are resized to
+  // the head's 1/8 grid by nearest neighbour, as the official forward_train.
+  SsaTrainingOutputs ForwardForSsaTraining(
+      const std::vector<torch::Tensor>& features, const torch::Tensor& labels);
 
   // The first part of forward(): the 1/8 reconstruction with `channels`
   // channels ("results[-1]" of the official forward). For tests and

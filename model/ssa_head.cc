@@ -85,18 +85,27 @@ SsaClassifier::SsaClassifier(torch::nn::Module& owner, int64_t channels,
   owner.register_module("gt_center_pos_proj", gt_center_pos_proj_.sequential());
   center_proj_ = owner.register_module(
       "center_proj", ssa::MakeLinear(channels, channels, /*bias=*/false));
-  owner.register_module("gt_center_proj",
-                        ssa::MakeLinear(channels, channels, /*bias=*/false));
+  gt_center_proj_ = owner.register_module(
+      "gt_center_proj", ssa::MakeLinear(channels, channels, /*bias=*/false));
   owner.register_module("ssa_loss", ssa::SsaLoss(num_classes));
 }
 
 torch::Tensor SsaClassifier::Forward(const torch::Tensor& logits,
                                      const torch::Tensor& features,
                                      const torch::Tensor& prototypes) {
+  SsaTrainingOutputs out;
+  Adapt(logits, features, get_feat_pos_->forward(features), prototypes, out);
+  return out.logits;
+}
+
+void SsaClassifier::Adapt(const torch::Tensor& logits,
+                          const torch::Tensor& features,
+                          const torch::Tensor& feat_pos,
+                          const torch::Tensor& prototypes,
+                          SsaTrainingOutputs& out) {
   const int64_t n = features.size(0);
   const int64_t c = features.size(1);
   const int64_t k = logits.size(1);
-  const torch::Tensor feat_pos = get_feat_pos_->forward(features);
   const torch::Tensor flat_logits = logits.reshape({n, k, -1});
   // N x HW x C views; matmul reads them strided, no transposed copies.
   const torch::Tensor pos_pixels = feat_pos.reshape({n, c, -1}).transpose(1, 2);
@@ -104,7 +113,7 @@ torch::Tensor SsaClassifier::Forward(const torch::Tensor& logits,
 
   // Spatial prototypes: where each class is, in position-feature space.
   const torch::Tensor where = torch::softmax(flat_logits, 2);
-  const torch::Tensor center_pos = center_pos_proj_.Forward(
+  out.positions = center_pos_proj_.Forward(
       torch::cat({center_pos_->weight.unsqueeze(0).expand({n, k, c}),
                   torch::matmul(where, pos_pixels)},
                  2));
@@ -114,12 +123,67 @@ torch::Tensor SsaClassifier::Forward(const torch::Tensor& logits,
   const torch::Tensor semantic =
       torch::matmul(what, pixels) /
       (what.sum(2, /*keepdim=*/true) + ssa::kMassEpsilon);
-  const torch::Tensor proto = center_content_proj_.Forward(torch::cat(
+  out.prototypes = center_content_proj_.Forward(torch::cat(
       {semantic, prototypes.reshape({k, c}).unsqueeze(0).expand({n, k, c})},
       2));
 
-  const torch::Tensor centers = ssa::Linear(center_proj_, proto + center_pos);
-  return ssa::CosineLogits(features + feat_pos, centers);
+  const torch::Tensor centers =
+      ssa::Linear(center_proj_, out.prototypes + out.positions);
+  out.logits = ssa::CosineLogits(features + feat_pos, centers);
+}
+
+SsaTrainingOutputs SsaClassifier::TrainingForward(
+    const torch::Tensor& logits, const torch::Tensor& features,
+    const torch::Tensor& prototypes, const torch::Tensor& labels) {
+  const int64_t n = features.size(0);
+  const int64_t c = features.size(1);
+  const int64_t k = logits.size(1);
+  TORCH_CHECK(labels.dim() == 3 && labels.size(0) == n &&
+                  labels.size(1) == features.size(2) &&
+                  labels.size(2) == features.size(3),
+              "SSA training: labels must be N x h x w at the features' size");
+  SsaTrainingOutputs out;
+  out.coarse_logits = logits;
+  const torch::Tensor feat_pos = get_feat_pos_->forward(features);
+  Adapt(logits, features, feat_pos, prototypes, out);
+
+  // One-hot class masks, N x K x HW; unlabelled pixels are in none.
+  const torch::Tensor flat_labels = labels.reshape({n, 1, -1});
+  const torch::Tensor masks =
+      flat_labels.eq(torch::arange(k, labels.options()).view({1, k, 1}))
+          .to(features.scalar_type());
+  const torch::Tensor pixels = features.reshape({n, c, -1}).transpose(1, 2);
+  const torch::Tensor pos_pixels = feat_pos.reshape({n, c, -1}).transpose(1, 2);
+  const torch::Tensor weights = prototypes.reshape({k, c});
+
+  // Semantic centers: each class's mean feature over the batch.
+  const torch::Tensor counts =
+      masks.sum(std::vector<int64_t>{0, 2}).unsqueeze(1);  // K x 1.
+  const torch::Tensor semantic = torch::where(
+      counts > 0,
+      torch::matmul(masks, pixels).sum(0) / (counts + ssa::kMassEpsilon),
+      weights.detach());
+  out.gt_prototypes =
+      gt_center_content_proj_.Forward(torch::cat({semantic, weights}, 1))
+          .unsqueeze(0)
+          .expand({n, k, c});
+
+  // Spatial centers: each class's mean position feature in its image.
+  const torch::Tensor table =
+      center_pos_->weight.unsqueeze(0).expand({n, k, c});
+  const torch::Tensor pos_counts =
+      masks.sum(2, /*keepdim=*/true);  // N x K x 1.
+  const torch::Tensor spatial = torch::where(
+      pos_counts > 0,
+      torch::matmul(masks, pos_pixels) / (pos_counts + ssa::kMassEpsilon),
+      table.detach());
+  out.gt_positions =
+      gt_center_pos_proj_.Forward(torch::cat({spatial, table}, 2));
+
+  const torch::Tensor centers =
+      ssa::Linear(gt_center_proj_, out.gt_prototypes + out.gt_positions);
+  out.gt_logits = ssa::CosineLogits(features + feat_pos, centers);
+  return out;
 }
 
 }  // namespace segserve

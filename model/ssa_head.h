@@ -17,9 +17,9 @@
 // The two-layer MLPs are Linear(2C, C/2, no bias), ReLU, Linear(C/2, C).
 //
 // The official head also holds training-only modules: gt_center_content_proj,
-// gt_center_pos_proj, gt_center_proj (the ground-truth branch) and
-// ssa_loss.criterion.empty_weight. They are registered here, so official
-// checkpoints load strictly, and never run: inference does not use them.
+// gt_center_pos_proj, gt_center_proj (the ground-truth branch, run by
+// TrainingForward) and ssa_loss.criterion.empty_weight (registered so that
+// official checkpoints load strictly; the losses are in train/ssa_loss.h).
 //
 // Only model/*.cc and tests include this header; it pulls in LibTorch.
 
@@ -35,6 +35,8 @@
 #include <torch/types.h>
 
 #include <cstdint>
+
+#include "model/ssa_training.h"
 
 namespace segserve {
 namespace ssa {
@@ -96,7 +98,24 @@ class SsaClassifier {
                         const torch::Tensor& features,
                         const torch::Tensor& prototypes);
 
+  // Forward and the ground-truth branch, for training. `labels`: N x h x w
+  // int64 class ids at the features' size; any id outside 0..K-1 (the
+  // ignore label) belongs to no class. The branch's semantic centers are
+  // the mean feature of each class over the whole batch, its spatial ones
+  // the mean position feature per image; a class without pixels keeps the
+  // classifier's weight (detached) or center_pos, as the official
+  // get_gt_center.
+  SsaTrainingOutputs TrainingForward(const torch::Tensor& logits,
+                                     const torch::Tensor& features,
+                                     const torch::Tensor& prototypes,
+                                     const torch::Tensor& labels);
+
  private:
+  // The adapted branch: fills logits, prototypes and positions.
+  void Adapt(const torch::Tensor& logits, const torch::Tensor& features,
+             const torch::Tensor& feat_pos, const torch::Tensor& prototypes,
+             SsaTrainingOutputs& out);
+
   torch::nn::Conv2d get_feat_pos_{nullptr};
   torch::nn::Embedding center_pos_{nullptr};
   ssa::PrototypeMlp center_content_proj_;
@@ -104,6 +123,7 @@ class SsaClassifier {
   ssa::PrototypeMlp center_pos_proj_;
   ssa::PrototypeMlp gt_center_pos_proj_;
   torch::nn::Linear center_proj_{nullptr};
+  torch::nn::Linear gt_center_proj_{nullptr};
 };
 
 }  // namespace segserve

@@ -7,20 +7,11 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/linear.h>
 
+#include "model/tensor_resize.h"
+
 namespace segserve {
-namespace {
 
 namespace F = torch::nn::functional;
-
-torch::Tensor ResizeTo(const torch::Tensor& x, int64_t h, int64_t w) {
-  if (x.size(2) == h && x.size(3) == w) return x;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{h, w})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
-}
-
-}  // namespace
 
 GraphReasoningImpl::GraphReasoningImpl(int64_t channels, int64_t states,
                                        int64_t nodes) {
@@ -87,13 +78,7 @@ torch::Tensor DrkdDistillerImpl::ClassRelation(const torch::Tensor& student,
   const int64_t h = student.size(2);
   const int64_t w = student.size(3);
   // Ground truth at the feature grid (nearest), as one-hot class masks.
-  const torch::Tensor small =
-      F::interpolate(labels.unsqueeze(1).to(torch::kFloat),
-                     F::InterpolateFuncOptions()
-                         .size(std::vector<int64_t>{h, w})
-                         .mode(torch::kNearest))
-          .squeeze(1)
-          .to(torch::kLong);
+  const torch::Tensor small = ResizeLabels(labels, h, w);
   torch::Tensor total = torch::zeros({}, student.options());
   int64_t images = 0;
   for (int64_t i = 0; i < student.size(0); ++i) {
@@ -134,7 +119,7 @@ DistillLosses DrkdDistillerImpl::forward(const torch::Tensor& student_features,
   const int64_t w = teacher_features.size(3);
   torch::Tensor adapted;
   if (weights_.pixel_relation > 0 || weights_.class_relation > 0) {
-    adapted = adapter_->forward(ResizeTo(student_features, h, w));
+    adapted = adapter_->forward(ResizeBilinear(student_features, h, w));
   }
   if (weights_.pixel_relation > 0) {
     torch::Tensor target;
@@ -154,7 +139,7 @@ DistillLosses DrkdDistillerImpl::forward(const torch::Tensor& student_features,
   }
   if (weights_.logits_kl > 0) {
     const double t = weights_.temperature;
-    const torch::Tensor s = ResizeTo(student_logits, h, w);
+    const torch::Tensor s = ResizeBilinear(student_logits, h, w);
     const torch::Tensor log_p_student = torch::log_softmax(s / t, 1);
     const torch::Tensor log_p_teacher =
         torch::log_softmax(teacher_logits / t, 1);

@@ -62,10 +62,22 @@ ABSL_FLAG(double, noisy_scenes, 0,
 ABSL_FLAG(uint64_t, seed, 0, "initialisation, sample order, augmentation");
 ABSL_FLAG(int, threads, 2, "LibTorch intra-op threads");
 ABSL_FLAG(std::string, init, "", "start from these weights (a state dict)");
+ABSL_FLAG(std::string, init_backbone, "",
+          "start the backbone from the backbone part of these weights (a "
+          "state dict of a network with the same backbone; the head starts "
+          "fresh)");
 ABSL_FLAG(bool, freeze_backbone_norm, false,
           "keep EfficientFormerV2's BatchNorm statistics frozen, as the "
           "official recipe does for ImageNet-initialised weights (from "
           "scratch they must update)");
+ABSL_FLAG(bool, ssa_losses, true,
+          "a model with classifier: SSA trains with its paper's losses (the "
+          "ground-truth branch distilled online into the adapted one); "
+          "false: cross-entropy on its output only");
+ABSL_FLAG(bool, report_gradients, false,
+          "with each progress line, each loss term's gradient norm on the "
+          "student and its cosine with the cross-entropy's (an extra "
+          "backward pass per term on those steps)");
 ABSL_FLAG(std::string, checkpoint_dir, "",
           "where checkpoints go (model.pt + trainer_state.pt)");
 ABSL_FLAG(int64_t, checkpoint_every, 200, "steps between checkpoints");
@@ -190,6 +202,9 @@ absl::Status Run() {
     options.seed = absl::GetFlag(FLAGS_seed);
     options.threads = threads;
     options.freeze_backbone_norm = absl::GetFlag(FLAGS_freeze_backbone_norm);
+    options.ssa_losses = absl::GetFlag(FLAGS_ssa_losses);
+    options.init_backbone = absl::GetFlag(FLAGS_init_backbone);
+    options.report_gradients = absl::GetFlag(FLAGS_report_gradients);
     options.output = absl::GetFlag(FLAGS_output).empty()
                          ? default_weights
                          : absl::GetFlag(FLAGS_output);

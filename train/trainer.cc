@@ -6,34 +6,35 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "model/architectures.h"
 #include "model/checkpoint.h"
+#include "model/tensor_resize.h"
 #include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "train/batch_loader.h"
 #include "train/drkd.h"
+#include "train/gradient_report.h"
+#include "train/ssa_loss.h"
+#include "train/teacher_input.h"
 
 namespace segserve {
 namespace {
 
 namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
-
-torch::Tensor ResizeLogits(const torch::Tensor& logits, int64_t h, int64_t w) {
-  return F::interpolate(logits, F::InterpolateFuncOptions()
-                                    .size(std::vector<int64_t>{h, w})
-                                    .mode(torch::kBilinear)
-                                    .align_corners(false));
-}
 
 absl::StatusOr<BuiltinNetwork> BuildNetwork(const NetworkSpec& spec,
                                             uint64_t seed) {
@@ -46,6 +47,38 @@ absl::StatusOr<BuiltinNetwork> BuildNetwork(const NetworkSpec& spec,
         LoadStateDictFile(spec.weights, network->module.get()));
   }
   return network;
+}
+
+// Loads the backbone's part of the state dict at `path` (the names under
+// network.backbone_prefixes; every one must be there) and keeps the rest of
+// the network as initialised: a pretrained backbone under a new head.
+absl::Status LoadBackbone(const std::string& path, BuiltinNetwork& network) {
+  SEGSERVE_ASSIGN_OR_RETURN(StateDict source, ReadStateDict(path));
+  std::map<std::string, torch::Tensor> by_name(source.begin(), source.end());
+  StateDict merged = ModuleState(*network.module);
+  int64_t loaded = 0;
+  for (auto& [name, tensor] : merged) {
+    const bool in_backbone = std::any_of(
+        network.backbone_prefixes.begin(), network.backbone_prefixes.end(),
+        [&name](const std::string& prefix) {
+          return absl::StartsWith(name, prefix);
+        });
+    if (!in_backbone) continue;
+    auto found = by_name.find(name);
+    if (found == by_name.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": has no '", name,
+                       "'; --init_backbone needs the weights of "
+                       "a network with the same backbone"));
+    }
+    tensor = found->second;
+    ++loaded;
+  }
+  if (loaded == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        network.architecture, " names no backbone to load from ", path));
+  }
+  return LoadStateDict(merged, path, network.module.get());
 }
 
 std::string FormatDuration(double seconds) {
@@ -121,6 +154,8 @@ std::vector<torch::optim::OptimizerParamGroup> ParameterGroups(
 
 struct Trainee {
   BuiltinNetwork student;
+  // The SSA classifier trained with its paper's losses (train/ssa_loss.h).
+  bool ssa_training = false;
   std::unique_ptr<BuiltinNetwork> teacher;
   DrkdDistiller distiller{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -133,7 +168,14 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
   if (trainee.student.freeze_backbone_norm) {
     trainee.student.freeze_backbone_norm(options.freeze_backbone_norm);
   }
+  if (!options.init_backbone.empty()) {
+    SEGSERVE_RETURN_IF_ERROR(
+        LoadBackbone(options.init_backbone, trainee.student));
+  }
   trainee.student.module->train();
+  trainee.ssa_training =
+      options.ssa_losses &&
+      static_cast<bool>(trainee.student.forward_ssa_training);
   // Measured: SGCPNet trains about 2x faster with channels-last weights
   // and activations, as it runs inference.
   if (options.channels_last && trainee.student.prefers_channels_last) {
@@ -144,16 +186,6 @@ absl::StatusOr<Trainee> Prepare(const TrainerOptions& options) {
     if (options.teacher.weights.empty()) {
       return absl::InvalidArgumentError(
           "distillation needs the teacher's trained weights");
-    }
-    if (options.teacher.preprocess.height !=
-            options.student.preprocess.height ||
-        options.teacher.preprocess.width != options.student.preprocess.width) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the teacher's input is ", options.teacher.preprocess.width, "x",
-          options.teacher.preprocess.height, " but the student's is ",
-          options.student.preprocess.width, "x",
-          options.student.preprocess.height,
-          "; distillation needs the same input size"));
     }
     SEGSERVE_ASSIGN_OR_RETURN(BuiltinNetwork teacher,
                               BuildNetwork(options.teacher, options.seed));
@@ -242,14 +274,22 @@ absl::Status Checkpoint(const TrainerOptions& options, Trainee& trainee,
 // Running means of the logged losses between progress lines.
 struct LossMeter {
   double total = 0, ce = 0, pixel = 0, klass = 0, kl = 0;
+  // The SSA terms, in SsaLosses' order.
+  std::array<double, 7> ssa{};
   int count = 0;
   void Add(double t, double c, double p, double k, double l) {
     total += t, ce += c, pixel += p, klass += k, kl += l, ++count;
   }
+  void AddSsa(const SsaLosses& losses) {
+    const torch::Tensor* terms[] = {
+        &losses.coarse_ce, &losses.gt_ce,    &losses.distill, &losses.dice,
+        &losses.gt_dice,   &losses.relation, &losses.position};
+    for (size_t i = 0; i < ssa.size(); ++i) ssa[i] += terms[i]->item<double>();
+  }
 };
 
-std::string ProgressLine(const TrainerOptions& options, int64_t step,
-                         const LossMeter& meter, double lr,
+std::string ProgressLine(const TrainerOptions& options, bool ssa_training,
+                         int64_t step, const LossMeter& meter, double lr,
                          double images_per_s) {
   const double n = std::max(1, meter.count);
   constexpr int kBarWidth = 20;
@@ -268,12 +308,43 @@ std::string ProgressLine(const TrainerOptions& options, int64_t step,
   if (options.logits_kl_weight > 0) {
     absl::StrAppendFormat(&line, " kl %.4f", meter.kl / n);
   }
+  if (ssa_training) {
+    absl::StrAppendFormat(&line,
+                          " ssa: coarse %.4f gt %.4f distill %.4f dice %.4f "
+                          "gt_dice %.4f relation %.4f position %.4f",
+                          meter.ssa[0] / n, meter.ssa[1] / n, meter.ssa[2] / n,
+                          meter.ssa[3] / n, meter.ssa[4] / n, meter.ssa[5] / n,
+                          meter.ssa[6] / n);
+  }
   const double remaining_images = static_cast<double>(options.steps - step) *
                                   options.batch_size * options.accumulation;
   absl::StrAppendFormat(
       &line, ") lr %.2e %.1f img/s ETA %s", lr, images_per_s,
       FormatDuration(remaining_images / std::max(images_per_s, 1e-9)));
   return line;
+}
+
+// Every loss term with its weight, cross-entropy first, for GradientReport.
+std::vector<WeightedLoss> LossTerms(const TrainerOptions& options,
+                                    const torch::Tensor& ce,
+                                    const DistillLosses& distill,
+                                    const SsaLosses& ssa) {
+  auto weighted = [](const torch::Tensor& t, double weight) {
+    return t.defined() ? t * weight : torch::Tensor();
+  };
+  return {{"ce", ce},
+          {"pixel",
+           weighted(distill.pixel_relation, options.pixel_relation_weight)},
+          {"class",
+           weighted(distill.class_relation, options.class_relation_weight)},
+          {"kl", weighted(distill.logits_kl, options.logits_kl_weight)},
+          {"coarse", ssa.coarse_ce},
+          {"gt", ssa.gt_ce},
+          {"distill", ssa.distill},
+          {"dice", ssa.dice},
+          {"gt_dice", ssa.gt_dice},
+          {"relation", ssa.relation},
+          {"position", ssa.position}};
 }
 
 double ScalarOr0(const torch::Tensor& t) {
@@ -309,6 +380,7 @@ absl::Status Train(const TrainerOptions& options,
   auto interval_start = Clock::now();
   int64_t interval_images = 0;
   LossMeter meter;
+  std::string gradient_line;  // GradientReport's, for the next progress line.
   try {
     while (step < options.steps) {
       const double lr = LearningRate(options, step);
@@ -321,26 +393,51 @@ absl::Status Train(const TrainerOptions& options,
         const int64_t h = batch.input.size(2);
         const int64_t w = batch.input.size(3);
         DecoderOutputs student;
-        if (trainee.teacher) {
+        SsaLosses ssa;
+        if (trainee.ssa_training) {
+          SsaTrainingOutputs outputs =
+              trainee.student.forward_ssa_training(batch.input, batch.labels);
+          ssa = ComputeSsaLosses(outputs, batch.labels, kIgnoreLabel);
+          student.logits = outputs.logits;
+          student.features = outputs.features;
+        } else if (trainee.teacher) {
           student = trainee.student.forward_with_features(batch.input);
         } else {
           student.logits = trainee.student.forward(batch.input);
         }
-        torch::Tensor loss = F::cross_entropy(
-            ResizeLogits(student.logits, h, w), batch.labels,
+        const torch::Tensor ce_loss = F::cross_entropy(
+            ResizeBilinear(student.logits, h, w), batch.labels,
             F::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel));
-        const double ce = loss.item<double>();
+        torch::Tensor loss = ce_loss;
+        const double ce = ce_loss.item<double>();
+        if (ssa.total.defined()) loss = loss + ssa.total;
         DistillLosses distill;
         if (trainee.teacher) {
           DecoderOutputs teacher;
           {
             torch::NoGradGuard no_grad;
-            teacher = trainee.teacher->forward_with_features(batch.input);
+            teacher = trainee.teacher->forward_with_features(TeacherInput(
+                batch.input, options.student.preprocess,
+                options.teacher.preprocess, trainee.teacher->input_multiple));
+            // On the student's grid when the inputs differ in size.
+            teacher.features =
+                ResizeBilinear(teacher.features, student.features.size(2),
+                               student.features.size(3));
+            teacher.logits = ResizeBilinear(
+                teacher.logits, student.logits.size(2), student.logits.size(3));
           }
           distill = trainee.distiller->forward(student.features, student.logits,
                                                teacher.features, teacher.logits,
                                                batch.labels);
           loss = loss + distill.total;
+        }
+        // On the steps whose progress line is printed (below).
+        if (options.report_gradients && a == 0 &&
+            ((step + 1) % options.log_every == 0 ||
+             step + 1 == options.steps)) {
+          gradient_line =
+              GradientReport(LossTerms(options, ce_loss, distill, ssa),
+                             trainee.student.module->parameters());
         }
         const double total = loss.item<double>();
         if (!std::isfinite(total)) {
@@ -352,6 +449,7 @@ absl::Status Train(const TrainerOptions& options,
         meter.Add(total, ce, ScalarOr0(distill.pixel_relation),
                   ScalarOr0(distill.class_relation),
                   ScalarOr0(distill.logits_kl));
+        if (trainee.ssa_training) meter.AddSsa(ssa);
         interval_images += options.batch_size;
       }
       trainee.optimizer->step();
@@ -363,12 +461,17 @@ absl::Status Train(const TrainerOptions& options,
             std::chrono::duration<double>(Clock::now() - interval_start)
                 .count();
         const std::string line =
-            ProgressLine(options, step, meter, lr,
+            ProgressLine(options, trainee.ssa_training, step, meter, lr,
                          interval_images / std::max(seconds, 1e-9));
         if (options.progress_tty) {
           log << "\r" << line << "\033[K" << (last ? "\n" : "") << std::flush;
         } else {
           log << line << "\n" << std::flush;
+        }
+        if (!gradient_line.empty()) {
+          log << (options.progress_tty && !last ? "\n" : "") << gradient_line
+              << "\n";
+          gradient_line.clear();
         }
         if (step % options.log_every == 0 || last) {
           meter = LossMeter();

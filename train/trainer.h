@@ -44,6 +44,14 @@ struct TrainerOptions {
   // the official recipe when fine-tuning ImageNet-initialised weights.
   // From scratch they must update, so off by default.
   bool freeze_backbone_norm = false;
+  // A student with the SSA classifier trains with its paper's losses (the
+  // online multi-domain distillation, train/ssa_loss.h); false: only the
+  // cross-entropy of its output (and any teacher's terms).
+  bool ssa_losses = true;
+  // A state dict whose backbone part (BuiltinNetwork::backbone_prefixes)
+  // starts the student's backbone; the rest stays as initialised. Empty:
+  // none. Applied after student.weights.
+  std::string init_backbone;
 
   // Where the final weights go (a flat state dict the server loads).
   std::string output;
@@ -59,14 +67,21 @@ struct TrainerOptions {
   // checkpoint_dir is set), not the output.
   int64_t stop_after_step = 0;
 
-  // Distillation: teacher.architecture empty = none.
+  // Distillation: teacher.architecture empty = none. The teacher's input
+  // may differ in size from the student's: it sees the student's batch
+  // resized by the ratio of the two, and its features and logits are
+  // resized to the student's grid.
   NetworkSpec teacher;
   double pixel_relation_weight = 0;
   double class_relation_weight = 0;
   double logits_kl_weight = 0;
   double temperature = 1;
 
-  int64_t log_every = 10;     // Steps between progress lines (non-TTY).
+  int64_t log_every = 10;  // Steps between progress lines (non-TTY).
+  // With each progress line, the gradient norm of every loss term on the
+  // student and its cosine with the cross-entropy's (train/gradient_report.h;
+  // one extra backward pass per term on those steps).
+  bool report_gradients = false;
   bool progress_tty = false;  // Redraw one line with '\r'.
 };
 

@@ -446,6 +446,29 @@ TEST(SsaTest, TrainingOnlyModulesDoNotChangeTheOutput) {
       torch::equal(before, Infer([&] { return head->forward(features); })));
 }
 
+// The SSA classifier's tensors by name, and its pieces as plain tensor ops:
+// the references of the tests below.
+struct SsaParameters {
+  explicit SsaParameters(const torch::nn::Module& owner) {
+    for (const auto& [name, tensor] : ModuleState(owner))
+      tensors[name] = tensor;
+  }
+  // A prototype MLP: Linear (no bias), ReLU, Linear.
+  torch::Tensor Mlp(const std::string& name, const torch::Tensor& x) const {
+    const torch::Tensor h =
+        torch::relu(x.matmul(tensors.at(name + ".0.weight").t()));
+    return h.matmul(tensors.at(name + ".2.weight").t()) +
+           tensors.at(name + ".2.bias");
+  }
+  // get_feat_pos: a depthwise 3x3 conv with bias.
+  torch::Tensor PositionFeatures(const torch::Tensor& features) const {
+    return torch::conv2d(features, tensors.at("get_feat_pos.weight"),
+                         tensors.at("get_feat_pos.bias"), 1, 1, 1,
+                         features.size(1));
+  }
+  std::map<std::string, torch::Tensor> tensors;
+};
+
 // The official SSA inference path, in the order the official forward_test
 // runs it, with plain tensor ops here: every weight of the classifier and of
 // both prototype MLPs matters.
@@ -462,20 +485,18 @@ TEST(SsaTest, ClassifierFollowsTheOfficialFormula) {
   const torch::Tensor actual =
       Infer([&] { return ssa.Forward(logits, features, weights); });
 
-  std::map<std::string, torch::Tensor> p;
-  for (const auto& [name, tensor] : ModuleState(*owner)) p[name] = tensor;
-  auto mlp = [&](const std::string& name, const torch::Tensor& x) {
-    const torch::Tensor h = torch::relu(x.matmul(p[name + ".0.weight"].t()));
-    return h.matmul(p[name + ".2.weight"].t()) + p[name + ".2.bias"];
+  const SsaParameters ref(*owner);
+  const std::map<std::string, torch::Tensor>& p = ref.tensors;
+  auto mlp = [&ref](const std::string& name, const torch::Tensor& x) {
+    return ref.Mlp(name, x);
   };
-  const torch::Tensor pos = torch::conv2d(features, p["get_feat_pos.weight"],
-                                          p["get_feat_pos.bias"], 1, 1, 1, kC);
+  const torch::Tensor pos = ref.PositionFeatures(features);
   const torch::Tensor flat = logits.flatten(2);                   // B K N
   const torch::Tensor pos_flat = pos.flatten(2).transpose(1, 2);  // B N C
   const torch::Tensor feat_flat = features.flatten(2).transpose(1, 2);
   const torch::Tensor center_pos =
       mlp("center_pos_proj",
-          torch::cat({p["center_pos.weight"].unsqueeze(0).repeat({2, 1, 1}),
+          torch::cat({p.at("center_pos.weight").unsqueeze(0).repeat({2, 1, 1}),
                       torch::softmax(flat, 2).bmm(pos_flat)},
                      -1));
   const torch::Tensor soft = torch::softmax(flat, 1);
@@ -485,9 +506,78 @@ TEST(SsaTest, ClassifierFollowsTheOfficialFormula) {
                       weights.squeeze().unsqueeze(0).repeat({2, 1, 1})},
                      -1));
   const torch::Tensor center =
-      (content + center_pos).matmul(p["center_proj.weight"].t());
+      (content + center_pos).matmul(p.at("center_proj.weight").t());
   const torch::Tensor expected = ssa::CosineLogits(features + pos, center);
   EXPECT_LE(RelativeError(actual, expected), 1e-5);
+}
+
+// The ground-truth branch of training, with the official get_gt_center's
+// class-by-class loop: the semantic center of a class is its mean feature
+// over the whole batch, its spatial center the mean position feature in
+// each image; a class without pixels keeps the classifier weight or
+// center_pos. The adapted branch's outputs are forward()'s.
+TEST(SsaTest, GroundTruthBranchFollowsTheOfficialFormula) {
+  constexpr int64_t kC = 8, kK = 4, kIgnore = 255;
+  const auto owner = std::make_shared<torch::nn::Module>();
+  SsaClassifier ssa(*owner, kC, kK);
+  Randomize(*owner, 26);
+  const torch::Tensor logits = torch::randn({2, kK, 3, 4}) * 2;
+  const torch::Tensor features = torch::randn({2, kC, 3, 4});
+  const torch::Tensor weights = torch::randn({kK, kC, 1, 1});
+  // Class 3 has no pixel; class 2 only in image 1; one pixel unlabelled.
+  const std::vector<int64_t> ids = {0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1, kIgnore,
+                                    2, 2, 0, 0, 1, 1, 0, 0, 2, 0, 0, 1};
+  const torch::Tensor labels = torch::tensor(ids).view({2, 3, 4});
+  torch::NoGradGuard no_grad;
+  const SsaTrainingOutputs out =
+      ssa.TrainingForward(logits, features, weights, labels);
+  EXPECT_TRUE(torch::equal(out.logits, ssa.Forward(logits, features, weights)));
+  EXPECT_TRUE(torch::equal(out.coarse_logits, logits));
+
+  const SsaParameters ref(*owner);
+  const std::map<std::string, torch::Tensor>& p = ref.tensors;
+  auto mlp = [&ref](const std::string& name, const torch::Tensor& x) {
+    return ref.Mlp(name, x);
+  };
+  const torch::Tensor pos = ref.PositionFeatures(features);
+  // get_gt_center: mean of x over the pixels of each class present.
+  auto class_means = [&](const torch::Tensor& x, const torch::Tensor& y,
+                         torch::Tensor centers) {
+    for (int64_t k = 0; k < kK; ++k) {
+      const torch::Tensor mask = y.eq(k).unsqueeze(1).to(torch::kFloat);
+      if (mask.sum().item<float>() == 0) continue;
+      centers[k] = (x * mask).sum({0, 2, 3}) / mask.sum();
+    }
+    return centers;
+  };
+  const torch::Tensor proto = weights.view({kK, kC});
+  const torch::Tensor semantic = class_means(features, labels, proto.clone());
+  const torch::Tensor gt_proto =
+      mlp("gt_center_content_proj", torch::cat({semantic, proto}, 1));
+  std::vector<torch::Tensor> per_image;
+  for (int64_t i = 0; i < 2; ++i) {
+    per_image.push_back(class_means(pos.slice(0, i, i + 1),
+                                    labels.slice(0, i, i + 1),
+                                    p.at("center_pos.weight").clone()));
+  }
+  const torch::Tensor gt_pos =
+      mlp("gt_center_pos_proj",
+          torch::cat({torch::stack(per_image),
+                      p.at("center_pos.weight").unsqueeze(0).repeat({2, 1, 1})},
+                     -1));
+  const torch::Tensor center = (gt_proto.unsqueeze(0) + gt_pos)
+                                   .matmul(p.at("gt_center_proj.weight").t());
+  EXPECT_LE(RelativeError(out.gt_prototypes,
+                          gt_proto.unsqueeze(0).expand({2, kK, kC})),
+            1e-5);
+  EXPECT_LE(RelativeError(out.gt_positions, gt_pos), 1e-5);
+  EXPECT_LE(
+      RelativeError(out.gt_logits, ssa::CosineLogits(features + pos, center)),
+      1e-5);
+  // The class missing from image 0 (2) keeps center_pos there, but not in
+  // image 1; class 3 keeps it in both.
+  EXPECT_FALSE(torch::allclose(per_image[0][2], per_image[1][2]));
+  EXPECT_TRUE(torch::equal(per_image[0][3], per_image[1][3]));
 }
 
 // The head against the independent Python reference on the same weights

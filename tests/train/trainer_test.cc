@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "datasets/dataset.h"
@@ -141,14 +142,14 @@ TEST(TrainerTest, ResumingGivesTheSameWeightsAsAnUninterruptedRun) {
                     ReadWeights(dir / "resumed" / "final.pt"));
 }
 
-TEST(TrainerTest, DistilsFromATeacherWithEveryTerm) {
-  const fs::path dir = FreshTestDir("trainer");
+// SmallOptions distilled from a CGRSeg-T teacher with seeded weights
+// (enough to exercise every loss term), every term on.
+TrainerOptions DistillOptions(const fs::path& dir) {
   fs::create_directories(dir);
-  // A teacher with seeded weights: enough to exercise every loss term.
   torch::manual_seed(3);
   absl::StatusOr<BuiltinNetwork> teacher = CreateBuiltinNetwork("cgrseg_t", 6);
-  ASSERT_TRUE(teacher.ok());
-  ASSERT_TRUE(SaveStateDict(ModuleState(*teacher->module),
+  EXPECT_TRUE(teacher.ok());
+  EXPECT_TRUE(SaveStateDict(ModuleState(*teacher->module),
                             (dir / "teacher.pt").string())
                   .ok());
   TrainerOptions options = SmallOptions(dir);
@@ -159,6 +160,27 @@ TEST(TrainerTest, DistilsFromATeacherWithEveryTerm) {
   options.class_relation_weight = 1;
   options.logits_kl_weight = 1;
   options.steps = 2;
+  return options;
+}
+
+TEST(TrainerTest, DistilsFromATeacherWithEveryTermAndReportsGradients) {
+  TrainerOptions options = DistillOptions(FreshTestDir("trainer"));
+  options.report_gradients = true;
+  const auto scenes = MakeSceneSource(kTrainingSeedBase);
+  std::ostringstream log;
+  ASSERT_TRUE(Train(options, *scenes, log).ok()) << log.str();
+  for (const char* term : {"pixel ", "class ", "kl ", "gradients: ce ",
+                           ", pixel ", ", class ", ", kl "}) {
+    EXPECT_NE(log.str().find(term), std::string::npos) << term << log.str();
+  }
+}
+
+// A teacher at half the student's input sees the batch at its own scale;
+// its features and logits are brought to the student's grid.
+TEST(TrainerTest, DistilsFromATeacherOfAnotherInputSize) {
+  TrainerOptions options = DistillOptions(FreshTestDir("trainer"));
+  options.teacher.preprocess.width = 32;
+  options.teacher.preprocess.height = 32;
   const auto scenes = MakeSceneSource(kTrainingSeedBase);
   std::ostringstream log;
   ASSERT_TRUE(Train(options, *scenes, log).ok()) << log.str();
@@ -167,19 +189,95 @@ TEST(TrainerTest, DistilsFromATeacherWithEveryTerm) {
   }
 }
 
-TEST(TrainerTest, DistillationRefusesAMismatchedTeacherInput) {
+// With the SSA classifier, the paper's losses train the ground-truth
+// branch too (gt_center_*); without them that branch never runs and keeps
+// its initialisation.
+TEST(TrainerTest, SsaLossesTrainTheGroundTruthBranch) {
+  for (const bool ssa_losses : {true, false}) {
+    const fs::path dir = FreshTestDir("trainer") / (ssa_losses ? "ssa" : "ce");
+    TrainerOptions options = SmallOptions(dir);
+    options.student.architecture = "cgrseg_t_ssa";
+    options.steps = 2;
+    options.ssa_losses = ssa_losses;
+    const auto scenes = MakeSceneSource(kTrainingSeedBase);
+    std::ostringstream log;
+    ASSERT_TRUE(Train(options, *scenes, log).ok()) << log.str();
+    EXPECT_EQ(log.str().find("ssa: coarse") != std::string::npos, ssa_losses)
+        << log.str();
+    torch::manual_seed(0);
+    absl::StatusOr<BuiltinNetwork> initial =
+        CreateBuiltinNetwork("cgrseg_t_ssa", 6);
+    ASSERT_TRUE(initial.ok());
+    const StateDict start = ModuleState(*initial->module);
+    const StateDict trained = ReadWeights(dir / "final.pt");
+    ASSERT_EQ(start.size(), trained.size());
+    int gt_changed = 0;
+    for (size_t i = 0; i < start.size(); ++i) {
+      if (start[i].first.find(".gt_center_") != std::string::npos &&
+          !torch::equal(start[i].second, trained[i].second)) {
+        ++gt_changed;
+      }
+    }
+    // gt_center_content_proj and gt_center_pos_proj (3 tensors each) and
+    // gt_center_proj.
+    EXPECT_EQ(gt_changed, ssa_losses ? 7 : 0) << "ssa_losses " << ssa_losses;
+  }
+}
+
+// --init_backbone: the backbone from another network's weights (here a
+// DPG CGRSeg-T under an SSA head), the head as seeded. One step at a tiny
+// learning rate moves no weight by more than 1e-6.
+TEST(TrainerTest, InitBackboneLoadsTheBackboneAndKeepsTheHeadAsSeeded) {
   const fs::path dir = FreshTestDir("trainer");
+  fs::create_directories(dir);
+  torch::manual_seed(5);
+  absl::StatusOr<BuiltinNetwork> source = CreateBuiltinNetwork("cgrseg_t", 6);
+  ASSERT_TRUE(source.ok());
+  const StateDict source_state = ModuleState(*source->module);
+  ASSERT_TRUE(SaveStateDict(source_state, (dir / "source.pt").string()).ok());
   TrainerOptions options = SmallOptions(dir);
-  options.teacher = options.student;
-  options.teacher.architecture = "cgrseg_t";
-  options.teacher.weights = "unused.pt";
-  options.teacher.preprocess.width = 128;
+  options.student.architecture = "cgrseg_t_ssa";
+  options.init_backbone = (dir / "source.pt").string();
+  options.steps = 1;
+  options.learning_rate = 1e-9;
+  options.ssa_losses = false;
   const auto scenes = MakeSceneSource(kTrainingSeedBase);
   std::ostringstream log;
-  const absl::Status status = Train(options, *scenes, log);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("same input size"), std::string::npos)
-      << status;
+  ASSERT_TRUE(Train(options, *scenes, log).ok()) << log.str();
+
+  std::map<std::string, torch::Tensor> from_source(source_state.begin(),
+                                                   source_state.end());
+  torch::manual_seed(0);
+  absl::StatusOr<BuiltinNetwork> seeded =
+      CreateBuiltinNetwork("cgrseg_t_ssa", 6);
+  ASSERT_TRUE(seeded.ok());
+  std::map<std::string, torch::Tensor> from_seed;
+  for (const auto& [name, tensor] : ModuleState(*seeded->module)) {
+    from_seed[name] = tensor;
+  }
+  int backbone = 0, head = 0;
+  for (const auto& [name, tensor] : ReadWeights(dir / "final.pt")) {
+    if (tensor.dim() != 4) continue;  // Conv weights: no running statistics.
+    const bool in_backbone = name.rfind("backbone.", 0) == 0;
+    const torch::Tensor& expected =
+        in_backbone ? from_source.at(name) : from_seed.at(name);
+    EXPECT_TRUE(torch::allclose(tensor, expected, 0, 1e-6)) << name;
+    ++(in_backbone ? backbone : head);
+  }
+  EXPECT_GT(backbone, 10);
+  EXPECT_GT(head, 10);
+
+  // Weights without the backbone's names are refused, saying which.
+  absl::StatusOr<BuiltinNetwork> other = CreateBuiltinNetwork("sgcpnet", 6);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(
+      SaveStateDict(ModuleState(*other->module), (dir / "other.pt").string())
+          .ok());
+  options.init_backbone = (dir / "other.pt").string();
+  const absl::Status refused = Train(options, *scenes, log);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("--init_backbone"), std::string::npos)
+      << refused;
 }
 
 TEST(TrainerTest, EvaluateScoresEveryImageAgainstItsLabels) {
