@@ -8,6 +8,7 @@
 #   make train-teacher  train the distillation teacher, scenes-cgrseg-t
 #   make distill-ablation  train and score the distillation ablation's arms
 #   make ssa-ablation   train and score the classifier ablation (DPG, SSA)
+#   make distill-default  fine-tune the default with and without the teacher
 #   make bench          run the serving benchmarks (about 10 minutes on a
 #                       quiet machine) and update BENCHMARKS.md
 #   make bench-costs    time and memory against image size, concurrency and
@@ -28,7 +29,7 @@ GRPC_PORT ?= 50051
 METRICS_PORT ?= 8002
 CMAKE_ARGS ?=
 
-.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation ssa-ablation bench bench-costs soak clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
+.PHONY: all setup configure build serve test demo train-default train-teacher distill-ablation ssa-ablation distill-default bench bench-costs soak clean format image test-image fuzz test-sanitize gpu-kit test-gpu-kit
 
 all: build
 
@@ -65,6 +66,9 @@ distill-ablation: build
 
 ssa-ablation: build
 	bash scripts/ssa-ablation.sh $(BUILD_DIR)
+
+distill-default: build
+	bash scripts/distill-default.sh $(BUILD_DIR) shipped control kl
 
 BENCH_REPEATS ?= 3
 bench: build
