@@ -20,11 +20,14 @@
 //               the excess, summed per class, averaged             x10
 //   position    cross-entropy of the spatial prototypes' softmax over
 //               channels against the gt branch's                   x0.4
-// Departures, both small: boundary pixels are those whose 3x3
+// Departures, all small: boundary pixels are those whose 3x3
 // neighbourhood holds another label (the official code runs Canny on the
-// label map, dilates by 3x3 and drops a 6-pixel frame, which at a 32x32
-// grid would drop a third of it); the Dice loss leaves out unlabelled
-// pixels (the official one counts them as background of every class).
+// label map, dilates by 3x3 and drops a 6-pixel frame, which on a 32x32
+// grid would drop 61% of it); the Dice loss leaves out unlabelled pixels
+// (the official one counts them as background of every class); logits are
+// upsampled to the labels with align_corners=false, as everywhere in
+// segtrain (the official head uses true for these losses); the head has no
+// dropout before its classifier (the official config: 0.1).
 //
 // Only train/*.cc and tests include this header (LibTorch).
 #ifndef SEGSERVE_TRAIN_SSA_LOSS_H_

@@ -33,9 +33,16 @@ torch::Tensor TeacherInput(const torch::Tensor& input,
   const int64_t h = side(x.size(2), teacher.height, student.height);
   const int64_t w = side(x.size(3), teacher.width, student.width);
   if (h == x.size(2) && w == x.size(3)) return x;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{h, w})
-                               .mode(torch::kArea));
+  // Area averaging shrinks without aliasing; enlarging it would repeat
+  // pixels, so a larger teacher input is interpolated.
+  F::InterpolateFuncOptions resize;
+  resize.size(std::vector<int64_t>{h, w});
+  if (h <= x.size(2) && w <= x.size(3)) {
+    resize.mode(torch::kArea);
+  } else {
+    resize.mode(torch::kBilinear).align_corners(false);
+  }
+  return F::interpolate(x, resize);
 }
 
 }  // namespace segserve

@@ -13,8 +13,9 @@
 namespace segserve {
 
 // The student's normalized batch (N x 3 x H x W) at the teacher's scale:
-// resized by the ratio of their input sizes (area averaging; sides rounded
-// to a multiple of `teacher_multiple`, at least one) and renormalized when
+// resized by the ratio of their input sizes (area averaging, or bilinear
+// where it grows; each side rounded to a multiple of `teacher_multiple`, at
+// least one, so the aspect may change slightly) and renormalized when
 // their mean or std differ. A teacher trained on whole inputs should see
 // whole inputs, so the student should train on whole inputs too (crop =
 // its input size): a crop shrinks to a grid the teacher never saw.

@@ -324,6 +324,19 @@ std::string ProgressLine(const TrainerOptions& options, bool ssa_training,
   return line;
 }
 
+// The parameters of the network that serves: all but the SSA classifier's
+// training-only ground-truth branch, which only its own terms reach (their
+// gradient there would swell their norms and dilute their cosines).
+std::vector<torch::Tensor> ServedParameters(const torch::nn::Module& module) {
+  std::vector<torch::Tensor> served;
+  for (const auto& item : module.named_parameters()) {
+    if (item.key().find("gt_center_") == std::string::npos) {
+      served.push_back(item.value());
+    }
+  }
+  return served;
+}
+
 // Every loss term with its weight, cross-entropy first, for GradientReport.
 std::vector<WeightedLoss> LossTerms(const TrainerOptions& options,
                                     const torch::Tensor& ce,
@@ -423,8 +436,10 @@ absl::Status Train(const TrainerOptions& options,
             teacher.features =
                 ResizeBilinear(teacher.features, student.features.size(2),
                                student.features.size(3));
-            teacher.logits = ResizeBilinear(
-                teacher.logits, student.logits.size(2), student.logits.size(3));
+            // The distiller compares logits on the features' grid.
+            teacher.logits =
+                ResizeBilinear(teacher.logits, student.features.size(2),
+                               student.features.size(3));
           }
           distill = trainee.distiller->forward(student.features, student.logits,
                                                teacher.features, teacher.logits,
@@ -437,7 +452,7 @@ absl::Status Train(const TrainerOptions& options,
              step + 1 == options.steps)) {
           gradient_line =
               GradientReport(LossTerms(options, ce_loss, distill, ssa),
-                             trainee.student.module->parameters());
+                             ServedParameters(*trainee.student.module));
         }
         const double total = loss.item<double>();
         if (!std::isfinite(total)) {

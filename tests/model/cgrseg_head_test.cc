@@ -574,10 +574,39 @@ TEST(SsaTest, GroundTruthBranchFollowsTheOfficialFormula) {
   EXPECT_LE(
       RelativeError(out.gt_logits, ssa::CosineLogits(features + pos, center)),
       1e-5);
-  // The class missing from image 0 (2) keeps center_pos there, but not in
-  // image 1; class 3 keeps it in both.
-  EXPECT_FALSE(torch::allclose(per_image[0][2], per_image[1][2]));
-  EXPECT_TRUE(torch::equal(per_image[0][3], per_image[1][3]));
+}
+
+// What the ground-truth branch's loss trains: the classifier's weights
+// (both halves of the prototype MLP's input are the weights where a class
+// has no pixel, and the weights are never detached in the concatenation),
+// center_pos (likewise), get_feat_pos and the features themselves.
+TEST(SsaTest, GroundTruthBranchTrainsTheSharedParameters) {
+  constexpr int64_t kC = 8, kK = 4;
+  const auto owner = std::make_shared<torch::nn::Module>();
+  SsaClassifier ssa(*owner, kC, kK);
+  Randomize(*owner, 27);
+  const torch::Tensor logits = torch::randn({2, kK, 3, 4});
+  const torch::Tensor features = torch::randn({2, kC, 3, 4}).requires_grad_();
+  const torch::Tensor weights = torch::randn({kK, kC, 1, 1}).requires_grad_();
+  const torch::Tensor labels =
+      torch::randint(0, kK - 1, {2, 3, 4}, torch::kLong);
+  ssa.TrainingForward(logits, features, weights, labels)
+      .gt_logits.sum()
+      .backward();
+  for (const auto& item : owner->named_parameters()) {
+    const bool gt_or_shared =
+        item.key().find("gt_center_") != std::string::npos ||
+        item.key() == "center_pos.weight" ||
+        item.key().rfind("get_feat_pos.", 0) == 0;
+    const bool reached = item.value().grad().defined() &&
+                         item.value().grad().abs().sum().item<float>() > 0;
+    EXPECT_EQ(reached, gt_or_shared) << item.key();
+  }
+  ASSERT_TRUE(weights.grad().defined());
+  // Class 3 has no pixel: its weight enters twice, once detached.
+  EXPECT_GT(weights.grad()[3].abs().sum().item<float>(), 0);
+  ASSERT_TRUE(features.grad().defined());
+  EXPECT_GT(features.grad().abs().sum().item<float>(), 0);
 }
 
 // The head against the independent Python reference on the same weights

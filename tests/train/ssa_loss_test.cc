@@ -95,6 +95,33 @@ TEST(SsaLossTest, DistillationFollowsLabelsAndTheGroundTruthBranch) {
       ComputeSsaLosses(out, partly, kIgnore).distill.item<double>(), before);
 }
 
+// Pixels where the ground-truth branch is certain (entropy 0) weigh
+// nothing; each class's uncertain pixels carry that class's share.
+TEST(SsaLossTest, DistillationWeighsPixelsByTheGroundTruthBranchsEntropy) {
+  torch::manual_seed(5);
+  torch::Tensor labels = torch::zeros({1, 8, 8}, torch::kLong);
+  labels.slice(2, 4, 8).fill_(1);
+  SsaTrainingOutputs out = RandomOutputs(1, 2, 8, 8);
+  out.gt_logits = LogitsFor(labels, 2, 50);  // Certain everywhere...
+  out.gt_logits.index_put_({0, torch::indexing::Slice(), 2, 1}, 0);  // ...
+  out.gt_logits.index_put_({0, torch::indexing::Slice(), 5, 6}, 0);  // but 2.
+  const double before =
+      ComputeSsaLosses(out, labels, kIgnore).distill.item<double>();
+  // The per-pixel loss at the two uncertain pixels, one per class: each is
+  // an interior pixel, so its class's mean is (0 + its loss) / 2.
+  const torch::Tensor log_p = torch::log_softmax(out.logits, 1);
+  const double pixel0 = -(0.5 * 0.5 * (log_p[0][0][2][1] + log_p[0][1][2][1]) +
+                          0.5 * log_p[0][0][2][1])
+                             .item<double>();
+  const double pixel1 = -(0.5 * 0.5 * (log_p[0][0][5][6] + log_p[0][1][5][6]) +
+                          0.5 * log_p[0][1][5][6])
+                             .item<double>();
+  EXPECT_NEAR(before, (pixel0 / 2 + pixel1 / 2) / 2, 1e-5);
+  out.logits.index_put_({0, torch::indexing::Slice(), 7, 0}, 9.0);
+  EXPECT_NEAR(ComputeSsaLosses(out, labels, kIgnore).distill.item<double>(),
+              before, 1e-9);
+}
+
 // Relations: zero when the adapted prototypes relate no closer than the
 // gt branch's; positive when two adapted classes collapse onto each other.
 TEST(SsaLossTest, RelationPenalisesOnlyClassesCloserThanTheGroundTruths) {

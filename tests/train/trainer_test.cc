@@ -148,7 +148,10 @@ TrainerOptions DistillOptions(const fs::path& dir) {
   fs::create_directories(dir);
   torch::manual_seed(3);
   absl::StatusOr<BuiltinNetwork> teacher = CreateBuiltinNetwork("cgrseg_t", 6);
-  EXPECT_TRUE(teacher.ok());
+  if (!teacher.ok()) {
+    ADD_FAILURE() << teacher.status();
+    return SmallOptions(dir);
+  }
   EXPECT_TRUE(SaveStateDict(ModuleState(*teacher->module),
                             (dir / "teacher.pt").string())
                   .ok());
@@ -178,15 +181,28 @@ TEST(TrainerTest, DistilsFromATeacherWithEveryTermAndReportsGradients) {
 // A teacher at half the student's input sees the batch at its own scale;
 // its features and logits are brought to the student's grid.
 TEST(TrainerTest, DistilsFromATeacherOfAnotherInputSize) {
-  TrainerOptions options = DistillOptions(FreshTestDir("trainer"));
-  options.teacher.preprocess.width = 32;
-  options.teacher.preprocess.height = 32;
+  const fs::path dir = FreshTestDir("trainer");
   const auto scenes = MakeSceneSource(kTrainingSeedBase);
   std::ostringstream log;
-  ASSERT_TRUE(Train(options, *scenes, log).ok()) << log.str();
+  const TrainerOptions same = DistillOptions(dir / "same");
+  ASSERT_TRUE(Train(same, *scenes, log).ok()) << log.str();
+  TrainerOptions half = DistillOptions(dir / "half");
+  half.teacher.preprocess.width = 32;
+  half.teacher.preprocess.height = 32;
+  ASSERT_TRUE(Train(half, *scenes, log).ok()) << log.str();
   for (const char* term : {"pixel ", "class ", "kl "}) {
     EXPECT_NE(log.str().find(term), std::string::npos) << term << log.str();
   }
+  // The same student, samples and teacher weights: only what the teacher
+  // saw differs, and so do the weights it taught.
+  const StateDict a = ReadWeights(dir / "same" / "final.pt");
+  const StateDict b = ReadWeights(dir / "half" / "final.pt");
+  ASSERT_EQ(a.size(), b.size());
+  bool differ = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    differ = differ || !torch::equal(a[i].second, b[i].second);
+  }
+  EXPECT_TRUE(differ);
 }
 
 // With the SSA classifier, the paper's losses train the ground-truth
