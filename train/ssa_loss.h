@@ -35,6 +35,10 @@
 
 #include <torch/types.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "model/ssa_training.h"
 
 namespace segserve {
@@ -43,6 +47,15 @@ struct SsaLosses {
   // Each as it adds to the total (weights applied).
   torch::Tensor coarse_ce, gt_ce, distill, dice, gt_dice, relation, position;
   torch::Tensor total;  // The weighted sum.
+
+  // The terms by the names the progress line and the gradient report use
+  // (coarse, gt, distill, dice, gt_dice, relation, position), in that
+  // order; undefined tensors when not computed.
+  std::vector<std::pair<std::string, torch::Tensor>> Named() const {
+    return {{"coarse", coarse_ce}, {"gt", gt_ce},        {"distill", distill},
+            {"dice", dice},        {"gt_dice", gt_dice}, {"relation", relation},
+            {"position", position}};
+  }
 };
 
 // `labels`: N x H x W int64 at the input size; `ignore_label` marks pixels

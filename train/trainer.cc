@@ -7,7 +7,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -274,22 +273,24 @@ absl::Status Checkpoint(const TrainerOptions& options, Trainee& trainee,
 // Running means of the logged losses between progress lines.
 struct LossMeter {
   double total = 0, ce = 0, pixel = 0, klass = 0, kl = 0;
-  // The SSA terms, in SsaLosses' order.
-  std::array<double, 7> ssa{};
+  // The SSA terms by name (SsaLosses::Named); empty when not trained so.
+  std::vector<std::pair<std::string, double>> ssa;
   int count = 0;
   void Add(double t, double c, double p, double k, double l) {
     total += t, ce += c, pixel += p, klass += k, kl += l, ++count;
   }
   void AddSsa(const SsaLosses& losses) {
-    const torch::Tensor* terms[] = {
-        &losses.coarse_ce, &losses.gt_ce,    &losses.distill, &losses.dice,
-        &losses.gt_dice,   &losses.relation, &losses.position};
-    for (size_t i = 0; i < ssa.size(); ++i) ssa[i] += terms[i]->item<double>();
+    const auto terms = losses.Named();
+    ssa.resize(terms.size());
+    for (size_t i = 0; i < terms.size(); ++i) {
+      ssa[i].first = terms[i].first;
+      ssa[i].second += terms[i].second.item<double>();
+    }
   }
 };
 
-std::string ProgressLine(const TrainerOptions& options, bool ssa_training,
-                         int64_t step, const LossMeter& meter, double lr,
+std::string ProgressLine(const TrainerOptions& options, int64_t step,
+                         const LossMeter& meter, double lr,
                          double images_per_s) {
   const double n = std::max(1, meter.count);
   constexpr int kBarWidth = 20;
@@ -308,13 +309,9 @@ std::string ProgressLine(const TrainerOptions& options, bool ssa_training,
   if (options.logits_kl_weight > 0) {
     absl::StrAppendFormat(&line, " kl %.4f", meter.kl / n);
   }
-  if (ssa_training) {
-    absl::StrAppendFormat(&line,
-                          " ssa: coarse %.4f gt %.4f distill %.4f dice %.4f "
-                          "gt_dice %.4f relation %.4f position %.4f",
-                          meter.ssa[0] / n, meter.ssa[1] / n, meter.ssa[2] / n,
-                          meter.ssa[3] / n, meter.ssa[4] / n, meter.ssa[5] / n,
-                          meter.ssa[6] / n);
+  if (!meter.ssa.empty()) line += " ssa:";
+  for (const auto& [name, sum] : meter.ssa) {
+    absl::StrAppendFormat(&line, " %s %.4f", name, sum / n);
   }
   const double remaining_images = static_cast<double>(options.steps - step) *
                                   options.batch_size * options.accumulation;
@@ -345,19 +342,15 @@ std::vector<WeightedLoss> LossTerms(const TrainerOptions& options,
   auto weighted = [](const torch::Tensor& t, double weight) {
     return t.defined() ? t * weight : torch::Tensor();
   };
-  return {{"ce", ce},
-          {"pixel",
-           weighted(distill.pixel_relation, options.pixel_relation_weight)},
-          {"class",
-           weighted(distill.class_relation, options.class_relation_weight)},
-          {"kl", weighted(distill.logits_kl, options.logits_kl_weight)},
-          {"coarse", ssa.coarse_ce},
-          {"gt", ssa.gt_ce},
-          {"distill", ssa.distill},
-          {"dice", ssa.dice},
-          {"gt_dice", ssa.gt_dice},
-          {"relation", ssa.relation},
-          {"position", ssa.position}};
+  std::vector<WeightedLoss> terms = {
+      {"ce", ce},
+      {"pixel",
+       weighted(distill.pixel_relation, options.pixel_relation_weight)},
+      {"class",
+       weighted(distill.class_relation, options.class_relation_weight)},
+      {"kl", weighted(distill.logits_kl, options.logits_kl_weight)}};
+  for (const auto& [name, value] : ssa.Named()) terms.push_back({name, value});
+  return terms;
 }
 
 double ScalarOr0(const torch::Tensor& t) {
@@ -476,7 +469,7 @@ absl::Status Train(const TrainerOptions& options,
             std::chrono::duration<double>(Clock::now() - interval_start)
                 .count();
         const std::string line =
-            ProgressLine(options, trainee.ssa_training, step, meter, lr,
+            ProgressLine(options, step, meter, lr,
                          interval_images / std::max(seconds, 1e-9));
         if (options.progress_tty) {
           log << "\r" << line << "\033[K" << (last ? "\n" : "") << std::flush;
