@@ -14,6 +14,12 @@
 // batch size runs two warm-up batches, then batches until --min_seconds have
 // passed (at least 5), and reports the median batch time.
 //
+// Profile mode (--profile_batch N): loads the model the same way on this
+// thread and prints, as a Markdown table on stdout, where one Infer of a
+// batch of N goes, op by op (bench/op_profile.h), averaged over
+// --profile_runs after two warm-up batches; what no ATen op covers
+// (normalization, the fused mask pass, copies) is its own row.
+//
 // Codec mode (--codecs): per-megapixel costs of the per-request work around
 // the model, on scenes of each --codec_sizes: JPEG (quality 90) and PNG
 // decode, raw RGB8 intake, preprocessing to the model input, mapping labels
@@ -40,6 +46,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/op_profile.h"
 #include "common/image_codec.h"
 #include "common/mask_codec.h"
 #include "common/status_macros.h"
@@ -48,6 +55,7 @@
 #include "datasets/scene.h"
 #include "model/cpu_allocator.h"
 #include "model/preprocess.h"
+#include "model/torch_model.h"
 #include "model/torch_runtime.h"
 #include "opencv2/imgcodecs.hpp"
 #include "opencv2/imgproc.hpp"
@@ -66,6 +74,12 @@ ABSL_FLAG(double, idle_ms, 0,
 ABSL_FLAG(int, intra_op_threads, 0,
           "LibTorch intra-op threads (0: one per core, as segserve).");
 ABSL_FLAG(bool, codecs, false, "Time the codecs instead of the model.");
+ABSL_FLAG(bool, fused_mask_upsampling, true,
+          "As segserve's flag: labels from the low-resolution logits in one "
+          "pass (false: upsample the logits, then take the argmax).");
+ABSL_FLAG(int, profile_batch, 0,
+          "Profile one batch size op by op instead of timing (0: off).");
+ABSL_FLAG(int, profile_runs, 10, "Profiled batches (--profile_batch).");
 ABSL_FLAG(std::string, codec_sizes, "512x512,1024x1024",
           "Scene sizes for --codecs, WxH, comma-separated.");
 
@@ -127,42 +141,117 @@ absl::StatusOr<std::vector<int>> BatchSizes(const std::string& text,
   return sizes;
 }
 
-absl::Status RunModel(const std::string& model_dir) {
-  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(model_dir));
+TorchLoaderOptions LoaderOptions() {
+  return {.fused_mask_upsampling = absl::GetFlag(FLAGS_fused_mask_upsampling)};
+}
+
+// The highest version, or --version.
+absl::StatusOr<int64_t> VersionToLoad(const std::string& model_dir) {
   int64_t version = 0;
   if (const std::string flag = absl::GetFlag(FLAGS_version); !flag.empty()) {
     if (!absl::SimpleAtoi(flag, &version) || version <= 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("--version=", flag, " is not a positive integer"));
     }
-  } else {
-    SEGSERVE_ASSIGN_OR_RETURN(std::vector<int64_t> versions,
-                              ListModelVersions(model_dir));
-    version = versions.back();
+    return version;
   }
-  const std::string weights = ModelWeightsPath(model_dir, version);
+  SEGSERVE_ASSIGN_OR_RETURN(std::vector<int64_t> versions,
+                            ListModelVersions(model_dir));
+  return versions.back();
+}
+
+// `count` distinct scenes resized to the model's input, as a model instance
+// thread receives them (the model normalizes them).
+struct SceneInputs {
+  std::vector<std::vector<uint8_t>> pixels;
+  std::vector<ModelInput> inputs;
+};
+SceneInputs MakeSceneInputs(const v1::ModelConfig& config, int count) {
+  const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
+  const size_t input_bytes = 3 * size_t(preprocess.height) * preprocess.width;
+  SceneInputs scenes;
+  scenes.pixels.resize(count);
+  for (int i = 0; i < count; ++i) {
+    scenes.pixels[i].resize(input_bytes);
+    const Scene scene = DrawScene(
+        1 + i, {.width = preprocess.width, .height = preprocess.height});
+    scenes.inputs.push_back(
+        {scenes.pixels[i].data(),
+         PreprocessBytes(scene.rgb, preprocess, scenes.pixels[i].data())});
+  }
+  return scenes;
+}
+
+absl::Status RunProfile(const std::string& model_dir, int batch) {
+  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(model_dir));
+  SEGSERVE_ASSIGN_OR_RETURN(int64_t version, VersionToLoad(model_dir));
   SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<SegmentationModel> model,
-                            TorchModelLoader()(config, weights, "cpu"));
+                            LoadTorchModel(TorchModelOptionsFor(
+                                config, ModelWeightsPath(model_dir, version),
+                                "cpu", LoaderOptions())));
+  const SceneInputs scenes = MakeSceneInputs(config, batch);
+  const auto infer = [&]() -> absl::Status {
+    return model->Infer(scenes.inputs, {}).status();
+  };
+  for (int i = 0; i < 2; ++i) SEGSERVE_RETURN_IF_ERROR(infer());
+  const int runs = std::max(1, absl::GetFlag(FLAGS_profile_runs));
+  double wall = 0;
+  std::vector<OpRow> rows;
+  {
+    OpProfile profile;
+    for (int i = 0; i < runs; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      SEGSERVE_RETURN_IF_ERROR(infer());
+      wall += std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                            start)
+                  .count();
+    }
+    rows = profile.Rows();
+  }
+  double covered = 0;
+  for (const OpRow& row : rows) covered += row.seconds;
+  absl::PrintF(
+      "%s, batch %d, %s, fused mask upsampling %s: %.2f ms a batch "
+      "(mean of %d)\n\n",
+      config.name(), batch, TorchRuntimeSummary(),
+      absl::GetFlag(FLAGS_fused_mask_upsampling) ? "on" : "off",
+      wall / runs * 1e3, runs);
+  absl::PrintF(
+      "| op | arguments | calls a batch | ms a batch | share | GFLOP/s |\n"
+      "|---|---|---|---|---|---|\n");
+  const auto print = [&](const std::string& op, const std::string& details,
+                         double calls, double seconds, int64_t macs) {
+    absl::PrintF("| %s | %s | %.0f | %.3f | %.1f%% | %s |\n", op, details,
+                 calls / runs, seconds / runs * 1e3, 100 * seconds / wall,
+                 macs > 0 ? absl::StrFormat("%.1f", 2e-9 * macs / seconds)
+                          : std::string());
+  };
+  for (const OpRow& row : rows) {
+    print(row.op, row.details, row.calls, row.seconds, row.macs);
+  }
+  print("(outside ATen ops)", "normalization, fused mask pass, copies", runs,
+        wall - covered, 0);
+  return absl::OkStatus();
+}
+
+absl::Status RunModel(const std::string& model_dir) {
+  SEGSERVE_ASSIGN_OR_RETURN(v1::ModelConfig config, LoadModelConfig(model_dir));
+  SEGSERVE_ASSIGN_OR_RETURN(int64_t version, VersionToLoad(model_dir));
+  const std::string weights = ModelWeightsPath(model_dir, version);
+  SEGSERVE_ASSIGN_OR_RETURN(
+      std::unique_ptr<SegmentationModel> model,
+      TorchModelLoader(LoaderOptions())(config, weights, "cpu"));
   const int max_batch = std::max<int>(1, int(config.max_batch_size()));
   SEGSERVE_ASSIGN_OR_RETURN(
       std::vector<int> batches,
       BatchSizes(absl::GetFlag(FLAGS_batches), max_batch));
 
   // Distinct scenes, resized once: the timed part starts where a model
-  // instance thread starts, with the batch's inputs ready (the model
-  // normalizes them).
+  // instance thread starts, with the batch's inputs ready.
   const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
-  const size_t input_bytes = 3 * size_t(preprocess.height) * preprocess.width;
-  const int largest = *std::max_element(batches.begin(), batches.end());
-  std::vector<std::vector<uint8_t>> pixels(largest);
-  std::vector<ModelInput> inputs;
-  for (int i = 0; i < largest; ++i) {
-    pixels[i].resize(input_bytes);
-    const Scene scene = DrawScene(
-        1 + i, {.width = preprocess.width, .height = preprocess.height});
-    inputs.push_back({pixels[i].data(), PreprocessBytes(scene.rgb, preprocess,
-                                                        pixels[i].data())});
-  }
+  const SceneInputs scenes = MakeSceneInputs(
+      config, *std::max_element(batches.begin(), batches.end()));
+  const std::vector<ModelInput>& inputs = scenes.inputs;
 
   std::vector<std::string> rows;
   for (int batch : batches) {
@@ -280,9 +369,11 @@ int main(int argc, char** argv) {
   segserve::SetTorchThreads(absl::GetFlag(FLAGS_intra_op_threads));
   segserve::InstallCachingCpuAllocator(int64_t{2048} << 20);
   const std::string model_dir = absl::GetFlag(FLAGS_model_dir);
-  const absl::Status status = absl::GetFlag(FLAGS_codecs)
-                                  ? segserve::RunCodecs(model_dir)
-                                  : segserve::RunModel(model_dir);
+  const int profile_batch = absl::GetFlag(FLAGS_profile_batch);
+  const absl::Status status =
+      absl::GetFlag(FLAGS_codecs) ? segserve::RunCodecs(model_dir)
+      : profile_batch > 0 ? segserve::RunProfile(model_dir, profile_batch)
+                          : segserve::RunModel(model_dir);
   if (!status.ok()) {
     std::fprintf(stderr, "inprocess_bench: %s\n",
                  std::string(status.message()).c_str());

@@ -24,6 +24,7 @@
 #include "model/device_normalize.h"
 #include "model/preprocess.h"
 #include "model/torchscript_optimizer.h"
+#include "model/upsampled_argmax.h"
 #include "opencv2/core.hpp"
 
 namespace segserve {
@@ -69,6 +70,50 @@ torch::ScalarType ScalarTypeOf(TorchModelOptions::Precision precision) {
       break;
   }
   return torch::kFloat;
+}
+
+// Each image's labels (and confidence) straight from its float logits on the
+// CPU (model/upsampled_argmax.h): the rows of the whole batch shared among
+// the intra-op threads.
+std::vector<InferenceOutput> UpsampledOutputs(const torch::Tensor& logits,
+                                              int64_t height, int64_t width,
+                                              bool confidence) {
+  const int64_t n = logits.size(0);
+  const bool wide = logits.size(1) > 256;
+  std::vector<InferenceOutput> outputs(n);
+  for (InferenceOutput& output : outputs) {
+    output.labels = cv::Mat(static_cast<int>(height), static_cast<int>(width),
+                            wide ? CV_16UC1 : CV_8UC1);
+    if (confidence) {
+      output.confidence =
+          cv::Mat(static_cast<int>(height), static_cast<int>(width), CV_8UC1);
+    }
+  }
+  const float* data = logits.data_ptr<float>();
+  at::parallel_for(
+      0, n * height, /*grain_size=*/16, [&](int64_t begin, int64_t end) {
+        while (begin < end) {
+          const int64_t i = begin / height;
+          const int64_t stop = std::min(end, (i + 1) * height);
+          const LogitsPlane plane{.data = data + i * logits.stride(0),
+                                  .classes = logits.size(1),
+                                  .height = logits.size(2),
+                                  .width = logits.size(3),
+                                  .class_stride = logits.stride(1),
+                                  .row_stride = logits.stride(2),
+                                  .column_stride = logits.stride(3)};
+          const UpsampledMask mask{
+              .labels = outputs[i].labels.data,
+              .wide_labels = wide,
+              .confidence = confidence ? outputs[i].confidence.data : nullptr,
+              .height = height,
+              .width = width};
+          UpsampledArgmaxRows(plane, mask, begin - i * height,
+                              stop - i * height);
+          begin = stop;
+        }
+      });
+  return outputs;
 }
 
 // Moves tensors to the device and floating ones to `dtype`; integer buffers
@@ -223,6 +268,10 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
     }
     // Resizing and softmax in FP32 whatever the model's precision.
     logits = logits.to(torch::kFloat);
+    if (options_.fused_mask_upsampling && logits.device().is_cpu() &&
+        !kinds.logits) {
+      return UpsampledOutputs(logits, height, width, kinds.confidence);
+    }
     if (logits.size(2) != height || logits.size(3) != width) {
       logits =
           F::interpolate(logits, F::InterpolateFuncOptions()

@@ -58,6 +58,10 @@ struct TorchModelOptions {
   TorchScriptOptimization torchscript_optimization =
       TorchScriptOptimization::kAuto;
   int max_batch_size = 1;
+  // On the CPU, unless logits are asked for: labels and confidence computed
+  // from the low-resolution logits in one pass (model/upsampled_argmax.h)
+  // rather than from upsampled logits. False: the unfused reference path.
+  bool fused_mask_upsampling = true;
 };
 
 // Loads the model and moves it to its device in eval mode. Errors name the

@@ -76,6 +76,12 @@ ABSL_FLAG(bool, reduced_jpeg_decode, true,
           "Decode a JPEG at 1/2, 1/4 or 1/8 scale (in the DCT domain) when "
           "that still covers a STRETCH or LETTERBOX model's input; masks "
           "keep the image's size. False decodes every image whole.");
+ABSL_FLAG(bool, fused_mask_upsampling, true,
+          "On the CPU, compute each mask's labels and confidence from the "
+          "model's low-resolution logits in one pass, without upsampling "
+          "every class's logits to the input size first (the same "
+          "interpolation; labels differ only where two classes tie within "
+          "rounding). False: the unfused path.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest gRPC message, in bytes, received or sent.");
 ABSL_FLAG(int, drain_timeout_s, 30,
@@ -335,8 +341,9 @@ absl::StatusOr<segserve::Server::Options> ServerOptionsFromFlags() {
   options.requests.deadline_admission = absl::GetFlag(FLAGS_deadline_admission);
   options.models.batch_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_batch_timeout_s));
-  options.models.loader =
-      segserve::TorchModelLoader(absl::GetFlag(FLAGS_cpu_inference_nice));
+  options.models.loader = segserve::TorchModelLoader(
+      {.cpu_nice = absl::GetFlag(FLAGS_cpu_inference_nice),
+       .fused_mask_upsampling = absl::GetFlag(FLAGS_fused_mask_upsampling)});
   options.models.cuda_device_count = segserve::CudaDeviceCount();
   SEGSERVE_RETURN_IF_ERROR(ApplySecurityFlags(&options));
   return options;

@@ -103,7 +103,7 @@ absl::Status Run() {
 
   SetTorchThreads(std::max(1, absl::GetFlag(FLAGS_threads)));
   SEGSERVE_ASSIGN_OR_RETURN(std::unique_ptr<SegmentationModel> model,
-                            TorchModelLoader(0)(config, weights, "cpu"));
+                            TorchModelLoader()(config, weights, "cpu"));
 
   const PreprocessOptions preprocess = PreprocessOptionsFromConfig(config);
   const std::vector<SlideTile> tiles =

@@ -135,6 +135,34 @@ TEST(TorchModelTest, ConfidenceIsEmptyUnlessAsked) {
   EXPECT_TRUE((*outputs)[0].confidence.empty());
 }
 
+// The fused CPU pass (model/upsampled_argmax.h) against the unfused path on
+// the same model: the labels of nearly every pixel equal, confidence within 1.
+TEST(TorchModelTest, FusedMaskUpsamplingAgreesWithTheUnfusedPath) {
+  SgcpNet net;
+  const std::string path = SaveModel(net, 4);
+  TorchModelOptions options = Options(Platform::kBuiltin, path, 128, 160, 19);
+  auto fused = LoadTorchModel(options);
+  options.fused_mask_upsampling = false;
+  auto unfused = LoadTorchModel(options);
+  ASSERT_TRUE(fused.ok()) << fused.status();
+  ASSERT_TRUE(unfused.ok()) << unfused.status();
+  const TestImages images(3, 128, 160);
+  auto fast = (*fused)->Infer(images.inputs(), {.confidence = true});
+  auto slow = (*unfused)->Infer(images.inputs(), {.confidence = true});
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  for (int i = 0; i < 3; ++i) {
+    const torch::Tensor expected = LabelsOf((*slow)[i].labels);
+    EXPECT_LE(DifferentLabels((*fast)[i].labels, expected), 2);
+    const torch::Tensor confidence = LabelsOf((*fast)[i].confidence);
+    EXPECT_LE((confidence - LabelsOf((*slow)[i].confidence))
+                  .abs()
+                  .max()
+                  .item<int64_t>(),
+              1);
+  }
+}
+
 // What a blending step (overlapping tiles) needs: the FP32 logits at the
 // input size, the same ones the labels come from.
 TEST(TorchModelTest, LogitsAtTheInputSizeWhenAsked) {
