@@ -50,13 +50,33 @@ void NormalizeRows(const uint8_t* rgb, const ContentRegion& region,
                    int input_width, int input_height,
                    const std::array<float, 3>& mean,
                    const std::array<float, 3>& std, float* out, int first_row,
-                   int end_row) {
+                   int end_row, FloatLayout layout) {
   const size_t plane = size_t(input_height) * input_width;
   float scale[3];
   float shift[3];
   for (int c = 0; c < 3; ++c) {
     scale[c] = 1.0f / std[c];
     shift[c] = -mean[c] / std[c];
+  }
+  if (layout == FloatLayout::kHwc) {
+    for (int y = first_row; y < end_row; ++y) {
+      float* row = out + 3 * size_t(y) * input_width;
+      if (y < region.y || y >= region.y + region.height) {
+        std::fill(row, row + 3 * input_width, 0.0f);
+        continue;
+      }
+      std::fill(row, row + 3 * region.x, 0.0f);
+      std::fill(row + 3 * (region.x + region.width), row + 3 * input_width,
+                0.0f);
+      const uint8_t* src = rgb + 3 * (size_t(y) * input_width + region.x);
+      float* dst = row + 3 * region.x;
+      for (int x = 0; x < region.width; ++x) {
+        for (int c = 0; c < 3; ++c) {
+          dst[3 * x + c] = src[3 * x + c] * scale[c] + shift[c];
+        }
+      }
+    }
+    return;
   }
   for (int y = first_row; y < end_row; ++y) {
     const size_t row = size_t(y) * input_width;

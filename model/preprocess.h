@@ -34,12 +34,14 @@ void Normalize(const uint8_t* rgb, const ContentRegion& region, int input_width,
                const std::array<float, 3>& std, float* out);
 
 // Normalize for rows [first_row, end_row) only, so that a batch's rows can
-// be shared among threads.
+// be shared among threads. `layout` kHwc writes height x width x 3 floats
+// (a channels-last image) with the same arithmetic.
+enum class FloatLayout { kChw, kHwc };
 void NormalizeRows(const uint8_t* rgb, const ContentRegion& region,
                    int input_width, int input_height,
                    const std::array<float, 3>& mean,
                    const std::array<float, 3>& std, float* out, int first_row,
-                   int end_row);
+                   int end_row, FloatLayout layout = FloatLayout::kChw);
 
 // The serving input of an image: placed, resized and written as HWC bytes
 // (input_width x input_height x 3) to `out`. Returns where the image lies.

@@ -78,20 +78,67 @@ torch::Tensor NormalizedWeights(const torch::Tensor& w) {
   return positive / (torch::sum(positive, 0) + kFusionEpsilon);
 }
 
-// swish(w0 * a + w1 * b): the input of a separable conv block.
-torch::Tensor Fuse(const torch::Tensor& w, const torch::Tensor& a,
-                   const torch::Tensor& b) {
-  const torch::Tensor weight = NormalizedWeights(w);
-  return Swish(weight[0] * a + weight[1] * b);
+// The module at `index` of a Sequential, as its holder type.
+template <typename Holder>
+Holder At(const torch::nn::Sequential& layers, size_t index) {
+  auto impl =
+      std::dynamic_pointer_cast<typename Holder::Impl>(layers->ptr(index));
+  TORCH_CHECK(impl != nullptr, "unexpected module at ", index);
+  return Holder(impl);
 }
 
-torch::Tensor Fuse(const torch::Tensor& w, const torch::Tensor& a,
-                   const torch::Tensor& b, const torch::Tensor& c) {
-  const torch::Tensor weight = NormalizedWeights(w);
-  return Swish(weight[0] * a + weight[1] * b + weight[2] * c);
+// A Sequential's conv (Conv2d or PaddedConv) at `index` with the BatchNorm
+// after it folded in.
+FoldedConv FoldAt(const torch::nn::Sequential& layers, size_t index) {
+  const auto bn = At<torch::nn::BatchNorm2d>(layers, index + 1);
+  if (auto padded =
+          std::dynamic_pointer_cast<PaddedConvImpl>(layers->ptr(index))) {
+    return FoldBatchNorm(padded->conv(), bn);
+  }
+  return FoldBatchNorm(At<torch::nn::Conv2d>(layers, index), bn);
+}
+
+torch::Tensor Convolve(const torch::Tensor& x, const FoldedConv& folded) {
+  return torch::conv2d(x, folded.weight, folded.bias);
 }
 
 }  // namespace
+
+FoldedConv FoldBatchNorm(const torch::nn::Conv2d& conv,
+                         const torch::nn::BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  const ChannelAffine affine = BatchNormAffine(bn);
+  FoldedConv folded;
+  folded.weight = (conv->weight * affine.scale.view({-1, 1, 1, 1}))
+                      .contiguous(at::MemoryFormat::ChannelsLast);
+  folded.bias = conv->bias.defined() ? conv->bias * affine.scale + affine.shift
+                                     : affine.shift.clone();
+  return folded;
+}
+
+FusionWeights PrepareFusionWeights(const torch::Tensor& w) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor weights = NormalizedWeights(w).to(torch::kFloat).cpu();
+  return FusionWeights(weights.data_ptr<float>(),
+                       weights.data_ptr<float>() + weights.numel());
+}
+
+torch::Tensor Fuse(const FusionWeights& prepared, const torch::Tensor& w,
+                   std::initializer_list<torch::Tensor> inputs) {
+  TORCH_CHECK(inputs.size() >= 2 && inputs.size() == size_t(w.size(0)),
+              "fusion of ", inputs.size(), " inputs with ", w.size(0),
+              " weights");
+  const torch::Tensor* input = inputs.begin();
+  if (!prepared.empty()) {
+    torch::Tensor sum = input[0] * prepared[0];
+    for (size_t i = 1; i < inputs.size(); ++i) sum.add_(input[i], prepared[i]);
+    return torch::silu_(sum);
+  }
+  const torch::Tensor weight = NormalizedWeights(w);
+  torch::Tensor sum = weight[0] * input[0];
+  for (size_t i = 1; i < inputs.size(); ++i) sum = sum + weight[i] * input[i];
+  return Swish(sum);
+}
 
 torch::Tensor HardSwishImpl::forward(const torch::Tensor& x) {
   return HardSwishOf(x);
@@ -113,8 +160,17 @@ SqueezeExciteImpl::SqueezeExciteImpl(int64_t channels, int64_t reduction) {
           torch::nn::BatchNorm2d(channels), HardSigmoid()));
 }
 
+void SqueezeExciteImpl::PrepareForInference() {
+  reduce_ = FoldAt(se_, 1);
+  expand_ = FoldAt(se_, 4);
+}
+
 torch::Tensor SqueezeExciteImpl::forward(const torch::Tensor& x) {
-  return x * se_->forward(x);
+  if (!reduce_.weight.defined() || is_training()) return x * se_->forward(x);
+  torch::Tensor scale =
+      Convolve(torch::adaptive_avg_pool2d(x, {1, 1}), reduce_);
+  scale = Convolve(torch::relu_(scale), expand_);
+  return x * torch::hardsigmoid_(scale);
 }
 
 InvertedResidualImpl::InvertedResidualImpl(const BlockConfig& config)
@@ -151,45 +207,28 @@ torch::Tensor InvertedResidualImpl::Activate(const torch::Tensor& x) const {
   return HardSwishOf(x);
 }
 
-InvertedResidualImpl::FoldedConv InvertedResidualImpl::Fold(
-    const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
-  torch::NoGradGuard no_grad;
-  const ChannelAffine affine = BatchNormAffine(bn);
-  FoldedConv folded;
-  folded.weight = (conv->weight * affine.scale.view({-1, 1, 1, 1}))
-                      .contiguous(at::MemoryFormat::ChannelsLast);
-  folded.bias = conv->bias.defined() ? conv->bias * affine.scale + affine.shift
-                                     : affine.shift.clone();
-  return folded;
+torch::Tensor InvertedResidualImpl::ActivateInPlace(torch::Tensor x) const {
+  if (config_.activation == Activation::kReLU) return torch::relu_(x);
+  return torch::hardswish_(x);
 }
 
 void InvertedResidualImpl::PrepareForInference() {
-  folded1_ = Fold(conv1_, bn1_);
-  folded2_ = Fold(conv2_, bn2_);
-  folded3_ = Fold(conv3_, bn3_);
-  if (shortcut_) {
-    folded_shortcut_ =
-        Fold(torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(
-                 shortcut_->ptr(0))),
-             torch::nn::BatchNorm2d(
-                 std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(
-                     shortcut_->ptr(1))));
-  }
+  folded1_ = FoldBatchNorm(conv1_, bn1_);
+  folded2_ = FoldBatchNorm(conv2_, bn2_);
+  folded3_ = FoldBatchNorm(conv3_, bn3_);
+  if (shortcut_) folded_shortcut_ = FoldAt(shortcut_, 0);
 }
 
 torch::Tensor InvertedResidualImpl::FoldedForward(const torch::Tensor& x) {
   const int64_t k = config_.kernel_size;
-  torch::Tensor out =
-      Activate(torch::conv2d(x, folded1_.weight, folded1_.bias));
-  out = Activate(torch::conv2d(out, folded2_.weight, folded2_.bias,
-                               config_.stride, k / 2, /*dilation=*/1,
-                               config_.expand_channels));
-  out = torch::conv2d(out, folded3_.weight, folded3_.bias);
+  torch::Tensor out = ActivateInPlace(Convolve(x, folded1_));
+  out = ActivateInPlace(torch::conv2d(out, folded2_.weight, folded2_.bias,
+                                      config_.stride, k / 2, /*dilation=*/1,
+                                      config_.expand_channels));
+  out = Convolve(out, folded3_);
   if (se_) out = se_->forward(out);
   if (config_.stride != 1) return out;
-  return out + (shortcut_ ? torch::conv2d(x, folded_shortcut_.weight,
-                                          folded_shortcut_.bias)
-                          : x);
+  return out.add_(shortcut_ ? Convolve(x, folded_shortcut_) : x);
 }
 
 torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
@@ -219,8 +258,16 @@ SeparableConvImpl::SeparableConvImpl(int64_t channels)
           register_module("pointwise_conv", PaddedConv(channels, channels, 1))),
       bn_(register_module("bn", BiFpnBatchNorm(channels))) {}
 
+void SeparableConvImpl::PrepareForInference() {
+  pointwise_ = FoldBatchNorm(pointwise_conv_->conv(), bn_);
+}
+
 torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
-  return bn_->forward(pointwise_conv_->forward(depthwise_conv_->forward(x)));
+  const torch::Tensor depthwise = depthwise_conv_->forward(x);
+  if (pointwise_.weight.defined() && !is_training()) {
+    return Convolve(depthwise, pointwise_);
+  }
+  return bn_->forward(pointwise_conv_->forward(depthwise));
 }
 
 BiFpnUnitImpl::BiFpnUnitImpl(int64_t channels,
@@ -262,39 +309,83 @@ BiFpnUnitImpl::BiFpnUnitImpl(int64_t channels,
   conv7_down_ = register_module("conv7_down", SeparableConv(channels));
 }
 
+void BiFpnUnitImpl::PrepareForInference() {
+  prepared_ = Prepared{.p3_down = FoldAt(p3_down_channel_, 0),
+                       .p4_down = FoldAt(p4_down_channel_, 0),
+                       .p5_down = FoldAt(p5_down_channel_, 0),
+                       .p4_down_2 = FoldAt(p4_down_channel_2_, 0),
+                       .p5_down_2 = FoldAt(p5_down_channel_2_, 0),
+                       .p5_to_p6 = FoldAt(p5_to_p6_, 0),
+                       .p6_w1 = PrepareFusionWeights(p6_w1_),
+                       .p6_w2 = PrepareFusionWeights(p6_w2_),
+                       .p5_w1 = PrepareFusionWeights(p5_w1_),
+                       .p5_w2 = PrepareFusionWeights(p5_w2_),
+                       .p4_w1 = PrepareFusionWeights(p4_w1_),
+                       .p4_w2 = PrepareFusionWeights(p4_w2_),
+                       .p3_w1 = PrepareFusionWeights(p3_w1_),
+                       .p7_w2 = PrepareFusionWeights(p7_w2_)};
+}
+
+torch::Tensor BiFpnUnitImpl::Project(torch::nn::Sequential& layers,
+                                     const FoldedConv* folded,
+                                     const torch::Tensor& x) {
+  return folded != nullptr ? Convolve(x, *folded) : layers->forward(x);
+}
+
 Pyramid BiFpnUnitImpl::forward(const torch::Tensor& c3, const torch::Tensor& c4,
                                const torch::Tensor& c5) {
-  const torch::Tensor p6_in = p5_to_p6_->forward(c5);
+  // Outside training, once prepared: folded projections, fusion weights
+  // computed once. Otherwise both come from the parameters.
+  const Prepared* prepared =
+      prepared_.has_value() && !is_training() ? &*prepared_ : nullptr;
+  const FusionWeights none;
+  const auto& w = [&](FusionWeights Prepared::*member) -> const FusionWeights& {
+    return prepared != nullptr ? prepared->*member : none;
+  };
+  const auto& folded = [&](FoldedConv Prepared::*member) -> const FoldedConv* {
+    return prepared != nullptr ? &(prepared->*member) : nullptr;
+  };
+  // P6 = max-pool of the projected C5 (p5_to_p6 ends with that pool).
+  const torch::Tensor p6_in = prepared != nullptr
+                                  ? Downsample(Convolve(c5, prepared->p5_to_p6))
+                                  : p5_to_p6_->forward(c5);
   const torch::Tensor p7_in = Downsample(p6_in);
-  const torch::Tensor p3_in = p3_down_channel_->forward(c3);
-  torch::Tensor p4_in = p4_down_channel_->forward(c4);
-  torch::Tensor p5_in = p5_down_channel_->forward(c5);
+  const torch::Tensor p3_in =
+      Project(p3_down_channel_, folded(&Prepared::p3_down), c3);
+  torch::Tensor p4_in =
+      Project(p4_down_channel_, folded(&Prepared::p4_down), c4);
+  torch::Tensor p5_in =
+      Project(p5_down_channel_, folded(&Prepared::p5_down), c5);
 
   // Top-down path.
-  const torch::Tensor p6_up =
-      conv6_up_->forward(Fuse(p6_w1_, p6_in, ResizeLike(p7_in, p6_in)));
-  const torch::Tensor p5_up =
-      conv5_up_->forward(Fuse(p5_w1_, p5_in, ResizeLike(p6_up, p5_in)));
-  const torch::Tensor p4_up =
-      conv4_up_->forward(Fuse(p4_w1_, p4_in, ResizeLike(p5_up, p4_in)));
-  const torch::Tensor p3_out =
-      conv3_up_->forward(Fuse(p3_w1_, p3_in, ResizeLike(p4_up, p3_in)));
+  const torch::Tensor p6_up = conv6_up_->forward(
+      Fuse(w(&Prepared::p6_w1), p6_w1_, {p6_in, ResizeLike(p7_in, p6_in)}));
+  const torch::Tensor p5_up = conv5_up_->forward(
+      Fuse(w(&Prepared::p5_w1), p5_w1_, {p5_in, ResizeLike(p6_up, p5_in)}));
+  const torch::Tensor p4_up = conv4_up_->forward(
+      Fuse(w(&Prepared::p4_w1), p4_w1_, {p4_in, ResizeLike(p5_up, p4_in)}));
+  const torch::Tensor p3_out = conv3_up_->forward(
+      Fuse(w(&Prepared::p3_w1), p3_w1_, {p3_in, ResizeLike(p4_up, p3_in)}));
 
   // Bottom-up path. The first-time unit re-projects P4 and P5 here with a
   // second pair of 1x1 convs.
-  p4_in = p4_down_channel_2_->forward(c4);
-  p5_in = p5_down_channel_2_->forward(c5);
+  p4_in = Project(p4_down_channel_2_, folded(&Prepared::p4_down_2), c4);
+  p5_in = Project(p5_down_channel_2_, folded(&Prepared::p5_down_2), c5);
   const torch::Tensor p4_out =
-      conv4_down_->forward(Fuse(p4_w2_, p4_in, ResizeLike(p4_up, p4_in),
-                                ResizeLike(Downsample(p3_out), p4_in)));
+      conv4_down_->forward(Fuse(w(&Prepared::p4_w2), p4_w2_,
+                                {p4_in, ResizeLike(p4_up, p4_in),
+                                 ResizeLike(Downsample(p3_out), p4_in)}));
   const torch::Tensor p5_out =
-      conv5_down_->forward(Fuse(p5_w2_, p5_in, ResizeLike(p5_up, p5_in),
-                                ResizeLike(Downsample(p4_out), p5_in)));
+      conv5_down_->forward(Fuse(w(&Prepared::p5_w2), p5_w2_,
+                                {p5_in, ResizeLike(p5_up, p5_in),
+                                 ResizeLike(Downsample(p4_out), p5_in)}));
   const torch::Tensor p6_out =
-      conv6_down_->forward(Fuse(p6_w2_, p6_in, ResizeLike(p6_up, p6_in),
-                                ResizeLike(Downsample(p5_out), p6_in)));
+      conv6_down_->forward(Fuse(w(&Prepared::p6_w2), p6_w2_,
+                                {p6_in, ResizeLike(p6_up, p6_in),
+                                 ResizeLike(Downsample(p5_out), p6_in)}));
   const torch::Tensor p7_out = conv7_down_->forward(
-      Fuse(p7_w2_, p7_in, ResizeLike(Downsample(p6_out), p7_in)));
+      Fuse(w(&Prepared::p7_w2), p7_w2_,
+           {p7_in, ResizeLike(Downsample(p6_out), p7_in)}));
   return {p3_out, p4_out, p5_out, p6_out, p7_out};
 }
 
@@ -321,15 +412,23 @@ TopDownImpl::TopDownImpl(int64_t channels) {
   conv3_up_ = register_module("conv3_up", SeparableConv(channels));
 }
 
+void TopDownImpl::PrepareForInference() {
+  prepared_ = {PrepareFusionWeights(p6_w1_), PrepareFusionWeights(p5_w1_),
+               PrepareFusionWeights(p4_w1_), PrepareFusionWeights(p3_w1_)};
+}
+
 torch::Tensor TopDownImpl::forward(const Pyramid& inputs) {
   const auto& [p3_in, p4_in, p5_in, p6_in, p7_in] = inputs;
-  const torch::Tensor p6_up =
-      conv6_up_->forward(Fuse(p6_w1_, p6_in, ResizeLike(p7_in, p6_in)));
-  const torch::Tensor p5_up =
-      conv5_up_->forward(Fuse(p5_w1_, p5_in, ResizeLike(p6_up, p5_in)));
-  const torch::Tensor p4_up =
-      conv4_up_->forward(Fuse(p4_w1_, p4_in, ResizeLike(p5_up, p4_in)));
-  return conv3_up_->forward(Fuse(p3_w1_, p3_in, ResizeLike(p4_up, p3_in)));
+  const std::array<FusionWeights, 4> none;
+  const auto& [p6_w1, p5_w1, p4_w1, p3_w1] = is_training() ? none : prepared_;
+  const torch::Tensor p6_up = conv6_up_->forward(
+      Fuse(p6_w1, p6_w1_, {p6_in, ResizeLike(p7_in, p6_in)}));
+  const torch::Tensor p5_up = conv5_up_->forward(
+      Fuse(p5_w1, p5_w1_, {p5_in, ResizeLike(p6_up, p5_in)}));
+  const torch::Tensor p4_up = conv4_up_->forward(
+      Fuse(p4_w1, p4_w1_, {p4_in, ResizeLike(p5_up, p4_in)}));
+  return conv3_up_->forward(
+      Fuse(p3_w1, p3_w1_, {p3_in, ResizeLike(p4_up, p3_in)}));
 }
 
 SgcpModuleImpl::SgcpModuleImpl()
@@ -422,9 +521,18 @@ SgcpNetImpl::SgcpNetImpl(int64_t num_classes) : num_classes_(num_classes) {
 }
 
 void SgcpNetImpl::PrepareForInference() {
+  stem_ = sgcpnet::FoldAt(l1_, 0);
   for (const auto& module : modules(/*include_self=*/false)) {
     if (auto* block = module->as<sgcpnet::InvertedResidualImpl>()) {
       block->PrepareForInference();
+    } else if (auto* se = module->as<sgcpnet::SqueezeExciteImpl>()) {
+      se->PrepareForInference();
+    } else if (auto* separable = module->as<sgcpnet::SeparableConvImpl>()) {
+      separable->PrepareForInference();
+    } else if (auto* unit = module->as<sgcpnet::BiFpnUnitImpl>()) {
+      unit->PrepareForInference();
+    } else if (auto* top_down = module->as<sgcpnet::TopDownImpl>()) {
+      top_down->PrepareForInference();
     }
   }
 }
@@ -438,7 +546,15 @@ torch::Tensor SgcpNetImpl::Classify(const torch::Tensor& features) {
 }
 
 torch::Tensor SgcpNetImpl::Decode(const torch::Tensor& x) {
-  const torch::Tensor x1 = l1_->forward(x);
+  // The stem: conv 3x3 / 2 + BN + h-swish.
+  torch::Tensor x1;
+  if (stem_.weight.defined() && !is_training()) {
+    x1 = torch::conv2d(x, stem_.weight, stem_.bias, /*stride=*/2,
+                       /*padding=*/1);
+    torch::hardswish_(x1);
+  } else {
+    x1 = l1_->forward(x);
+  }
   const torch::Tensor x2 = l2_->forward(x1);
   const torch::Tensor x3 = l3_->forward(x2);
   const torch::Tensor x4 = l4_->forward(x3);

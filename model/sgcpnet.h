@@ -41,9 +41,23 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <vector>
 
 namespace segserve {
 namespace sgcpnet {
+
+// Eval-mode inference (PrepareForInference, below) runs each convolution
+// with the BatchNorm after it folded in: copies of the weights (channels-
+// last) and biases, kept beside the registered parameters, which stay as
+// loaded. The modules use them outside training mode once made.
+struct FoldedConv {
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+FoldedConv FoldBatchNorm(const torch::nn::Conv2d& conv,
+                         const torch::nn::BatchNorm2d& bn);
 
 // h-swish: x * relu6(x + 3) / 6.
 class HardSwishImpl : public torch::nn::Module {
@@ -65,9 +79,12 @@ class SqueezeExciteImpl : public torch::nn::Module {
  public:
   explicit SqueezeExciteImpl(int64_t channels, int64_t reduction = 4);
   torch::Tensor forward(const torch::Tensor& x);
+  // Folds both BatchNorms into their convolutions.
+  void PrepareForInference();
 
  private:
   torch::nn::Sequential se_{nullptr};
+  FoldedConv reduce_, expand_;  // PrepareForInference's; undefined before.
 };
 TORCH_MODULE(SqueezeExcite);
 
@@ -92,20 +109,13 @@ class InvertedResidualImpl : public torch::nn::Module {
   explicit InvertedResidualImpl(const BlockConfig& config);
   torch::Tensor forward(const torch::Tensor& x);
 
-  // For eval-mode inference: keeps copies of the convolutions with their
-  // BatchNorms folded in (channels-last), which forward() then uses outside
-  // training mode. The registered parameters stay as they are.
+  // Folds the BatchNorms into the convolutions; the folded path also runs
+  // its activations and residual add in place on its own temporaries.
   void PrepareForInference();
 
  private:
-  // A convolution with its BatchNorm folded in.
-  struct FoldedConv {
-    torch::Tensor weight;
-    torch::Tensor bias;
-  };
-  static FoldedConv Fold(const torch::nn::Conv2d& conv,
-                         const torch::nn::BatchNorm2d& bn);
   torch::Tensor Activate(const torch::Tensor& x) const;
+  torch::Tensor ActivateInPlace(torch::Tensor x) const;
   torch::Tensor FoldedForward(const torch::Tensor& x);
 
   BlockConfig config_;
@@ -129,6 +139,7 @@ class PaddedConvImpl : public torch::nn::Module {
   PaddedConvImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
                  bool bias = true, int64_t groups = 1);
   torch::Tensor forward(const torch::Tensor& x);
+  const torch::nn::Conv2d& conv() const { return conv_; }
 
  private:
   torch::nn::Conv2d conv_{nullptr};
@@ -140,16 +151,30 @@ class SeparableConvImpl : public torch::nn::Module {
  public:
   explicit SeparableConvImpl(int64_t channels);
   torch::Tensor forward(const torch::Tensor& x);
+  // Folds the BatchNorm into the pointwise convolution.
+  void PrepareForInference();
 
  private:
   PaddedConv depthwise_conv_{nullptr};
   PaddedConv pointwise_conv_{nullptr};
   torch::nn::BatchNorm2d bn_{nullptr};
+  FoldedConv pointwise_;  // PrepareForInference's; undefined before.
 };
 TORCH_MODULE(SeparableConv);
 
 // P3..P7, finest first.
 using Pyramid = std::array<torch::Tensor, 5>;
+
+// A fusion node's weights, relu(w) / (sum(relu(w)) + epsilon), computed once
+// by PrepareForInference; empty before (forward computes them each time).
+using FusionWeights = std::vector<float>;
+
+// swish(w0 * a + w1 * b [+ w2 * c]) with the node's normalized weights:
+// from `prepared` when it is not empty (then in one temporary, with SiLU in
+// place), else from the parameter `w`.
+torch::Tensor Fuse(const FusionWeights& prepared, const torch::Tensor& w,
+                   std::initializer_list<torch::Tensor> inputs);
+FusionWeights PrepareFusionWeights(const torch::Tensor& w);
 
 // The first-time BiFPN unit ("TD_BU_paths" with first_time=True): builds
 // P3..P7 from the three lateral features, fuses top-down then bottom-up.
@@ -158,8 +183,20 @@ class BiFpnUnitImpl : public torch::nn::Module {
   BiFpnUnitImpl(int64_t channels, const std::array<int64_t, 3>& in_channels);
   Pyramid forward(const torch::Tensor& c3, const torch::Tensor& c4,
                   const torch::Tensor& c5);
+  // Folds the projections' BatchNorms and computes the fusion weights.
+  void PrepareForInference();
 
  private:
+  // PrepareForInference's copies.
+  struct Prepared {
+    FoldedConv p3_down, p4_down, p5_down, p4_down_2, p5_down_2, p5_to_p6;
+    FusionWeights p6_w1, p6_w2, p5_w1, p5_w2, p4_w1, p4_w2, p3_w1, p7_w2;
+  };
+  // A projection: conv + BN from `layers` (training), or folded.
+  torch::Tensor Project(torch::nn::Sequential& layers, const FoldedConv* folded,
+                        const torch::Tensor& x);
+
+  std::optional<Prepared> prepared_;
   torch::Tensor p6_w1_, p6_w2_, p5_w1_, p5_w2_, p4_w1_, p4_w2_, p3_w1_, p7_w2_;
   torch::nn::Sequential p5_down_channel_{nullptr};
   torch::nn::Sequential p4_down_channel_{nullptr};
@@ -194,8 +231,12 @@ class TopDownImpl : public torch::nn::Module {
  public:
   explicit TopDownImpl(int64_t channels);
   torch::Tensor forward(const Pyramid& inputs);
+  // Computes the fusion weights once.
+  void PrepareForInference();
 
  private:
+  // PrepareForInference's: p6_w1, p5_w1, p4_w1, p3_w1.
+  std::array<FusionWeights, 4> prepared_;
   torch::Tensor p6_w1_, p5_w1_, p4_w1_, p3_w1_;
   SeparableConv conv6_up_{nullptr}, conv5_up_{nullptr}, conv4_up_{nullptr},
       conv3_up_{nullptr};
@@ -242,12 +283,15 @@ class SgcpNetImpl : public torch::nn::Module {
 
   int64_t num_classes() const { return num_classes_; }
 
-  // Folds the inverted residual blocks' BatchNorms into copies of their
-  // convolutions (InvertedResidualImpl::PrepareForInference).
+  // Prepares every submodule for eval-mode inference: BatchNorms folded
+  // into copies of their convolutions (the stem, the inverted residual
+  // blocks and their squeeze-excite, the BiFPN's projections and separable
+  // convs), fusion weights computed once, activations in place.
   void PrepareForInference();
 
  private:
   int64_t num_classes_;
+  sgcpnet::FoldedConv stem_;  // l1's conv + BN, once prepared.
   torch::nn::Sequential l1_{nullptr};
   sgcpnet::InvertedResidual l2_{nullptr};
   torch::nn::Sequential l3_{nullptr};

@@ -153,6 +153,9 @@ class TorchModel : public SegmentationModel {
   // N x C x h x w logits of an N x 3 x H x W batch already on the device in
   // the model's dtype. May throw.
   virtual absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) = 0;
+  // Whether Forward's first step turns the batch channels-last: the CPU
+  // then normalizes into that layout directly.
+  virtual bool TakesChannelsLast() const = 0;
 
  private:
   // The batch as the network takes it: N x 3 x H x W normalized, on the
@@ -177,7 +180,13 @@ torch::Tensor TorchModel::InputBatch(absl::Span<const ModelInput> inputs) {
   const int64_t n = static_cast<int64_t>(inputs.size());
   const int height = options_.input_height;
   const int width = options_.input_width;
-  torch::Tensor batch = torch::empty({n, 3, height, width}, torch::kFloat);
+  const bool channels_last = TakesChannelsLast();
+  torch::Tensor batch = torch::empty(
+      {n, 3, height, width},
+      torch::TensorOptions()
+          .dtype(torch::kFloat)
+          .memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                       : at::MemoryFormat::Contiguous));
   float* data = batch.data_ptr<float>();
   const size_t image_floats = 3 * size_t(height) * width;
   // The batch's rows shared among the intra-op threads: on one thread this
@@ -189,7 +198,8 @@ torch::Tensor TorchModel::InputBatch(absl::Span<const ModelInput> inputs) {
           const int64_t stop = std::min(end, (i + 1) * height);
           NormalizeRows(inputs[i].rgb, inputs[i].region, width, height,
                         options_.mean, options_.std, data + i * image_floats,
-                        int(begin - i * height), int(stop - i * height));
+                        int(begin - i * height), int(stop - i * height),
+                        channels_last ? FloatLayout::kHwc : FloatLayout::kChw);
           begin = stop;
         }
       });
@@ -338,6 +348,9 @@ class BuiltinModel final : public TorchModel {
   absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) override {
     return network_.forward(batch);
   }
+  bool TakesChannelsLast() const override {
+    return network_.prefers_channels_last;
+  }
 
  private:
   BuiltinNetwork network_;
@@ -359,6 +372,7 @@ class TorchScriptModel final : public TorchModel {
     }
     return TorchScriptLogits(module_.forward({batch}));
   }
+  bool TakesChannelsLast() const override { return channels_last_input_; }
 
  private:
   torch::jit::Module module_;

@@ -91,6 +91,35 @@ TEST(PreprocessTest, BytesHoldTheResizedImageAndNormalizeToPreprocess) {
   EXPECT_FLOAT_EQ(floats[7 * 16 + 3], (red - 10) / 2.0f);
 }
 
+// Channels-last models get the same floats interleaved (height x width x 3),
+// zero around the content region, whatever rows each call covers.
+TEST(PreprocessTest, HwcLayoutHoldsTheChwFloatsInterleaved) {
+  std::vector<uint8_t> bytes(12 * 10 * 3);
+  cv::Mat input(10, 12, CV_8UC3, bytes.data());
+  cv::randu(input, 0, 256);
+  const ContentRegion region{.x = 2, .y = 1, .width = 9, .height = 7};
+  const auto options = Options(10, 12, PreprocessOptions::Resize::kLetterbox);
+  std::vector<float> chw(3 * 120, -1);
+  Normalize(bytes.data(), region, 12, 10, options.mean, options.std,
+            chw.data());
+  std::vector<float> hwc(3 * 120, -1);
+  NormalizeRows(bytes.data(), region, 12, 10, options.mean, options.std,
+                hwc.data(), 0, 4, FloatLayout::kHwc);
+  NormalizeRows(bytes.data(), region, 12, 10, options.mean, options.std,
+                hwc.data(), 4, 10, FloatLayout::kHwc);
+  for (int y = 0; y < 10; ++y) {
+    for (int x = 0; x < 12; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        ASSERT_EQ(hwc[(y * 12 + x) * 3 + c], chw[c * 120 + y * 12 + x])
+            << x << ", " << y << ", " << c;
+      }
+    }
+  }
+  EXPECT_EQ(hwc[(0 * 12 + 5) * 3], 0.0f);   // Above the region.
+  EXPECT_EQ(hwc[(3 * 12 + 11) * 3], 0.0f);  // Right of it.
+  EXPECT_NE(hwc[(3 * 12 + 2) * 3], 0.0f);   // Inside.
+}
+
 TEST(PreprocessTest, MapsLabelsBackToTheImageSize) {
   // Labels at an 8x8 input whose content is rows 3..4 (letterbox above).
   cv::Mat labels(8, 8, CV_8UC1, cv::Scalar(9));
