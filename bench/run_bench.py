@@ -4,6 +4,10 @@
 Runs, R times in turn (so that every ratio compares runs taken minutes
 apart under the same machine load), on the shipped default model:
   1. the in-process model (bench/inprocess_bench) at batch 1..max_batch_size;
+  1b. the mask pass fused (the default) and unfused
+     (--fused_mask_upsampling=false), in-process at batch 1 and
+     max_batch_size and through a second server at concurrency 16, and the
+     masks' agreement between the two servers with segscore;
   2. segserve under a closed-loop concurrency sweep (segload, RAW input),
      and at concurrency 16 through the Open Inference Protocol's ModelInfer;
   3. segserve with batching off (max_batch_size 1) at concurrency 16;
@@ -177,6 +181,11 @@ def one_repetition(args, rep, repository, torchscript, results):
             [bench, f"--model_dir={os.path.join(repository, MODEL + '-' + name)}",
              f"--batches=1,{args.max_batch}",
              f"--min_seconds={args.min_seconds}"])["batches"]
+    log(f"repetition {rep}: in-process model, mask pass unfused")
+    out["inprocess_unfused"] = run_json(
+        [bench, f"--model_dir={os.path.join(repository, MODEL)}",
+         f"--batches=1,{args.max_batch}", "--fused_mask_upsampling=false",
+         f"--min_seconds={args.min_seconds}"])["batches"]
     log(f"repetition {rep}: codecs")
     out["codecs"] = run_json([bench, "--codecs", f"--model_dir={repository}/{MODEL}",
                               f"--min_seconds={args.min_seconds}"])["codecs"]
@@ -192,6 +201,13 @@ def one_repetition(args, rep, repository, torchscript, results):
                             "--model_control_mode=explicit",
                             "--reduced_jpeg_decode=false"],
                            os.path.join(results, f"segserve-whole-{rep}.log"))
+    unfused = Process([os.path.join(args.build, "server", "segserve"),
+                       f"--model_repository={repository}", "--grpc_port=0",
+                       "--http_port=0", "--metrics_port=-1",
+                       f"--default_model={MODEL}",
+                       "--model_control_mode=explicit",
+                       "--fused_mask_upsampling=false"],
+                      os.path.join(results, f"segserve-unfused-{rep}.log"))
     peer = Process(["/usr/bin/python3", os.path.join(ROOT, "bench", "python_peer.py"),
                     f"--model={torchscript}",
                     f"--proto_root={os.path.join(ROOT, 'proto')}", "--port=0",
@@ -214,6 +230,12 @@ def one_repetition(args, rep, repository, torchscript, results):
                                  RAW)[0]
         out["rest_c1"] = segload(args, server.http_port, path("rest_c1"), "1",
                                  MODEL, RAW + ["--protocol=http"])[0]
+        log(f"repetition {rep}: mask pass unfused, concurrency 16")
+        out["unfused"] = segload(args, unfused.port, path("unfused"), "16",
+                                 MODEL, RAW)[0]
+        if rep == 1:
+            out["mask_pass_scores"] = mask_pass_scores(args, server.port,
+                                                       unfused.port)
         log(f"repetition {rep}: batching off, concurrency 16")
         out["nobatch"] = segload(args, server.port, path("nobatch"), "16",
                                  MODEL + "-nobatch", RAW)[0]
@@ -255,6 +277,7 @@ def one_repetition(args, rep, repository, torchscript, results):
     finally:
         server.stop()
         whole_decode.stop()
+        unfused.stop()
         peer.stop()
     with open(os.path.join(results, f"segserve-{rep}.log")) as f:
         chosen = re.search(rf"{MODEL}-ts/1/model.pt on cpu: TorchScript "
@@ -264,29 +287,49 @@ def one_repetition(args, rep, repository, torchscript, results):
     return out
 
 
+def score(args, port, scene_args, reference_port=None):
+    """segscore's mIoU on scenes through the server at `port`, and with a
+    reference server the share of mask pixels on which the two agree."""
+    argv = [os.path.join(args.build, "tools", "segscore"),
+            f"--target=127.0.0.1:{port}", f"--model={MODEL}"] + scene_args
+    if reference_port:
+        argv.append(f"--reference_target=127.0.0.1:{reference_port}")
+    out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    scores = {"miou": float(re.search(r"mIoU (\S+)", out).group(1))}
+    agreement = re.search(r"agreement with \S+: (\S+)", out)
+    if agreement:
+        scores["agreement"] = float(agreement.group(1))
+    return scores
+
+
 def big_jpeg_scores(args, reduced_port, whole_port):
     """mIoU of both decodings on the same large scene JPEGs, and the share of
     mask pixels on which they agree (segscore against both servers)."""
-    def score(port, reference_port=None):
-        argv = [os.path.join(args.build, "tools", "segscore"),
-                f"--target=127.0.0.1:{port}", f"--model={MODEL}",
-                f"--count={2 if args.quick else BIG_JPEG_SCENES}",
-                f"--width={BIG_JPEG_SIDE}",
-                f"--height={BIG_JPEG_SIDE}", "--jpeg_quality=90",
-                "--concurrency=1", "--first_seed=5000"]
-        if reference_port:
-            argv.append(f"--reference_target=127.0.0.1:{reference_port}")
-        out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
-                             check=True).stdout
-        scores = {"miou": float(re.search(r"mIoU (\S+)", out).group(1))}
-        agreement = re.search(r"agreement with \S+: (\S+)", out)
-        if agreement:
-            scores["agreement"] = float(agreement.group(1))
-        return scores
-
-    reduced = score(reduced_port, whole_port)
+    scenes = [f"--count={2 if args.quick else BIG_JPEG_SCENES}",
+              f"--width={BIG_JPEG_SIDE}", f"--height={BIG_JPEG_SIDE}",
+              "--jpeg_quality=90", "--concurrency=1", "--first_seed=5000"]
+    reduced = score(args, reduced_port, scenes, whole_port)
     return {"reduced_miou": reduced["miou"], "agreement": reduced["agreement"],
-            "whole_miou": score(whole_port)["miou"]}
+            "whole_miou": score(args, whole_port, scenes)["miou"]}
+
+
+# Held-out scenes scored through the fused and unfused mask passes.
+MASK_PASS_SCENES = 100
+
+
+def mask_pass_scores(args, fused_port, unfused_port):
+    """mIoU of both mask passes on the same held-out scenes (clean and
+    noisy), and the share of mask pixels on which they agree."""
+    out = {}
+    for variant, extra in (("clean", []), ("noisy", ["--noise_over_objects"])):
+        scenes = [f"--count={4 if args.quick else MASK_PASS_SCENES}",
+                  "--first_seed=0"] + extra
+        fused = score(args, fused_port, scenes, unfused_port)
+        out[variant] = {"fused_miou": fused["miou"],
+                        "agreement": fused["agreement"],
+                        "unfused_miou": score(args, unfused_port, scenes)["miou"]}
+    return out
 
 
 def median(values):
@@ -302,7 +345,7 @@ def summarize(reps):
             "batch_ms": median([r["inprocess"][i]["batch_ms"] for r in reps]),
             "batch_ms_mean": median([r["inprocess"][i]["batch_ms_mean"] for r in reps])}
         for i, b in enumerate(batches)}
-    for key in ("inprocess_ts", "inprocess_ts-none"):
+    for key in ("inprocess_ts", "inprocess_ts-none", "inprocess_unfused"):
         s[key] = {row["batch"]: median([r[key][i]["images_per_s"] for r in reps])
                   for i, row in enumerate(reps[0][key])}
     s["ts_optimization"] = sorted({r["ts_optimization"] for r in reps})
@@ -323,9 +366,10 @@ def summarize(reps):
                   for i, c in enumerate(concurrencies)}
     for key in ("oip", "rest", "grpc_c1", "rest_c1", "nobatch",
                 "torchscript_none", "jpeg_c1", "slide", "big_stretch",
-                "big_jpeg_reduced", "big_jpeg_whole"):
+                "big_jpeg_reduced", "big_jpeg_whole", "unfused"):
         s[key] = step_stats([r[key] for r in reps])
     s["big_jpeg_scores"] = reps[0]["big_jpeg_scores"]
+    s["mask_pass_scores"] = reps[0]["mask_pass_scores"]
     for key in ("torchscript", "peer"):
         s[key] = {t["concurrency"]: step_stats([r[key][i] for r in reps])
                   for i, t in enumerate(reps[0][key])}
@@ -348,7 +392,7 @@ def check(s):
     steps.update({k: s[k] for k in ("oip", "rest", "grpc_c1", "rest_c1",
                                     "nobatch", "torchscript_none", "jpeg_c1",
                                     "slide", "big_stretch", "big_jpeg_reduced",
-                                    "big_jpeg_whole")})
+                                    "big_jpeg_whole", "unfused")})
     for key in ("torchscript", "peer"):
         steps.update({f"{key}, concurrency {c}": t for c, t in s[key].items()})
     for name, t in steps.items():
@@ -462,6 +506,40 @@ def report(s, args, elapsed_s):
     lines += [
         "",
         f"Best in-process throughput: batch {ceiling_b}, {ip[ceiling_b]['images_per_s']:.1f} images/s.",
+        "",
+        "### 1b. The mask pass: fused against unfused",
+        "",
+        "Labels (and confidence) computed from the model's 1/8 logits in one pass "
+        "(`model/upsampled_argmax.h`, the default) against the logits upsampled "
+        "to 512x512 first, then the argmax (`--fused_mask_upsampling=false`): "
+        "in-process, and through two servers at concurrency 16 in the same run. "
+        f"Agreement and mIoU: held-out scenes 0..{MASK_PASS_SCENES - 1} through "
+        "both servers (`segscore --reference_target`).",
+        "",
+        "| figure | fused | unfused | fused / unfused |",
+        "|---|---|---|---|",
+    ]
+    unfused_ip, unfused = s["inprocess_unfused"], s["unfused"]
+    for b in unfused_ip:
+        lines.append(
+            f"| in-process img/s, batch {b} | {ip[b]['images_per_s']:.1f} | "
+            f"{unfused_ip[b]:.1f} | {ip[b]['images_per_s'] / unfused_ip[b]:.2f}x |")
+    lines += [
+        f"| served img/s, concurrency 16 | {on['rps']:.1f} | {unfused['rps']:.1f} | "
+        f"{on['rps'] / unfused['rps']:.2f}x |",
+        f"| served p50 ms, concurrency 16 | {on['p50']:.0f} | {unfused['p50']:.0f} | "
+        f"{on['p50'] / unfused['p50']:.2f}x |",
+        f"| server inference ms a request | {on['server']['inference']:.1f} | "
+        f"{unfused['server']['inference']:.1f} | "
+        f"{on['server']['inference'] / unfused['server']['inference']:.2f}x |",
+    ]
+    for variant, scores in s["mask_pass_scores"].items():
+        lines += [
+            f"| mIoU, {variant} scenes | {scores['fused_miou']:.4f} | "
+            f"{scores['unfused_miou']:.4f} | |",
+            f"| mask pixels that agree, {variant} | {scores['agreement']:.6f} | | |",
+        ]
+    lines += [
         "",
         "### 2. segserve under a concurrency sweep (RAW RGB8 512x512 in, RLE mask out)",
         "",

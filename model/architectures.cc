@@ -1,10 +1,13 @@
 #include "model/architectures.h"
 
+#include <algorithm>
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/limits.h"
 #include "model/cgrseg.h"
@@ -188,6 +191,27 @@ void UseChannelsLast(BuiltinNetwork& network) {
           return inner(x.contiguous(at::MemoryFormat::ChannelsLast), labels);
         };
   }
+}
+
+absl::StatusOr<double> PrepareCheckedForInference(BuiltinNetwork& network,
+                                                  const torch::Tensor& probe,
+                                                  double tolerance) {
+  c10::InferenceMode inference_mode;
+  const torch::Tensor plain = network.forward(probe).to(torch::kFloat);
+  PrepareForInference(network);
+  const torch::Tensor prepared = network.forward(probe).to(torch::kFloat);
+  const double scale = std::max(plain.abs().max().item<double>(), 1e-12);
+  const double difference =
+      prepared.sizes() == plain.sizes()
+          ? (prepared - plain).abs().max().item<double>() / scale
+          : std::numeric_limits<double>::infinity();
+  if (!(difference <= tolerance)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the inference rewrite of %s changes its logits by %.3g of their "
+        "largest magnitude (allowed: %.3g)",
+        network.architecture, difference, tolerance));
+  }
+  return difference;
 }
 
 void PrepareForInference(BuiltinNetwork& network) {

@@ -94,6 +94,16 @@ absl::StatusOr<BuiltinNetwork> CreateBuiltinNetwork(
 // the module before, never after. Call at most once.
 void PrepareForInference(BuiltinNetwork& network);
 
+// PrepareForInference, checked: the network's logits on `probe` (an
+// N x 3 x H x W batch on its device and in its dtype) before and after must
+// agree within `tolerance` of their largest magnitude. Returns the
+// difference found (relative to that magnitude), or FAILED_PRECONDITION
+// naming it; the network is prepared either way, so a caller that will not
+// serve a failed rewrite must build the network again.
+absl::StatusOr<double> PrepareCheckedForInference(BuiltinNetwork& network,
+                                                  const torch::Tensor& probe,
+                                                  double tolerance);
+
 // Switches the network's conv weights and inputs to channels-last (NHWC);
 // its outputs keep the layout the last op gives them. PrepareForInference
 // does this for networks that prefer it; the trainer too.

@@ -1,5 +1,6 @@
 #include "model/torch_model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -33,6 +34,10 @@ namespace {
 namespace F = torch::nn::functional;
 
 // Labels are 16-bit above 256 classes; more than 65536 cannot be encoded.
+
+// The seed of the random input on which a builtin network's inference
+// rewrite is checked at load.
+constexpr uint64_t kRewriteProbeSeed = 20261207;
 
 absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   const absl::Status bad = absl::InvalidArgumentError(absl::StrCat(
@@ -339,21 +344,22 @@ absl::StatusOr<std::vector<InferenceOutput>> TorchModel::Infer(
 
 class BuiltinModel final : public TorchModel {
  public:
+  // `prepared`: PrepareForInference ran on the network.
   BuiltinModel(const TorchModelOptions& options, torch::Device device,
-               BuiltinNetwork network, int64_t parameter_count)
+               BuiltinNetwork network, bool prepared, int64_t parameter_count)
       : TorchModel(options, device, parameter_count),
-        network_(std::move(network)) {}
+        network_(std::move(network)),
+        channels_last_(prepared && network_.prefers_channels_last) {}
 
  protected:
   absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& batch) override {
     return network_.forward(batch);
   }
-  bool TakesChannelsLast() const override {
-    return network_.prefers_channels_last;
-  }
+  bool TakesChannelsLast() const override { return channels_last_; }
 
  private:
   BuiltinNetwork network_;
+  const bool channels_last_;
 };
 
 class TorchScriptModel final : public TorchModel {
@@ -447,27 +453,47 @@ absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadBuiltin(
           path, ": cannot read TorchScript weights: ", ExceptionMessage(e)));
     }
   }
-  SEGSERVE_ASSIGN_OR_RETURN(
-      BuiltinNetwork network,
-      CreateBuiltinNetwork(architecture, options.num_classes));
-  if (options.input_height % network.input_multiple != 0 ||
-      options.input_width % network.input_multiple != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input size ", options.input_height, "x", options.input_width,
-        " is not a multiple of ", network.input_multiple, ", which ",
-        architecture, " needs"));
-  }
-  try {
+  // The network with its weights, in eval mode on its device.
+  const auto build = [&]() -> absl::StatusOr<BuiltinNetwork> {
+    SEGSERVE_ASSIGN_OR_RETURN(
+        BuiltinNetwork network,
+        CreateBuiltinNetwork(architecture, options.num_classes));
     torch::nn::Module& module = *network.module;
     SEGSERVE_RETURN_IF_ERROR(LoadStateDict(state, path, &module));
     module.eval();
     MoveTensors(module.parameters(), device, ScalarTypeOf(options.precision));
     MoveTensors(module.buffers(), device, ScalarTypeOf(options.precision));
-    // After the move: the folded copies it makes are not module tensors.
-    PrepareForInference(network);
-    const int64_t parameter_count = CountParameters(module.parameters());
+    return network;
+  };
+  try {
+    SEGSERVE_ASSIGN_OR_RETURN(BuiltinNetwork network, build());
+    if (options.input_height % network.input_multiple != 0 ||
+        options.input_width % network.input_multiple != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input size ", options.input_height, "x", options.input_width,
+          " is not a multiple of ", network.input_multiple, ", which ",
+          architecture, " needs"));
+    }
+    // The inference rewrite (after the move: the folded copies it makes are
+    // not module tensors) must keep the logits of a seeded random input;
+    // if it does not, the network serves as loaded.
+    const torch::Tensor probe =
+        torch::randn({1, 3, options.input_height, options.input_width},
+                     at::detail::createCPUGenerator(kRewriteProbeSeed))
+            .to(device, ScalarTypeOf(options.precision));
+    const double tolerance =
+        options.precision == TorchModelOptions::Precision::kFp32 ? 1e-4 : 1e-2;
+    const absl::StatusOr<double> checked =
+        PrepareCheckedForInference(network, probe, tolerance);
+    if (!checked.ok()) {
+      SEGSERVE_LOG(Warning) << path << ": " << checked.status().message()
+                            << "; serving the network as loaded";
+      SEGSERVE_ASSIGN_OR_RETURN(network, build());
+    }
+    const int64_t parameter_count =
+        CountParameters(network.module->parameters());
     return std::make_unique<BuiltinModel>(options, device, std::move(network),
-                                          parameter_count);
+                                          checked.ok(), parameter_count);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(
         path, ": cannot build ", architecture, ": ", ExceptionMessage(e)));

@@ -88,5 +88,35 @@ TEST(ArchitecturesTest, PrepareForInferenceKeepsOutputsAndState) {
   }
 }
 
+// The load-time check of the rewrite: it passes for the real rewrite and
+// names the difference when a rewrite changes the logits.
+TEST(ArchitecturesTest,
+     PrepareCheckedForInferenceCatchesARewriteThatChangesLogits) {
+  const torch::Tensor probe = torch::randn({1, 3, 64, 64});
+  auto network = CreateBuiltinNetwork("sgcpnet", 5);
+  ASSERT_TRUE(network.ok()) << network.status();
+  RandomizeFloats(*network->module, 7);
+  network->module->eval();
+  absl::StatusOr<double> checked =
+      PrepareCheckedForInference(*network, probe, 1e-4);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_LE(*checked, 1e-4);
+
+  auto broken = CreateBuiltinNetwork("sgcpnet", 5);
+  ASSERT_TRUE(broken.ok()) << broken.status();
+  RandomizeFloats(*broken->module, 7);
+  broken->module->eval();
+  // A rewrite with a bug: it shifts the classifier's bias.
+  broken->prepare = [module = broken->module] {
+    torch::NoGradGuard no_grad;
+    module->named_parameters()["classifier.bias"].add_(1);
+  };
+  checked = PrepareCheckedForInference(*broken, probe, 1e-4);
+  EXPECT_EQ(checked.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(checked.status().message(),
+              testing::HasSubstr("inference rewrite of sgcpnet changes its "
+                                 "logits"));
+}
+
 }  // namespace
 }  // namespace segserve
