@@ -13,6 +13,9 @@ conv's input shape), times on the same threads, medians of --repeats:
   int8+q/dq   the same with the fp32 input quantized before and the output
               dequantized after: what one int8 layer costs among fp32 ones
               (mixed precision).
+It runs under the Python peer's malloc settings (run_bench.PEER_ENV): with
+glibc's defaults every large output is a fresh mmap and its pages fault in
+on every call, which would time the kernel rather than the convolution.
 Prints a Markdown table (the time of each row is per call; "calls" is how
 many times one forward pass runs that layer) and the totals.
 
@@ -112,6 +115,11 @@ def describe(conv, shape):
 
 
 def main():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import run_bench
+    if any(os.environ.get(k) != v for k, v in run_bench.PEER_ENV.items()):
+        os.execve(sys.executable, [sys.executable] + sys.argv,
+                  dict(os.environ, **run_bench.PEER_ENV))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=512)
