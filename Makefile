@@ -13,7 +13,7 @@
 #                       quiet machine) and update BENCHMARKS.md
 #   make bench-costs    time and memory against image size, concurrency and
 #                       models loaded, with charts (docs/bench/)
-#   make soak           SOAK_MINUTES (30) at 70% of capacity: memory and p99
+#   make soak           SOAK_MINUTES (30) at SOAK_LOAD (0.7) of capacity: memory and p99
 #                       must not drift
 #   make image          build the container image segserve:cpu offline
 #   make test-image     run it as the kubelet runs deploy/overlays/cpu
@@ -80,8 +80,10 @@ bench-costs: build
 	/usr/bin/python3 bench/cost_curves.py --build $(BUILD_DIR)
 
 SOAK_MINUTES ?= 30
+SOAK_LOAD ?= 0.7
 soak: build
-	/usr/bin/python3 bench/soak.py --build $(BUILD_DIR) --minutes $(SOAK_MINUTES)
+	/usr/bin/python3 bench/soak.py --build $(BUILD_DIR) --minutes $(SOAK_MINUTES) \
+	  --load $(SOAK_LOAD)
 
 # The container image segserve:cpu (docker/README.md), built offline from
 # segserve-base:bookworm, and its end-to-end test against deploy/overlays/cpu.
