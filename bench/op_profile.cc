@@ -48,12 +48,9 @@ bool IsConvolution(const std::string& op) {
          op == "aten::_convolution" || op == "aten::mkldnn_convolution";
 }
 
-std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
-  if (active_profile == nullptr) return nullptr;
-  auto context = std::make_unique<OpContext>();
-  if (++depth > 1) return context;
-  context->timed = true;
-  context->call.op = fn.name();
+// The op's name, arguments and multiply-accumulates per output element.
+void Describe(const at::RecordFunction& fn, OpContext& context) {
+  context.call.op = fn.name();
   std::ostringstream details;
   const auto inputs = fn.inputs();
   for (const c10::IValue& input : inputs) {
@@ -62,12 +59,12 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       details << " ";
     }
   }
-  if (IsConvolution(context->call.op) && inputs.size() > 1 &&
+  if (IsConvolution(context.call.op) && inputs.size() > 1 &&
       inputs[1].isTensor()) {
     // conv2d(input, weight, bias, stride, padding, dilation, groups): one
     // output element takes weight[0].numel() products, as MacCounter counts.
     const at::Tensor& weight = inputs[1].toTensor();
-    context->macs_per_output =
+    context.macs_per_output =
         weight.numel() / std::max<int64_t>(1, weight.size(0));
     if (inputs.size() > 6 && inputs[6].isInt() && inputs[6].toInt() > 1) {
       details << (weight.size(1) == 1 ? "depthwise " : "grouped ");
@@ -79,8 +76,21 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       }
     }
   }
-  context->call.details = details.str();
-  context->key = context->call.op + " " + context->call.details;
+  context.call.details = details.str();
+  context.key = context.call.op + " " + context.call.details;
+}
+
+std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
+  if (active_profile == nullptr) return nullptr;
+  auto context = std::make_unique<OpContext>();
+  if (++depth > 1) return context;
+  try {
+    Describe(fn, *context);
+  } catch (...) {
+    // Left out of the profile; OnEnd still brings the depth back.
+    return context;
+  }
+  context->timed = true;
   context->start = Clock::now();
   return context;
 }

@@ -196,10 +196,19 @@ void UseChannelsLast(BuiltinNetwork& network) {
 absl::StatusOr<double> PrepareCheckedForInference(BuiltinNetwork& network,
                                                   const torch::Tensor& probe,
                                                   double tolerance) {
-  c10::InferenceMode inference_mode;
-  const torch::Tensor plain = network.forward(probe).to(torch::kFloat);
-  PrepareForInference(network);
-  const torch::Tensor prepared = network.forward(probe).to(torch::kFloat);
+  // Only the forward passes in InferenceMode: tensors the rewrite makes
+  // (folded copies, channels-last parameters) stay normal tensors, as
+  // PrepareForInference alone leaves them.
+  const auto logits = [&] {
+    c10::InferenceMode inference_mode;
+    return network.forward(probe).to(torch::kFloat);
+  };
+  const torch::Tensor plain = logits();
+  {
+    torch::NoGradGuard no_grad;
+    PrepareForInference(network);
+  }
+  const torch::Tensor prepared = logits();
   const double scale = std::max(plain.abs().max().item<double>(), 1e-12);
   const double difference =
       prepared.sizes() == plain.sizes()

@@ -50,9 +50,10 @@ std::vector<Tap> AxisTaps(int64_t input_size, int64_t output_size) {
 
 // exp(x) for x <= 0 (softmax terms), branch-free so that it vectorizes:
 // Cephes' expf (range reduction by ln 2 in two parts, degree-5 polynomial),
-// within 2 ulp; below -87 it returns about 1e-38 rather than 0.
+// within 2 ulp; below -87 it returns about 1e-38 rather than 0, and NaN
+// (a NaN logit) counts as -87.
 inline float ExpOfNonPositive(float x) {
-  x = std::max(x, -87.0f);
+  x = std::max(-87.0f, x);
   const float t = x * 1.44269504088896341f + 0.5f;
   int32_t n = static_cast<int32_t>(t);  // Truncates toward zero: fix to floor.
   n -= static_cast<float>(n) > t ? 1 : 0;
@@ -126,8 +127,8 @@ void ConfidenceRow(const float* top, const float* bottom, float a, float b,
   }
   for (int64_t x = 0; x < width; ++x) {
     const float value = std::nearbyint((1.0f / total[x]) * 255.0f);
-    confidence[x] =
-        static_cast<uint8_t>(std::min(std::max(value, 0.0f), 255.f));
+    confidence[x] = static_cast<uint8_t>(
+        std::min(std::max(0.0f, value), 255.f));  // NaN: 0.
   }
 }
 

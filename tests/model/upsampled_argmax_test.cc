@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace segserve {
@@ -130,6 +131,20 @@ TEST(UpsampledArgmaxTest, FirstClassWinsTiesAndConfidenceSplitsEvenly) {
   for (int64_t i = 0; i < 64; ++i) {
     EXPECT_EQ(fused.Label(i), 0);
     EXPECT_EQ(fused.confidence[i], 128);  // round(127.5) to even.
+  }
+}
+
+// A NaN logit (a broken model) never wins over a number and leaves the
+// confidence a valid byte.
+TEST(UpsampledArgmaxTest, NanLogitsNeverWinOverNumbers) {
+  torch::Tensor logits = torch::zeros({3, 2, 2});
+  logits[2].fill_(std::numeric_limits<float>::quiet_NaN());
+  logits[1].fill_(1);
+  const Fused fused = RunFused(logits, 4, 4, 1);
+  for (int64_t i = 0; i < 16; ++i) {
+    EXPECT_EQ(fused.Label(i), 1);
+    // exp(1 - 1) / (exp(0 - 1) + exp(1 - 1) + ~0) = 0.731 of 255.
+    EXPECT_EQ(fused.confidence[i], 186);
   }
 }
 

@@ -122,6 +122,8 @@ def main():
         flood = RawClient(port)
         open_after = True
         for i in range(200):
+            if flood.conn.state_machine.state == h2.connection.ConnectionState.CLOSED:
+                break  # The GOAWAY came in with the last read.
             flood.conn.ping(i.to_bytes(8, "big"))
             try:
                 flood.flush()
