@@ -70,10 +70,14 @@ struct TorchModelOptions {
 // FP16/BF16 on the CPU, bad device name, a TorchScript module whose output on
 // a batch of the input size is not logits of num_classes classes),
 // FAILED_PRECONDITION (CUDA requested but unavailable, an explicit
-// TorchScript optimization that changes the module's output). Infer() resizes
-// the logits bilinearly (align_corners false) to input_height x input_width,
-// takes the argmax on the device and returns the confidence as round(255 *
-// winning softmax probability). It never changes LibTorch's thread count.
+// TorchScript optimization that changes the module's output). Builtin
+// networks are rewritten for inference and checked against the network as
+// loaded (PrepareCheckedForInference); one whose rewrite fails the check
+// serves unrewritten. Infer() resizes the logits bilinearly (align_corners
+// false) to input_height x input_width, takes the argmax on the device
+// (on the CPU fused into one pass, fused_mask_upsampling) and returns the
+// confidence as round(255 * winning softmax probability). It never changes
+// LibTorch's thread count.
 absl::StatusOr<std::unique_ptr<SegmentationModel>> LoadTorchModel(
     const TorchModelOptions& options);
 
